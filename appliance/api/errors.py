@@ -1,0 +1,29 @@
+"""The API's one error shape, ``{"error": {"code", "message", "details"}}``, for every failure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+
+def error_response(status: int, code: str, message: str, details: Any = None) -> web.Response:
+    return web.json_response(
+        {"error": {"code": code, "message": message, "details": details}}, status=status
+    )
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Turn aiohttp's HTML error pages and unexpected exceptions into the JSON error shape."""
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except web.HTTPException as exc:
+        if not request.path.startswith("/api/") or exc.status < 400:
+            raise
+        code = exc.reason.lower().replace(" ", "_")
+        return error_response(exc.status, code, exc.text or exc.reason)
+    except Exception:
+        request.app.logger.exception("unhandled error in %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "unexpected server error; see the appliance log")

@@ -1,0 +1,111 @@
+"""Composition root: builds every part from the validated configuration and wires it to the hub.
+
+This is the only module that knows all the others; everything below it sees just its own inputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from appliance import __version__
+from appliance.api import system
+from appliance.api.errors import error_middleware
+from appliance.api.keys import CONFIG, HUB, PIPELINE, STARTED_AT
+from appliance.config import AppConfig, SourceConfig
+from appliance.csi.simulator import Impairments, RoomSimulator, Scenario
+from appliance.csi.sources import CsiSource
+from appliance.csi.sources.simulated import SimulatedSource
+from appliance.events import Event, EventType
+from appliance.hub import Hub
+from appliance.pipeline import Pipeline, stop_task
+from appliance.pose.motion import RoomMotion
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).parent / "web"
+# JSON bodies larger than this are refused with 413 before they are read.
+MAX_REQUEST_BYTES = 1 * 2**20
+
+
+def build_source(config: AppConfig, source: SourceConfig) -> CsiSource:
+    room = config.room.to_spec()
+    simulator = RoomSimulator(
+        room,
+        Scenario.demo(room, seed=source.seed),
+        seed=source.seed,
+        packet_rate_hz=source.packet_rate_hz,
+        snr_db=source.snr_db,
+        impairments=None if source.impairments else Impairments.none(),
+    )
+    return SimulatedSource(simulator, name=source.name, realtime=source.realtime)
+
+
+def build_app(config: AppConfig) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_REQUEST_BYTES)
+    hub = Hub()
+    pipeline = Pipeline(
+        [build_source(config, s) for s in config.sources],
+        RoomMotion(config.detector),
+        hub,
+        rate_hz=config.pipeline.rate_hz,
+        link_timeout_s=config.pipeline.link_timeout_s,
+    )
+    app[CONFIG] = config
+    app[HUB] = hub
+    app[PIPELINE] = pipeline
+    app[STARTED_AT] = time.time()
+    app.add_routes(system.routes)
+    app.router.add_get("/", _index)
+    app.router.add_static("/ui/", WEB_DIR, append_version=True)
+    app.cleanup_ctx.append(_pipeline_ctx)
+    return app
+
+
+async def _index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
+    pipeline, hub = app[PIPELINE], app[HUB]
+    config = app[CONFIG]
+    task = asyncio.create_task(pipeline.run(), name="pipeline")
+    hub.publish(Event(EventType.SYSTEM_STARTED, {"version": __version__, "source": pipeline.source_kind}))
+    log.info(
+        "pipeline started",
+        extra={"fields": {"source": pipeline.source_kind, "room": config.room.name, "sources": len(config.sources)}},
+    )
+    yield
+    hub.publish(Event(EventType.SYSTEM_STOPPED, {"uptime_s": round(time.time() - app[STARTED_AT], 1)}))
+    await stop_task(task)
+    hub.close()
+    log.info("pipeline stopped")
+
+
+def prepare_data_dir(config: AppConfig) -> Path:
+    data_dir = config.data_dir.expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return data_dir
+
+
+def run(config: AppConfig) -> None:
+    """Serve until SIGINT or SIGTERM, then stop the pipeline and close every part in order."""
+    prepare_data_dir(config)
+    app = build_app(config)
+    log.info(
+        "listening",
+        extra={"fields": {"url": f"http://{config.server.host}:{config.server.port}/", "data_dir": str(config.data_dir)}},
+    )
+    web.run_app(
+        app,
+        host=config.server.host,
+        port=config.server.port,
+        print=None,
+        access_log=None,
+        shutdown_timeout=5.0,
+    )

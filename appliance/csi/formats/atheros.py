@@ -1,0 +1,348 @@
+"""Atheros CSI Tool ``recv_csi`` logs (ath9k, e.g. AR9300/AR9580 on OpenWrt routers).
+
+A record is a u16 ``length`` then a 25-byte header (u64 timestamp us, u16 csi_len, u16 channel MHz, u8
+phyerr, noise, rate, chanBW, num_tones, nr, nc, rssi, rssi_0..2, u16 payload_len), the CSI bit-stream and
+the received MPDU. ``length`` and the header are in the writer's byte order (OpenWrt MIPS routers write
+big-endian); ``length == 25 + csi_len + payload_len`` tells which, once per stream. The CSI bit-stream is
+the hardware's and is read the same way on every host: 10-bit two's-complement values, imaginary then real,
+LSB-first from little-endian 16-bit words (so: a little-endian bit stream), looping tone, then tx (nc),
+then rx (nr) fastest.
+
+Antenna order. ``csi[rx, tx, tone]`` follows the loop above, as the tool's own ``read_csi.c`` fills its
+``[nr, nc, tones]`` matrix. csiread (1.4) reads the six values of a tone as rx-major (tx fastest), so its
+``csi[:, :, rx, tx]`` pairs up channels that belong to different receive chains. The capture settles it:
+the two tx streams a receive chain hears share that chain's gain, so their per-packet powers must move
+together. In this order the tx0/tx1 powers of every rx correlate at >= 0.99 over ``ath_csi_1.dat``'s 401
+records; in csiread's grouping they correlate at -0.39, 0.33 and 0.06. The strongest chain is also rx 1,
+the chain with the highest ``rssi_1``. The golden test checks both.
+
+Tone order: 56 tones are subcarriers -28..-1, 1..28 and 114 tones -58..-2, 2..58, ascending (in the real capture the
+step across the DC gap is about twice an ordinary adjacent-tone step, as a two-subcarrier gap should be).
+
+``rssi`` is in dB above the noise floor; the tool writes noise 0 ("not measured"), so ``noise_dbm`` uses
+ath9k's default floor of -95 dBm and ``rssi_dbm = rssi + noise_dbm``. Raw values stay in ``meta``.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from appliance.csi.formats.errors import CsiFormatError
+from appliance.csi.frame import CsiFrame
+
+LENGTH_PREFIX_BYTES = 2
+HEADER_BYTES = 25
+RECORD_HEAD_BYTES = LENGTH_PREFIX_BYTES + HEADER_BYTES
+# Offsets inside the 25-byte header.
+OFF_TIMESTAMP, OFF_CSI_LEN, OFF_CHANNEL = 0, 8, 10
+OFF_PHYERR, OFF_NOISE, OFF_RATE, OFF_CHANBW, OFF_NUM_TONES = 12, 13, 14, 15, 16
+OFF_NR, OFF_NC, OFF_RSSI, OFF_RSSI_0, OFF_PAYLOAD_LEN = 17, 18, 19, 20, 23
+
+BITS_PER_VALUE = 10
+ATH9K_DEFAULT_NOISE_FLOOR_DBM = -95.0
+TONE_INDICES: dict[int, npt.NDArray[np.int16]] = {
+    56: np.concatenate([np.arange(-28, 0), np.arange(1, 29)]).astype(np.int16),
+    114: np.concatenate([np.arange(-58, -1), np.arange(2, 59)]).astype(np.int16),
+}
+_BANDWIDTH_MHZ = {0: 20, 1: 40}
+_MIN_CHANNEL_MHZ, _MAX_CHANNEL_MHZ = 2300, 7200
+# 802.11 MAC header: sequence control at bytes 22..23 (sequence number in its upper 12 bits), addr2 at 10.
+_MAC_SEQ_CTRL_OFFSET, _MAC_ADDR2_OFFSET, _MAC_HEADER_BYTES = 22, 10, 24
+
+_HEADER = {e: struct.Struct(e + "HQHHBBBBBBBBBBBH") for e in "<>"}
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    offset: int
+    fields: tuple[int, ...]
+
+
+def _csi_bytes(num_tones: int, nr: int, nc: int) -> int:
+    return num_tones * nr * nc * 2 * BITS_PER_VALUE // 8
+
+
+def _plausible(fields: tuple[int, ...]) -> bool:
+    """Does this header describe a record the tool could have written?"""
+    length, _ts, csi_len, channel, _phyerr, _noise, _rate, bw, tones, nr, nc = fields[:11]
+    payload_len = fields[15]
+    if length != HEADER_BYTES + csi_len + payload_len or bw not in _BANDWIDTH_MHZ:
+        return False
+    if not _MIN_CHANNEL_MHZ <= channel <= _MAX_CHANNEL_MHZ:
+        return False
+    if csi_len == 0:
+        return True
+    return tones in TONE_INDICES and 1 <= nr <= 3 and 1 <= nc <= 3 and csi_len == _csi_bytes(tones, nr, nc)
+
+
+def decode_10bit(raw: npt.NDArray[np.uint8], count: int) -> npt.NDArray[np.int16]:
+    """Little-endian 10-bit two's-complement stream -> int16, for every row of ``raw`` at once.
+
+    Five bytes hold four values; decoding whole 5-byte groups with shifts keeps it vectorized.
+    """
+    n_rows, n_bytes = raw.shape
+    groups = -(-n_bytes // 5)
+    padded = np.zeros((n_rows, groups * 5), dtype=np.uint16)
+    padded[:, :n_bytes] = raw
+    b = padded.reshape(n_rows, groups, 5)
+    out = np.empty((n_rows, groups, 4), dtype=np.uint16)
+    out[..., 0] = b[..., 0] | ((b[..., 1] & 0x03) << 8)
+    out[..., 1] = (b[..., 1] >> 2) | ((b[..., 2] & 0x0F) << 6)
+    out[..., 2] = (b[..., 2] >> 4) | ((b[..., 3] & 0x3F) << 4)
+    out[..., 3] = (b[..., 3] >> 6) | (b[..., 4] << 2)
+    values = out.reshape(n_rows, groups * 4)[:, :count].astype(np.int16)
+    return values - ((values & 0x200) << 1)
+
+
+@dataclass(frozen=True, slots=True)
+class AtherosBatch:
+    """Header fields and CSI of many records with one shape, as arrays (what a bulk reader needs)."""
+
+    offsets: npt.NDArray[np.int64]
+    header: npt.NDArray[np.int64]  # one row per record: the 15 header fields after ``length``
+    csi: npt.NDArray[np.complex64]  # [record, rx, tx, tone]
+
+
+def _decode_group(buf: bytes, records: list[_Record]) -> AtherosBatch:
+    header = np.array([r.fields[1:] for r in records], dtype=np.int64)
+    offsets = np.array([r.offset for r in records], dtype=np.int64)
+    csi_len, tones, nr, nc = (int(header[0, k]) for k in (1, 7, 8, 9))
+    data = np.frombuffer(buf, dtype=np.uint8)
+    raw = data[(offsets + RECORD_HEAD_BYTES)[:, None] + np.arange(csi_len)]
+    values = decode_10bit(raw, tones * nc * nr * 2).reshape(len(records), tones, nc, nr, 2)
+    csi = (values[..., 1] + 1j * values[..., 0]).astype(np.complex64).transpose(0, 3, 2, 1)
+    return AtherosBatch(offsets=offsets, header=header, csi=np.ascontiguousarray(csi))
+
+
+def _mac_fields(payload: bytes) -> tuple[int | None, str]:
+    if len(payload) < _MAC_HEADER_BYTES:
+        return None, ""
+    seq = struct.unpack_from("<H", payload, _MAC_SEQ_CTRL_OFFSET)[0] >> 4
+    mac = payload[_MAC_ADDR2_OFFSET : _MAC_ADDR2_OFFSET + 6].hex(":")
+    return seq, mac
+
+
+class AtherosStreamParser:
+    """Incremental parser: ``feed`` bytes as they arrive (TCP from a router, or a file in chunks).
+
+    Partial records wait for the next ``feed``. On an implausible header it reports a ``CsiFormatError``
+    (in ``errors``) and searches forward for the next plausible record, so a corrupted or truncated record
+    costs that record only.
+    """
+
+    def __init__(self, link: str = "atheros", *, endian: str | None = None) -> None:
+        if endian not in (None, "<", ">"):
+            raise ValueError(f"endian must be '<', '>' or None, got {endian!r}")
+        self.link = link
+        self.endian = endian
+        self.errors: list[CsiFormatError] = []
+        self._buf = bytearray()
+        self._base = 0  # absolute stream offset of _buf[0]
+        self._index = 0  # records seen, the sequence number when a payload has none
+
+    def feed(self, data: bytes) -> list[CsiFrame]:
+        """Frames completed by ``data``; problems found on the way are appended to ``errors``."""
+        return [x for x in self.feed_items(data) if isinstance(x, CsiFrame)]
+
+    def close(self) -> list[CsiFrame | CsiFormatError]:
+        """End of stream: whatever is left is a truncated record or garbage."""
+        items = self._parse(final=True)
+        self.errors.extend(x for x in items if isinstance(x, CsiFormatError))
+        return items
+
+    def feed_items(self, data: bytes) -> list[CsiFrame | CsiFormatError]:
+        """Frames and errors in stream order (errors are also appended to ``errors``)."""
+        self._buf += data
+        items = self._parse(final=False)
+        self.errors.extend(x for x in items if isinstance(x, CsiFormatError))
+        return items
+
+    def _header_at(self, buf: bytes, pos: int, endian: str) -> tuple[int, ...] | None:
+        if pos + RECORD_HEAD_BYTES > len(buf):
+            return None
+        fields = _HEADER[endian].unpack_from(buf, pos)
+        return fields if _plausible(fields) else None
+
+    def _endians(self) -> str:
+        return self.endian if self.endian is not None else "<>"
+
+    def _find_plausible(self, buf: bytes, start: int) -> tuple[int, str] | None:
+        """First position >= start holding a plausible header, in either byte order while unknown."""
+        data = np.frombuffer(buf, dtype=np.uint8)
+        last = len(buf) - RECORD_HEAD_BYTES
+        if last < start:
+            return None
+        pos = np.arange(start, last + 1)
+        best: tuple[int, str] | None = None
+        for endian in self._endians():
+            hi, lo = (1, 0) if endian == "<" else (0, 1)
+
+            def u16(off: int, hi: int = hi, lo: int = lo) -> npt.NDArray[np.int64]:
+                return (data[pos + off + hi].astype(np.int64) << 8) | data[pos + off + lo]
+
+            base = LENGTH_PREFIX_BYTES
+            cand = u16(0) == HEADER_BYTES + u16(base + OFF_CSI_LEN) + u16(base + OFF_PAYLOAD_LEN)
+            cand &= data[pos + base + OFF_CHANBW] <= 1
+            for p in pos[cand]:
+                if best is not None and p >= best[0]:
+                    break
+                if self._header_at(buf, int(p), endian) is not None:
+                    best = (int(p), endian)
+                    break
+        return best
+
+    def _parse(self, *, final: bool) -> list[CsiFrame | CsiFormatError]:
+        buf = bytes(self._buf)
+        pos = 0
+        accepted: list[_Record] = []
+        items: list[CsiFrame | CsiFormatError | _Record] = []
+        while pos + RECORD_HEAD_BYTES <= len(buf):
+            fields = None
+            for endian in self._endians():
+                fields = self._header_at(buf, pos, endian)
+                if fields is not None:
+                    self.endian = endian
+                    break
+            if fields is None or self.endian is None:
+                found = self._find_plausible(buf, pos + 1)
+                if found is None:
+                    keep = len(buf) if final else max(pos + 1, len(buf) - RECORD_HEAD_BYTES + 1)
+                    if final or keep > pos + 1:
+                        items.append(self._garbage_error(pos, keep - pos))
+                    pos = keep
+                    break
+                items.append(self._garbage_error(pos, found[0] - pos))
+                pos, self.endian = found
+                continue
+            end = pos + LENGTH_PREFIX_BYTES + fields[0]
+            if end > len(buf):
+                break
+            following = self._header_at(buf, end, self.endian) if end + RECORD_HEAD_BYTES <= len(buf) else ()
+            if following is None:
+                found = self._find_plausible(buf, pos + 1)
+                if found is not None and found[0] < end:
+                    items.append(
+                        CsiFormatError(
+                            f"record cut short: the next record starts {found[0] - pos} bytes in,"
+                            f" not {end - pos}; skipped",
+                            offset=self._base + pos,
+                        )
+                    )
+                    pos = found[0]
+                    continue
+            record = _Record(pos, fields)
+            accepted.append(record)
+            items.append(record)
+            pos = end
+        if final and pos < len(buf):
+            items.append(
+                CsiFormatError(f"truncated record: {len(buf) - pos} bytes left", offset=self._base + pos)
+            )
+            pos = len(buf)
+        frames = self._frames(buf, accepted)
+        del self._buf[:pos]
+        self._base += pos
+        return [frames[id(x)] if isinstance(x, _Record) else x for x in items if not _is_empty(x, frames)]
+
+    def _garbage_error(self, pos: int, skipped: int) -> CsiFormatError:
+        return CsiFormatError(
+            f"implausible Atheros record header; skipped {skipped} bytes to the next plausible record",
+            offset=self._base + pos,
+        )
+
+    def _frames(self, buf: bytes, records: list[_Record]) -> dict[int, CsiFrame]:
+        out: dict[int, CsiFrame] = {}
+        groups: dict[tuple[int, int, int, int], list[_Record]] = {}
+        for r in records:
+            if r.fields[2] == 0:
+                self._index += 1
+                continue
+            groups.setdefault((r.fields[2], r.fields[8], r.fields[9], r.fields[10]), []).append(r)
+        for group in groups.values():
+            batch = _decode_group(buf, group)
+            for i, r in enumerate(group):
+                out[id(r)] = self._frame(buf, r, batch.csi[i])
+        return out
+
+    def _frame(self, buf: bytes, r: _Record, csi: npt.NDArray[np.complex64]) -> CsiFrame:
+        (_l, ts, csi_len, channel, phyerr, noise, rate, bw, tones, _nr, _nc, rssi, r0, r1, r2, pl) = r.fields
+        start = r.offset + RECORD_HEAD_BYTES + csi_len
+        seq, mac = _mac_fields(buf[start : start + min(pl, _MAC_HEADER_BYTES)])
+        self._index += 1
+        noise_dbm = float(np.int8(noise)) if noise else ATH9K_DEFAULT_NOISE_FLOOR_DBM
+        return CsiFrame(
+            link=self.link,
+            device_ts_us=ts,
+            host_ts=0.0,
+            seq=seq if seq is not None else self._index - 1,
+            rssi_dbm=rssi + noise_dbm,
+            noise_dbm=noise_dbm,
+            channel_mhz=channel,
+            bandwidth_mhz=_BANDWIDTH_MHZ[bw],
+            csi=csi,
+            subcarriers=TONE_INDICES[tones],
+            wire_format="atheros",
+            meta={
+                "offset": self._base + r.offset,
+                "rate": rate,
+                "phyerr": phyerr,
+                "noise_raw": noise,
+                "rssi_raw": rssi,
+                "rssi_0": r0,
+                "rssi_1": r1,
+                "rssi_2": r2,
+                "payload_len": pl,
+                "mac": mac,
+                "big_endian": self.endian == ">",
+            },
+        )
+
+
+def _is_empty(item: object, frames: dict[int, CsiFrame]) -> bool:
+    """A record without CSI (csi_len 0) yields no frame."""
+    return isinstance(item, _Record) and id(item) not in frames
+
+
+def read_atheros_batches(data: bytes) -> list[AtherosBatch]:
+    """Bulk decode of a clean log into arrays, one batch per record shape (no ``CsiFrame`` objects).
+
+    For benchmarks and offline analysis; a damaged log raises ``CsiFormatError`` (use the stream parser to
+    skip damage).
+    """
+    endian = next((e for e in "<>" if len(data) >= RECORD_HEAD_BYTES and _plausible(_HEADER[e].unpack_from(data))), None)
+    if endian is None:
+        raise CsiFormatError("not an Atheros CSI Tool log: the first record header is implausible", offset=0)
+    unpack = _HEADER[endian].unpack_from
+    groups: dict[tuple[int, ...], list[_Record]] = {}
+    pos = 0
+    while pos + RECORD_HEAD_BYTES <= len(data):
+        fields = unpack(data, pos)
+        if not _plausible(fields) or pos + LENGTH_PREFIX_BYTES + fields[0] > len(data):
+            raise CsiFormatError("implausible or truncated record", offset=pos)
+        if fields[2]:
+            groups.setdefault((fields[2], fields[8], fields[9], fields[10]), []).append(_Record(pos, fields))
+        pos += LENGTH_PREFIX_BYTES + fields[0]
+    return [_decode_group(data, g) for g in groups.values()]
+
+
+def iter_atheros_file(
+    path: str | Path, *, link: str | None = None, chunk_bytes: int = 1 << 20
+) -> Iterator[CsiFrame | CsiFormatError]:
+    """Frames and errors of a log file in order, reading it in chunks."""
+    path = Path(path)
+    parser = AtherosStreamParser(link or path.stem)
+    with path.open("rb") as f:
+        while chunk := f.read(chunk_bytes):
+            yield from parser.feed_items(chunk)
+    yield from parser.close()
+
+
+def read_atheros_file(path: str | Path, *, link: str | None = None) -> list[CsiFrame]:
+    """All frames of a log file; damaged records are skipped (use ``iter_atheros_file`` to see them)."""
+    return [x for x in iter_atheros_file(path, link=link) if isinstance(x, CsiFrame)]

@@ -1,0 +1,194 @@
+"""The running pipeline: sources -> per-link estimators -> a ``PoseFrame`` on the hub at a fixed rate.
+
+One task per source feeds every frame to the room's motion detector; a ticker publishes the room's state
+``rate_hz`` times a second. Frame counts, rates and latencies are kept here because this is the one place
+that sees both ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from appliance.csi.frame import CsiFrame
+from appliance.csi.sources import CsiSource, SourceKind
+from appliance.events import Event, EventType
+from appliance.hub import Hub
+from appliance.pose.frame import PoseFrame
+from appliance.pose.motion import LinkReading, RoomMotion
+
+log = logging.getLogger(__name__)
+
+_RATE_WINDOW_S = 2.0
+_LATENCY_SAMPLES = 2000
+
+
+@dataclass(slots=True)
+class LinkStats:
+    """What one link has delivered, for status pages and health."""
+
+    link: str
+    source: str
+    frames: int = 0
+    last_seen: float = 0.0
+    rssi_dbm: float = float("nan")
+    shape: tuple[int, int, int] = (0, 0, 0)
+    _arrivals: deque[float] = field(default_factory=deque, repr=False)
+
+    def record(self, frame: CsiFrame, now: float) -> None:
+        self.frames += 1
+        self.last_seen = now
+        self.rssi_dbm = frame.rssi_dbm
+        self.shape = (frame.n_rx, frame.n_tx, frame.n_subcarriers)
+        self._arrivals.append(now)
+        while self._arrivals and now - self._arrivals[0] > _RATE_WINDOW_S:
+            self._arrivals.popleft()
+
+    def rate_hz(self, now: float) -> float:
+        recent = [t for t in self._arrivals if now - t <= _RATE_WINDOW_S]
+        return len(recent) / _RATE_WINDOW_S
+
+
+@dataclass(slots=True)
+class SourceState:
+    source: CsiSource
+    frames: int = 0
+    error: str | None = None
+    running: bool = False
+    last_frame: float = 0.0
+
+
+def percentiles_ms(samples: Sequence[float]) -> dict[str, float | None]:
+    if not samples:
+        return {"p50": None, "p95": None, "p99": None}
+    values = np.asarray(samples) * 1000.0
+    p50, p95, p99 = np.percentile(values, [50, 95, 99])
+    return {"p50": round(float(p50), 3), "p95": round(float(p95), 3), "p99": round(float(p99), 3)}
+
+
+class Pipeline:
+    """Owns the source tasks and the publishing ticker; start with ``run()`` as a task, stop by cancelling."""
+
+    def __init__(
+        self,
+        sources: Sequence[CsiSource],
+        detector: RoomMotion,
+        hub: Hub,
+        *,
+        rate_hz: float,
+        link_timeout_s: float,
+    ) -> None:
+        if not sources:
+            raise ValueError("the pipeline needs at least one source")
+        self.sources = [SourceState(s) for s in sources]
+        self.detector = detector
+        self.hub = hub
+        self.rate_hz = rate_hz
+        self.link_timeout_s = link_timeout_s
+        self.links: dict[str, LinkStats] = {}
+        self.frame_id = 0
+        self.started_at = time.time()
+        self.last_published: PoseFrame | None = None
+        self.latency_s: deque[float] = deque(maxlen=_LATENCY_SAMPLES)
+        self.processing_s: deque[float] = deque(maxlen=_LATENCY_SAMPLES)
+        self._newest_frame_host_ts = 0.0
+
+    @property
+    def source_kind(self) -> SourceKind:
+        """The kind every output is labelled with; any simulated input makes the whole output simulated."""
+        kinds = [s.source.kind for s in self.sources]
+        return "simulated" if "simulated" in kinds else kinds[0]
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            for state in self.sources:
+                group.create_task(self._consume(state), name=f"source:{state.source.name}")
+            group.create_task(self._publish_loop(), name="pipeline:publish")
+
+    async def _consume(self, state: SourceState) -> None:
+        state.running = True
+        try:
+            async for frame in state.source.frames():
+                self._on_frame(state, frame)
+            log.info("source finished", extra={"fields": {"source": state.source.name}})
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            state.error = f"{type(exc).__name__}: {exc}"
+            log.exception("source failed", extra={"fields": {"source": state.source.name}})
+            self.hub.publish(
+                Event(EventType.ALERT_SYSTEM_ERROR, {"component": f"source:{state.source.name}", "error": state.error})
+            )
+        finally:
+            state.running = False
+
+    def _on_frame(self, state: SourceState, frame: CsiFrame) -> None:
+        now = time.time()
+        state.frames += 1
+        state.last_frame = now
+        stats = self.links.get(frame.link)
+        if stats is None:
+            stats = self.links[frame.link] = LinkStats(frame.link, state.source.name)
+        stats.record(frame, now)
+        self.detector.update(frame)
+        self._newest_frame_host_ts = max(self._newest_frame_host_ts, frame.host_ts or now)
+
+    async def _publish_loop(self) -> None:
+        period = 1.0 / self.rate_hz
+        next_tick = time.monotonic()
+        while True:
+            next_tick += period
+            await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
+            if not self.links:
+                continue
+            self.publish_frame()
+
+    def publish_frame(self) -> PoseFrame:
+        started = time.perf_counter()
+        now = time.time()
+        reading = self.detector.reading()
+        self.frame_id += 1
+        frame = PoseFrame(
+            timestamp=now,
+            frame_id=self.frame_id,
+            source=self.source_kind,
+            estimator="motion",
+            model_version=None,
+            presence=reading.presence,
+            motion=reading.motion,
+            motion_score=reading.score,
+            person_count=None,
+            persons=(),
+            confidence=_detector_confidence(reading.links),
+            processing_ms=(time.perf_counter() - started) * 1000.0,
+            links=reading.links,
+        )
+        self.hub.publish(frame)
+        self.last_published = frame
+        self.processing_s.append(time.perf_counter() - started)
+        if self._newest_frame_host_ts:
+            self.latency_s.append(max(0.0, time.time() - self._newest_frame_host_ts))
+        return frame
+
+    def link_up(self, stats: LinkStats, now: float) -> bool:
+        return now - stats.last_seen <= self.link_timeout_s
+
+
+def _detector_confidence(links: Sequence[LinkReading]) -> float:
+    """Share of links whose detector is calibrated: an uncalibrated detector's verdict is a guess."""
+    if not links:
+        return 0.0
+    return sum(r.calibrated for r in links) / len(links)
+
+
+async def stop_task(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

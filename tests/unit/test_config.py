@@ -1,0 +1,152 @@
+"""Configuration: the shipped default is valid, and every kind of mistake is reported where it is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from appliance.__main__ import main
+from appliance.config import ConfigError, load_config
+from tests.conftest import DEFAULT_CONFIG
+
+MINIMAL = """\
+room:
+  width_m: 4
+  depth_m: 3
+  nodes:
+    - {id: ap, kind: esp32, role: tx, position: [0.1, 0.1, 1.5]}
+    - {id: rx1, kind: esp32, role: rx, position: [3.9, 2.9, 1.5]}
+sources:
+  - type: simulator
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "appliance.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def issues_of(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    return [str(i) for i in caught.value.issues]
+
+
+def test_shipped_default_is_valid_and_simulated() -> None:
+    config = load_config(DEFAULT_CONFIG)
+    assert config.server.port == 8099
+    assert [s.type for s in config.sources] == ["simulator"]
+    assert len(config.room.to_spec().link_ids) == 6
+
+
+def test_minimal_file_takes_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL))
+    assert config.server.host == "0.0.0.0"
+    assert config.detector.calibration_s > 0
+    assert config.room.to_spec().link_ids == ["ap-rx1"]
+
+
+def test_unknown_key_names_file_line_path_and_allowed_keys(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL + "server:\n  port: 8099\n  prot: 80\n")
+    [issue] = issues_of(path)
+    assert issue.startswith(f"{path}:11: server.prot: unknown key; allowed here: host, port, log_level")
+
+
+def test_unknown_key_inside_a_list_item(tmp_path: Path) -> None:
+    text = MINIMAL.replace("[3.9, 2.9, 1.5]}", "[3.9, 2.9, 1.5], colour: red}")
+    [issue] = issues_of(write(tmp_path, text))
+    assert ":6: room.nodes[1].colour: unknown key; allowed here: id, kind, role, position" in issue
+
+
+def test_wrong_choice_lists_what_is_allowed(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL + "server:\n  log_level: loud\n")
+    [issue] = issues_of(path)
+    assert f"{path}:10: server.log_level:" in issue
+    assert "'debug', 'info', 'warning' or 'error'" in issue
+
+
+def test_several_problems_are_all_reported(tmp_path: Path) -> None:
+    text = MINIMAL.replace("width_m: 4", "width_m: -4") + "server:\n  port: 70000\n"
+    issues = issues_of(write(tmp_path, text))
+    assert len(issues) == 2
+    assert any("room.width_m" in i and ":2:" in i for i in issues)
+    assert any("server.port" in i and ":10:" in i for i in issues)
+
+
+def test_unknown_source_type_lists_known_ones(tmp_path: Path) -> None:
+    [issue] = issues_of(write(tmp_path, MINIMAL.replace("type: simulator", "type: carrier-pigeon")))
+    assert "sources[0].type" in issue
+    assert "'simulator'" in issue
+
+
+def test_missing_required_section(tmp_path: Path) -> None:
+    [issue] = issues_of(write(tmp_path, "sources:\n  - type: simulator\n"))
+    assert "room: required key is missing" in issue
+
+
+def test_node_outside_the_room(tmp_path: Path) -> None:
+    [issue] = issues_of(write(tmp_path, MINIMAL.replace("[3.9, 2.9, 1.5]", "[9.0, 2.9, 1.5]")))
+    assert "room: node 'rx1' at [9.0, 2.9, 1.5] is outside the room" in issue
+
+
+def test_reserved_section_refuses_settings(tmp_path: Path) -> None:
+    [issue] = issues_of(write(tmp_path, MINIMAL + "mqtt:\n  host: broker\n"))
+    assert "mqtt.host: unknown key; this section has no settings in this version" in issue
+
+
+def test_duplicate_key_is_an_error(tmp_path: Path) -> None:
+    [issue] = issues_of(write(tmp_path, MINIMAL + "server:\n  port: 1\n  port: 2\n"))
+    assert ":11: server.port: this key appears twice" in issue
+
+
+def test_invalid_yaml_reports_the_line(tmp_path: Path) -> None:
+    [issue] = issues_of(write(tmp_path, MINIMAL + "server: [unclosed\n"))
+    assert ":10: (top level): not valid YAML" in issue
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    [issue] = issues_of(tmp_path / "nope.yaml")
+    assert issue.endswith("nope.yaml: (top level): file not found")
+
+
+def test_environment_substitution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = MINIMAL.replace("width_m: 4", "name: ${ROOM_NAME}\n  width_m: 4") + (
+        "server:\n  host: ${BIND_HOST:-127.0.0.1}\n"
+    )
+    monkeypatch.setenv("ROOM_NAME", "Kitchen")
+    monkeypatch.delenv("BIND_HOST", raising=False)
+    config = load_config(write(tmp_path, text))
+    assert config.room.name == "Kitchen"
+    assert config.server.host == "127.0.0.1"
+    monkeypatch.delenv("ROOM_NAME")
+    [issue] = issues_of(write(tmp_path, text))
+    assert ":2: room.name: environment variable ROOM_NAME is not set" in issue
+
+
+def test_secrets_come_from_secrets_yaml(tmp_path: Path) -> None:
+    text = MINIMAL.replace("width_m: 4", "name: !secret room_name\n  width_m: 4")
+    [issue] = issues_of(write(tmp_path, text))
+    assert "!secret room_name needs" in issue and "secrets.yaml, which does not exist" in issue
+    write(tmp_path, "other: x\n", "secrets.yaml")
+    [issue] = issues_of(tmp_path / "appliance.yaml")
+    assert "secret 'room_name' is not in" in issue and "(it has: other)" in issue
+    write(tmp_path, "room_name: Attic\n", "secrets.yaml")
+    assert load_config(tmp_path / "appliance.yaml").room.name == "Attic"
+
+
+def test_overrides_from_the_command_line(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL), overrides={"server.port": 9000, "data_dir": "/srv/x"})
+    assert config.server.port == 9000
+    assert config.data_dir == Path("/srv/x")
+
+
+def test_check_config_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", str(DEFAULT_CONFIG)]) == 0
+    assert "valid (7 nodes, 6 links, sources: simulator)" in capsys.readouterr().out
+    bad = write(tmp_path, MINIMAL + "server:\n  prot: 1\n")
+    assert main(["check-config", "--config", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:11: server.prot: unknown key" in err
+    assert "1 problem(s); nothing would start with this file" in err
