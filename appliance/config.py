@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from appliance.csi.simulator.room import NodeSpec, RoomSpec
+from appliance.csi.simulator import NodeSpec, RoomSpec
 from appliance.pose.motion import MotionSettings
 
 SECRETS_FILE = "secrets.yaml"

@@ -3,10 +3,10 @@
 The method follows ESPectre's MVS (Moving Variance Segmentation). Each packet is reduced to one number,
 its *spatial turbulence*: the spread of the amplitudes across the used subcarriers divided by their mean
 (a coefficient of variation), passed through a short Hampel filter so that a single glitched packet does
-not count. A person moving changes the multipath, so the shape of the amplitude profile
-and with it the turbulence fluctuate from packet to packet; an empty room leaves it nearly constant. The
-*score* is the variance of the turbulence over the last ``window_s`` seconds, divided by a threshold learnt
-from the quiet room.
+not count. A person moving changes the multipath, so the shape of the amplitude profile and with it the
+turbulence fluctuate from packet to packet; an empty room leaves it nearly constant. The *score* is the
+variance of the turbulence over the last ``window_s`` seconds, divided by a threshold learnt from the
+quiet room.
 
 Dividing by the packet's own mean amplitude makes the turbulence blind to the overall gain, so an AGC step
 or a different chip's scale cannot look like motion; only the profile's shape counts.
@@ -23,7 +23,8 @@ whose radio environment got noisier does not stay in motion forever.
 
 Presence here is motion-based: it lasts ``presence_hold_s`` after the last motion. A still-person cue
 (the amplitude profile drifting away from the empty room's) is deliberately absent: slow drift from
-temperature, doors and furniture is as large as a seated person's effect, and no recording shows otherwise.
+temperature, doors and furniture can be as large as a seated person's effect, and none of the recordings
+holds a still person to show that such a cue would be reliable.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class MotionSettings(BaseModel):
         "level is learnt. Keep the room empty and still meanwhile.",
     )
     threshold_factor: float = Field(
-        default=15.0,
+        default=12.0,
         gt=1.0,
         description="Motion threshold as a multiple of the calibrated noise level (the empty room's low "
         "decile of moving variance). Raise it if an empty room reports motion; lower it to catch "
@@ -256,7 +257,7 @@ class LinkMotionDetector:
         middle = _HAMPEL_PACKETS // 2
         median = sorted(recent)[middle]
         mad = sorted(abs(v - median) for v in recent)[middle]
-        if 0.0 < mad and abs(value - median) > _HAMPEL_SIGMAS * _MAD_TO_SIGMA * mad:
+        if mad > 0.0 and abs(value - median) > _HAMPEL_SIGMAS * _MAD_TO_SIGMA * mad:
             return median
         return value
 

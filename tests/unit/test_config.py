@@ -148,5 +148,5 @@ def test_check_config_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
     bad = write(tmp_path, MINIMAL + "server:\n  prot: 1\n")
     assert main(["check-config", "--config", str(bad)]) == 1
     err = capsys.readouterr().err
-    assert f"{bad}:11: server.prot: unknown key" in err
+    assert f"{bad}:10: server.prot: unknown key" in err
     assert "1 problem(s); nothing would start with this file" in err

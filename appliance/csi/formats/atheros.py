@@ -16,8 +16,9 @@ together. In this order the tx0/tx1 powers of every rx correlate at >= 0.99 over
 records; in csiread's grouping they correlate at -0.39, 0.33 and 0.06. The strongest chain is also rx 1,
 the chain with the highest ``rssi_1``. The golden test checks both.
 
-Tone order: 56 tones are subcarriers -28..-1, 1..28 and 114 tones -58..-2, 2..58, ascending (in the real capture the
-step across the DC gap is about twice an ordinary adjacent-tone step, as a two-subcarrier gap should be).
+Tone order: 56 tones are subcarriers -28..-1, 1..28 and 114 tones -58..-2, 2..58, ascending (in the real
+capture the step across the DC gap is about twice an ordinary adjacent-tone step, as a two-subcarrier
+gap should be).
 
 ``rssi`` is in dB above the noise floor; the tool writes noise 0 ("not measured"), so ``noise_dbm`` uses
 ath9k's default floor of -95 dBm and ``rssi_dbm = rssi + noise_dbm``. Raw values stay in ``meta``.
@@ -88,9 +89,11 @@ def decode_10bit(raw: npt.NDArray[np.uint8], count: int) -> npt.NDArray[np.int16
     """
     n_rows, n_bytes = raw.shape
     groups = -(-n_bytes // 5)
-    padded = np.zeros((n_rows, groups * 5), dtype=np.uint16)
-    padded[:, :n_bytes] = raw
-    b = padded.reshape(n_rows, groups, 5)
+    if n_bytes % 5:
+        padded = np.zeros((n_rows, groups * 5), dtype=np.uint8)
+        padded[:, :n_bytes] = raw
+        raw = padded
+    b = raw.reshape(n_rows, groups, 5).astype(np.uint16)
     out = np.empty((n_rows, groups, 4), dtype=np.uint16)
     out[..., 0] = b[..., 0] | ((b[..., 1] & 0x03) << 8)
     out[..., 1] = (b[..., 1] >> 2) | ((b[..., 2] & 0x0F) << 6)
@@ -113,11 +116,16 @@ def _decode_group(buf: bytes, records: list[_Record]) -> AtherosBatch:
     header = np.array([r.fields[1:] for r in records], dtype=np.int64)
     offsets = np.array([r.offset for r in records], dtype=np.int64)
     csi_len, tones, nr, nc = (int(header[0, k]) for k in (1, 7, 8, 9))
-    data = np.frombuffer(buf, dtype=np.uint8)
-    raw = data[(offsets + RECORD_HEAD_BYTES)[:, None] + np.arange(csi_len)]
+    # Joining the slices copies each record's CSI once; a fancy-index gather would first build an index
+    # array eight times the size of the data.
+    view = memoryview(buf)
+    joined = b"".join(view[o + RECORD_HEAD_BYTES : o + RECORD_HEAD_BYTES + csi_len] for o in offsets.tolist())
+    raw = np.frombuffer(joined, dtype=np.uint8).reshape(len(records), csi_len)
     values = decode_10bit(raw, tones * nc * nr * 2).reshape(len(records), tones, nc, nr, 2)
-    csi = (values[..., 1] + 1j * values[..., 0]).astype(np.complex64).transpose(0, 3, 2, 1)
-    return AtherosBatch(offsets=offsets, header=header, csi=np.ascontiguousarray(csi))
+    values = values.transpose(0, 3, 2, 1, 4)  # [record, rx, tx, tone, (imag, real)]
+    csi = np.empty(values.shape[:-1], dtype=np.complex64)
+    csi.real, csi.imag = values[..., 1], values[..., 0]
+    return AtherosBatch(offsets=offsets, header=header, csi=csi)
 
 
 def _mac_fields(payload: bytes) -> tuple[int | None, str]:
@@ -309,13 +317,23 @@ def _is_empty(item: object, frames: dict[int, CsiFrame]) -> bool:
     return isinstance(item, _Record) and id(item) not in frames
 
 
+def plausible_header(data: bytes, offset: int = 0) -> bool:
+    """Is there a plausible record header (either byte order) at ``offset``?"""
+    if offset + RECORD_HEAD_BYTES > len(data):
+        return False
+    return any(_plausible(_HEADER[e].unpack_from(data, offset)) for e in "<>")
+
+
 def read_atheros_batches(data: bytes) -> list[AtherosBatch]:
     """Bulk decode of a clean log into arrays, one batch per record shape (no ``CsiFrame`` objects).
 
     For benchmarks and offline analysis; a damaged log raises ``CsiFormatError`` (use the stream parser to
     skip damage).
     """
-    endian = next((e for e in "<>" if len(data) >= RECORD_HEAD_BYTES and _plausible(_HEADER[e].unpack_from(data))), None)
+    plausible = (
+        e for e in "<>" if len(data) >= RECORD_HEAD_BYTES and _plausible(_HEADER[e].unpack_from(data))
+    )
+    endian = next(plausible, None)
     if endian is None:
         raise CsiFormatError("not an Atheros CSI Tool log: the first record header is implausible", offset=0)
     unpack = _HEADER[endian].unpack_from

@@ -84,8 +84,8 @@ def _data_bytes(data: str, expected: int, line_no: int | None) -> npt.NDArray[np
             raise CsiFormatError("data list is not closed with ']' (line cut short?)", line=line_no)
         text = data[1:-1]
         try:
-            values = np.array(text.split(","), dtype=np.int16) if text.strip() else np.zeros(0, np.int16)
-        except ValueError as exc:
+            values = np.array(text.split(","), dtype=np.int64) if text.strip() else np.zeros(0, np.int64)
+        except (ValueError, OverflowError) as exc:
             raise CsiFormatError(f"data list holds a non-integer ({exc})", line=line_no) from exc
         if values.size and (values.min() < -128 or values.max() > 127):
             raise CsiFormatError("data values must be int8 (-128..127)", line=line_no)
@@ -103,7 +103,7 @@ def _data_bytes(data: str, expected: int, line_no: int | None) -> npt.NDArray[np
 def _int(fields: dict[str, str], name: str, line_no: int | None) -> int:
     try:
         return int(fields[name])
-    except ValueError as exc:
+    except ValueError as exc:  # also a too-long digit string
         raise CsiFormatError(f"column {name!r} is not an integer: {fields[name]!r}", line=line_no) from exc
 
 

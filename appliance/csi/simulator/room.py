@@ -20,9 +20,9 @@ HALF_WAVELENGTH_2G4_M = 0.0613
 ESP32_SUBCARRIERS: npt.NDArray[np.int16] = np.arange(-32, 32, dtype=np.int16)
 ESP32_ACTIVE_HALF_WIDTH = 26
 # Atheros (ath9k CSI tool): the 56 HT20 data and pilot tones, DC excluded.
-ATHEROS_SUBCARRIERS: npt.NDArray[np.int16] = np.concatenate(
-    [np.arange(-28, 0), np.arange(1, 29)]
-).astype(np.int16)
+ATHEROS_SUBCARRIERS: npt.NDArray[np.int16] = np.concatenate([np.arange(-28, 0), np.arange(1, 29)]).astype(
+    np.int16
+)
 
 
 @dataclass(frozen=True)
@@ -99,4 +99,3 @@ def antenna_positions(node: NodeSpec, room: RoomSpec) -> npt.NDArray[np.float64]
 
 def wavelength_m(channel_mhz: int) -> float:
     return SPEED_OF_LIGHT_M_S / (channel_mhz * 1e6)
-

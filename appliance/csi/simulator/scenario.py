@@ -356,7 +356,9 @@ class Scenario:
             return float(seconds * rng.uniform(0.8, 1.2))
 
         first = Body(float(rng.uniform(1.7, 1.9)), float(rng.uniform(0.9, 1.2)), float(rng.uniform(0.2, 0.3)))
-        second = Body(float(rng.uniform(1.55, 1.7)), float(rng.uniform(0.8, 1.0)), float(rng.uniform(0.22, 0.33)))
+        second = Body(
+            float(rng.uniform(1.55, 1.7)), float(rng.uniform(0.8, 1.0)), float(rng.uniform(0.22, 0.33))
+        )
         scenario = cls(room)
         a = scenario.person(first)
         a.away(jitter(5)).enter(0).walk_to(0.25 * w, 0.7 * d, 1.1).sit(jitter(14))

@@ -1,0 +1,54 @@
+"""Health and status served in-process by the real application on the simulated room."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from appliance.app import build_app
+from appliance.config import load_config
+from tests.conftest import DEFAULT_CONFIG
+
+
+async def wait_for_health(client: TestClient[Any, Any], timeout_s: float = 10.0) -> dict[str, Any]:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        response = await client.get("/api/v1/system/health")
+        body: dict[str, Any] = await response.json()
+        if response.status == 200:
+            return body
+        assert response.status == 503
+        assert body["status"] in {"starting", "unhealthy"}
+        assert asyncio.get_running_loop().time() < deadline, body
+        await asyncio.sleep(0.1)
+
+
+async def test_health_turns_healthy_and_lists_components(aiohttp_client: Any) -> None:
+    client = await aiohttp_client(build_app(load_config(DEFAULT_CONFIG)))
+    body = await wait_for_health(client)
+    assert body["status"] == "healthy"
+    assert set(body["components"]) == {"source:simulated-room", "pipeline"}
+
+
+async def test_status_reports_links_latency_and_simulation(aiohttp_client: Any) -> None:
+    client = await aiohttp_client(build_app(load_config(DEFAULT_CONFIG)))
+    await wait_for_health(client)
+    await asyncio.sleep(1.0)
+    response = await client.get("/api/v1/system/status")
+    status = await response.json()
+    assert status["simulated"] is True
+    rates = [link["packets_per_s"] for link in status["links"]]
+    assert len(rates) == 6 and all(50 <= r <= 130 for r in rates), rates
+    assert status["latency_ms"]["p50"] is not None
+    assert status["frames_published"] >= 5
+
+
+async def test_unknown_api_route_uses_the_error_shape(aiohttp_client: Any) -> None:
+    client = await aiohttp_client(build_app(load_config(DEFAULT_CONFIG)))
+    response = await client.get("/api/v1/nope")
+    assert response.status == 404
+    body = await response.json()
+    assert body["error"]["code"] == "not_found"
+    assert set(body["error"]) == {"code", "message", "details"}

@@ -1,0 +1,112 @@
+"""The whole service as a user runs it: ``invispose run`` on the shipped config, answering, then stopping."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import DEFAULT_CONFIG, REPO, pick_free_port
+
+
+def get_json(url: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
+
+
+class Service:
+    def __init__(self, process: subprocess.Popen[str], port: int) -> None:
+        self.process = process
+        self.base = f"http://127.0.0.1:{port}"
+
+    def wait_healthy(self, timeout_s: float) -> float:
+        started = time.monotonic()
+        while time.monotonic() - started < timeout_s:
+            if self.process.poll() is not None:
+                raise AssertionError(f"service exited early:\n{self.process.stderr.read() if self.process.stderr else ''}")
+            try:
+                status, _ = get_json(f"{self.base}/api/v1/system/health")
+                if status == 200:
+                    return time.monotonic() - started
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"not healthy within {timeout_s} s")
+
+    def stop(self) -> tuple[int, str]:
+        self.process.send_signal(signal.SIGTERM)
+        _, stderr = self.process.communicate(timeout=10)
+        return self.process.returncode, stderr
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    port = pick_free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "appliance", "run", "--config", str(DEFAULT_CONFIG),
+         "--data-dir", str(tmp_path / "data"), "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    svc = Service(process, port)
+    yield svc
+    if process.poll() is None:
+        process.kill()
+        process.communicate()
+
+
+@pytest.mark.slow
+def test_default_config_serves_a_simulated_room_and_stops_cleanly(service: Service, tmp_path: Path) -> None:
+    took_s = service.wait_healthy(timeout_s=20)
+    assert took_s < 20
+    status_code, status = get_json(f"{service.base}/api/v1/system/status")
+    assert status_code == 200
+    assert status["source"] == "simulated" and status["simulated"] is True
+    assert [s["kind"] for s in status["sources"]] == ["simulated"]
+    assert len(status["links"]) == 6
+    assert all(link["up"] for link in status["links"])
+    assert status["current"]["simulated"] is True
+    assert status["current"]["estimator"] == "motion"
+    assert status["simulation"]["ground_truth"] is not None
+    assert status["memory_mb"] > 0
+    code, index = 0, ""
+    with urllib.request.urlopen(f"{service.base}/", timeout=2) as response:
+        code, index = response.status, response.read().decode()
+    assert code == 200 and "Simulated room" in index
+    assert (tmp_path / "data").is_dir()
+
+    returncode, stderr = service.stop()
+    assert returncode == 0, stderr
+    assert "pipeline stopped" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_invalid_config_starts_nothing(tmp_path: Path) -> None:
+    bad = tmp_path / "appliance.yaml"
+    bad.write_text(DEFAULT_CONFIG.read_text().replace("port: 8099", "port: 8099\n  colour: blue"))
+    port = pick_free_port()
+    result = subprocess.run(
+        [sys.executable, "-m", "appliance", "run", "--config", str(bad), "--port", str(port)],
+        cwd=REPO, capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 1
+    assert "server.colour: unknown key" in result.stderr
+    assert "nothing was started" in result.stderr
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/system/health", timeout=1)

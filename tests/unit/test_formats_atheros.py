@@ -1,0 +1,183 @@
+"""Atheros CSI Tool logs: golden values from the real capture, antenna order, round trips, resync, fuzz."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from appliance.csi.formats.atheros import (
+    AtherosStreamParser,
+    iter_atheros_file,
+    read_atheros_batches,
+    read_atheros_file,
+)
+from appliance.csi.formats.errors import CsiFormatError
+from appliance.csi.frame import CsiFrame
+from tests.captures import capture
+from tests.encoders import atheros_record
+
+RECORD_BYTES = 1907  # 2 + 25 + 840 + 1040 in ath_csi_1.dat
+
+
+def slow_10bit(raw: bytes, index: int) -> int:
+    """Value ``index`` of a little-endian 10-bit two's-complement stream, one bit at a time."""
+    value = 0
+    for bit in range(10):
+        pos = index * 10 + bit
+        value |= ((raw[pos // 8] >> (pos % 8)) & 1) << bit
+    return value - 1024 if value & 512 else value
+
+
+@pytest.fixture(scope="module")
+def ath_path() -> object:
+    return capture("atheros/ath_csi_1.dat")
+
+
+@pytest.fixture(scope="module")
+def ath_frames(ath_path: object) -> list[CsiFrame]:
+    return read_atheros_file(ath_path)  # type: ignore[arg-type]
+
+
+def test_golden_count_shape_and_first_header(ath_frames: list[CsiFrame]) -> None:
+    assert len(ath_frames) == 401
+    assert {f.csi.shape for f in ath_frames} == {(3, 2, 56)}
+    first = ath_frames[0]
+    assert first.device_ts_us == 1461024888
+    assert first.channel_mhz == 2437
+    assert first.bandwidth_mhz == 20
+    assert first.meta["payload_len"] == 1040
+    assert (first.meta["rssi_raw"], first.meta["rssi_0"], first.meta["rssi_1"], first.meta["rssi_2"]) == (
+        52, 38, 52, 36,
+    )  # fmt: skip
+    assert first.meta["noise_raw"] == 0
+    assert first.meta["rate"] == 0x8F
+    assert first.noise_dbm == -95.0
+    assert first.rssi_dbm == 52 - 95
+    assert first.seq == 2544
+    assert first.meta["mac"] == "04:f0:21:2c:79:37"
+    assert first.subcarriers.tolist() == [*range(-28, 0), *range(1, 29)]
+
+
+@pytest.mark.parametrize("record", [0, 200, 400])
+def test_golden_values_match_a_slow_bit_reader(
+    ath_path: object, ath_frames: list[CsiFrame], record: int
+) -> None:
+    data = ath_path.read_bytes()  # type: ignore[attr-defined]
+    start = record * RECORD_BYTES
+    assert struct.unpack_from("<H", data, start)[0] == RECORD_BYTES - 2
+    csi_len = struct.unpack_from("<H", data, start + 2 + 8)[0]
+    assert csi_len == 840
+    raw = data[start + 27 : start + 27 + csi_len]
+    frame = ath_frames[record]
+    k = 0
+    for tone in range(56):
+        for tx in range(2):
+            for rx in range(3):
+                imag, real = slow_10bit(raw, k), slow_10bit(raw, k + 1)
+                k += 2
+                assert frame.csi[rx, tx, tone] == complex(real, imag)
+
+
+def test_antenna_order_proven_by_shared_receive_chain_gain(ath_frames: list[CsiFrame]) -> None:
+    """Both tx streams heard by one rx chain share its gain; csiread's grouping mixes chains."""
+    csi = np.stack([f.csi for f in ath_frames])
+    power = 10 * np.log10((np.abs(csi) ** 2).mean(axis=3))  # [packet, rx, tx]
+    for rx in range(3):
+        assert np.corrcoef(power[:, rx, 0], power[:, rx, 1])[0, 1] > 0.99
+    csiread_order = csi.transpose(0, 3, 2, 1).reshape(len(csi), 56, 3, 2).transpose(0, 2, 3, 1)
+    wrong = 10 * np.log10((np.abs(csiread_order) ** 2).mean(axis=3))
+    assert all(np.corrcoef(wrong[:, r, 0], wrong[:, r, 1])[0, 1] < 0.5 for r in range(3))
+    rssi = np.array([[f.meta["rssi_0"], f.meta["rssi_1"], f.meta["rssi_2"]] for f in ath_frames])
+    assert int(np.argmax(power.mean(axis=(0, 2)))) == int(np.argmax(rssi.mean(axis=0))) == 1
+
+
+def test_batches_agree_with_frames(ath_path: object, ath_frames: list[CsiFrame]) -> None:
+    (batch,) = read_atheros_batches(ath_path.read_bytes())  # type: ignore[attr-defined]
+    assert np.array_equal(batch.csi, np.stack([f.csi for f in ath_frames]))
+
+
+def _random_csi(rng: np.random.Generator, shape: tuple[int, int, int]) -> np.ndarray:
+    return rng.integers(-512, 512, shape) + 1j * rng.integers(-512, 512, shape)
+
+
+@pytest.mark.parametrize("endian", ["<", ">"])
+@pytest.mark.parametrize(("shape", "bw"), [((3, 2, 56), 0), ((1, 1, 56), 0), ((2, 3, 114), 1)])
+def test_round_trip(endian: str, shape: tuple[int, int, int], bw: int) -> None:
+    rng = np.random.default_rng(1)
+    csi = [_random_csi(rng, shape) for _ in range(3)]
+    data = b"".join(
+        atheros_record(c, timestamp=10 + i, endian=endian, bandwidth=bw, payload=b"\x00" * 30)
+        for i, c in enumerate(csi)
+    )
+    parser = AtherosStreamParser()
+    frames = parser.feed(data) + [x for x in parser.close() if isinstance(x, CsiFrame)]
+    assert not parser.errors
+    assert [f.device_ts_us for f in frames] == [10, 11, 12]
+    assert all(np.array_equal(f.csi, c) for f, c in zip(frames, csi, strict=True))
+    assert frames[0].meta["big_endian"] is (endian == ">")
+    assert frames[0].bandwidth_mhz == (40 if bw else 20)
+
+
+def test_partial_records_wait_for_more_bytes() -> None:
+    rng = np.random.default_rng(2)
+    data = b"".join(atheros_record(_random_csi(rng, (3, 2, 56)), timestamp=i) for i in range(5))
+    parser = AtherosStreamParser()
+    frames: list[CsiFrame] = []
+    for i in range(0, len(data), 97):
+        frames += parser.feed(data[i : i + 97])
+    assert [f.device_ts_us for f in frames] == list(range(5))
+    assert not parser.errors
+    assert not parser.close()
+
+
+def test_resynchronizes_after_garbage_and_truncation() -> None:
+    rng = np.random.default_rng(3)
+    records = [
+        atheros_record(_random_csi(rng, (3, 2, 56)), timestamp=i, payload=b"\x01" * 40) for i in range(6)
+    ]
+    damaged = (
+        b"\xff" * 37 + records[0] + records[1][:500] + records[2] + b"junk" * 9 + records[3] + records[4]
+    )
+    damaged += records[5][:100]
+    parser = AtherosStreamParser()
+    frames = parser.feed(damaged)
+    tail = parser.close()
+    assert [f.device_ts_us for f in frames] == [0, 2, 3, 4]
+    assert len(parser.errors) == 4
+    assert all(isinstance(e.offset, int) for e in parser.errors)
+    assert any("truncated" in str(e) for e in tail)
+
+
+def test_file_reader_reports_errors_in_order(tmp_path: object) -> None:
+    rng = np.random.default_rng(4)
+    path = tmp_path / "log.dat"  # type: ignore[operator]
+    path.write_bytes(atheros_record(_random_csi(rng, (3, 2, 56))) + b"\x00\x01\x02")
+    items = list(iter_atheros_file(path))
+    assert isinstance(items[0], CsiFrame)
+    assert isinstance(items[-1], CsiFormatError)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=3000), st.integers(min_value=1, max_value=500))
+def test_fuzz_random_bytes_never_crash(data: bytes, chunk: int) -> None:
+    parser = AtherosStreamParser()
+    for i in range(0, len(data), chunk):
+        parser.feed(data[i : i + chunk])
+    parser.close()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_fuzz_mutated_records_never_crash(data: st.DataObject) -> None:
+    rng = np.random.default_rng(5)
+    raw = bytearray(b"".join(atheros_record(_random_csi(rng, (2, 2, 56)), timestamp=i) for i in range(3)))
+    for _ in range(data.draw(st.integers(0, 8))):
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(raw)))
+    parser = AtherosStreamParser()
+    frames = parser.feed(bytes(raw[:cut])) + [x for x in parser.close() if isinstance(x, CsiFrame)]
+    assert all(f.csi.shape == (2, 2, 56) for f in frames)

@@ -1,0 +1,71 @@
+"""Format detection, file iteration and the dump shape, on every real capture."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from appliance.csi.formats.errors import CsiFormatError
+from appliance.csi.formats.registry import detect_format, frame_to_dump, iter_file, register_reader
+from appliance.csi.frame import CsiFrame
+from tests.captures import capture
+from tests.encoders import adr018_datagram, espectre_datagram, length_prefixed
+
+GOLDEN = [
+    ("atheros/ath_csi_1.dat", "atheros", 401),
+    ("intel5300/sample_0x1_ap.dat", "intel5300", 540),
+    ("esp32/esp-csi-readme-lines.csv", "esp32-csv", 2),
+    ("esp32/baseline_esp32_64sc_20260214_183059.npz", "espectre-npz", 961),
+    ("esp32/movement_esp32_64sc_20260214_183141.npz", "espectre-npz", 1103),
+    ("esp32/baseline_s3_64sc_20260117_222606.npz", "espectre-npz", 1353),
+    ("esp32/movement_s3_64sc_20260117_222626.npz", "espectre-npz", 1366),
+]
+DUMP_KEYS = {"format", "node", "seq", "t_us", "rssi", "noise", "channel_mhz", "bandwidth_mhz", "n_rx", "n_tx",
+             "subcarriers", "re", "im"}  # fmt: skip
+
+
+@pytest.mark.parametrize(("relative", "fmt", "count"), GOLDEN)
+def test_detect_and_count(relative: str, fmt: str, count: int) -> None:
+    path = capture(relative)
+    assert detect_format(path) == fmt
+    items = list(iter_file(path))
+    assert all(isinstance(x, CsiFrame) for x in items)
+    assert len(items) == count
+
+
+def test_dump_shape() -> None:
+    frame = next(iter(iter_file(capture("atheros/ath_csi_1.dat"))))
+    assert isinstance(frame, CsiFrame)
+    dump = frame_to_dump(frame)
+    assert set(dump) == DUMP_KEYS
+    assert len(dump["re"]) == len(dump["im"]) == 3 * 2 * 56  # type: ignore[arg-type]
+    assert dump["re"][56 + 1] == int(frame.csi[0, 1, 1].real)  # type: ignore[index]
+    assert dump["im"][2 * 56 * 2 + 5] == int(frame.csi[2, 0, 5].imag)  # type: ignore[index]
+
+
+def test_udp_datagram_file(tmp_path: Path) -> None:
+    buf = np.arange(128).astype(np.int8)
+    path = tmp_path / "udp.bin"
+    path.write_bytes(length_prefixed([adr018_datagram(buf), b"nonsense", espectre_datagram(buf)]) + b"\x05")
+    assert detect_format(path) == "esp32-udp"
+    kinds = [type(x).__name__ for x in iter_file(path)]
+    assert kinds == ["CsiFrame", "CsiFormatError", "CsiFrame", "CsiFormatError"]
+
+
+def test_unknown_and_missing(tmp_path: Path) -> None:
+    path = tmp_path / "x.txt"
+    path.write_text("hello")
+    with pytest.raises(CsiFormatError):
+        detect_format(path)
+    with pytest.raises(FileNotFoundError):
+        iter_file(tmp_path / "missing.dat")
+
+
+def test_extension_point(tmp_path: Path) -> None:
+    path = tmp_path / "a.rec"
+    path.write_bytes(b"REC1")
+    register_reader("test-recording", lambda p: iter(()), lambda p, head: head.startswith(b"REC1"))
+    assert detect_format(path) == "test-recording"
+    assert list(iter_file(path, "test-recording")) == []
