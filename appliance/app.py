@@ -78,7 +78,13 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     hub.publish(Event(EventType.SYSTEM_STARTED, {"version": __version__, "source": pipeline.source_kind}))
     log.info(
         "pipeline started",
-        extra={"fields": {"source": pipeline.source_kind, "room": config.room.name, "sources": len(config.sources)}},
+        extra={
+            "fields": {
+                "source": pipeline.source_kind,
+                "room": config.room.name,
+                "sources": len(config.sources),
+            }
+        },
     )
     yield
     hub.publish(Event(EventType.SYSTEM_STOPPED, {"uptime_s": round(time.time() - app[STARTED_AT], 1)}))
@@ -99,7 +105,12 @@ def run(config: AppConfig) -> None:
     app = build_app(config)
     log.info(
         "listening",
-        extra={"fields": {"url": f"http://{config.server.host}:{config.server.port}/", "data_dir": str(config.data_dir)}},
+        extra={
+            "fields": {
+                "url": f"http://{config.server.host}:{config.server.port}/",
+                "data_dir": str(config.data_dir),
+            }
+        },
     )
     web.run_app(
         app,

@@ -26,10 +26,22 @@ KEYPOINT_INDEX: Final[dict[str, int]] = {name: i for i, name in enumerate(KEYPOI
 
 # Bones drawn in overlays and used to place limb scatterers, as index pairs.
 SKELETON_EDGES: Final[tuple[tuple[int, int], ...]] = (
-    (0, 1), (0, 2), (1, 3), (2, 4),
-    (5, 6), (5, 7), (7, 9), (6, 8), (8, 10),
-    (5, 11), (6, 12), (11, 12),
-    (11, 13), (13, 15), (12, 14), (14, 16),
+    (0, 1),
+    (0, 2),
+    (1, 3),
+    (2, 4),
+    (5, 6),
+    (5, 7),
+    (7, 9),
+    (6, 8),
+    (8, 10),
+    (5, 11),
+    (6, 12),
+    (11, 12),
+    (11, 13),
+    (13, 15),
+    (12, 14),
+    (14, 16),
 )
 
 # Activity classes, in the order the pose model's activity head emits them.

@@ -231,9 +231,7 @@ class _Composer:
         self._scalars = yaml.SafeLoader("")
 
     def issue(self, node: yaml.Node, path: tuple[str | int, ...], message: str) -> None:
-        self.issues.append(
-            ConfigIssue(str(self.file), node.start_mark.line + 1, _dotted(path), message)
-        )
+        self.issues.append(ConfigIssue(str(self.file), node.start_mark.line + 1, _dotted(path), message))
 
     def convert(self, node: yaml.Node, path: tuple[str | int, ...]) -> Any:
         self.lines.setdefault(path, node.start_mark.line + 1)
@@ -387,12 +385,10 @@ def _data_path(data: Any, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
     path: list[str | int] = []
     node = data
     for part in loc:
-        if isinstance(node, dict) and part in node:
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        ):
             node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            node = node[part]
-        elif isinstance(node, (dict, list)) and isinstance(part, str) and part.startswith(("function-", "[")):
-            continue
         elif isinstance(node, dict) and isinstance(part, str) and node.get("type") == part:
             continue
         else:

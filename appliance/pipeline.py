@@ -124,7 +124,10 @@ class Pipeline:
             state.error = f"{type(exc).__name__}: {exc}"
             log.exception("source failed", extra={"fields": {"source": state.source.name}})
             self.hub.publish(
-                Event(EventType.ALERT_SYSTEM_ERROR, {"component": f"source:{state.source.name}", "error": state.error})
+                Event(
+                    EventType.ALERT_SYSTEM_ERROR,
+                    {"component": f"source:{state.source.name}", "error": state.error},
+                )
             )
         finally:
             state.running = False

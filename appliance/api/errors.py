@@ -8,9 +8,7 @@ from aiohttp import web
 
 
 def error_response(status: int, code: str, message: str, details: Any = None) -> web.Response:
-    return web.json_response(
-        {"error": {"code": code, "message": message, "details": details}}, status=status
-    )
+    return web.json_response({"error": {"code": code, "message": message, "details": details}}, status=status)
 
 
 @web.middleware

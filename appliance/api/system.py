@@ -52,7 +52,12 @@ async def health(request: web.Request) -> web.Response:
     components = _component_health(pipeline, now, uptime_s)
     statuses = {c["status"] for c in components.values()}
     overall = "healthy" if statuses == {"ok"} else "starting" if "down" not in statuses else "unhealthy"
-    body = {"status": overall, "version": __version__, "uptime_s": round(uptime_s, 1), "components": components}
+    body = {
+        "status": overall,
+        "version": __version__,
+        "uptime_s": round(uptime_s, 1),
+        "components": components,
+    }
     return web.json_response(body, status=200 if overall == "healthy" else 503)
 
 

@@ -36,7 +36,9 @@ class Service:
         started = time.monotonic()
         while time.monotonic() - started < timeout_s:
             if self.process.poll() is not None:
-                raise AssertionError(f"service exited early:\n{self.process.stderr.read() if self.process.stderr else ''}")
+                raise AssertionError(
+                    f"service exited early:\n{self.process.stderr.read() if self.process.stderr else ''}"
+                )
             try:
                 status, _ = get_json(f"{self.base}/api/v1/system/health")
                 if status == 200:
@@ -52,23 +54,40 @@ class Service:
         return self.process.returncode, stderr
 
 
-@pytest.fixture
-def service(tmp_path: Path) -> Iterator[Service]:
+def start_service(tmp_path: Path) -> Service:
+    """``invispose run`` on the shipped config, on a free loopback port, as a user would start it."""
     port = pick_free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "appliance", "run", "--config", str(DEFAULT_CONFIG),
-         "--data-dir", str(tmp_path / "data"), "--host", "127.0.0.1", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "appliance",
+            "run",
+            "--config",
+            str(DEFAULT_CONFIG),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    svc = Service(process, port)
+    return Service(process, port)
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    svc = start_service(tmp_path)
     yield svc
-    if process.poll() is None:
-        process.kill()
-        process.communicate()
+    if svc.process.poll() is None:
+        svc.process.kill()
+        svc.process.communicate()
 
 
 @pytest.mark.slow
@@ -103,7 +122,10 @@ def test_invalid_config_starts_nothing(tmp_path: Path) -> None:
     port = pick_free_port()
     result = subprocess.run(
         [sys.executable, "-m", "appliance", "run", "--config", str(bad), "--port", str(port)],
-        cwd=REPO, capture_output=True, text=True, timeout=30,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode == 1
     assert "server.colour: unknown key" in result.stderr

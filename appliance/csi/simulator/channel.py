@@ -10,6 +10,7 @@ exponential over subcarriers is evaluated per limb, not per point (the phase err
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -170,11 +171,25 @@ class MultipathChannel:
         response: C64 = (gains[:, :, None] * np.exp(1j * phase)).astype(np.complex64)
         return response
 
-    def response(self, bodies: BodyField | None, packets: int) -> C64:
-        """(T, pairs, K) channel for T packets with the given people (None: an empty room)."""
+    def response(self, bodies: BodyField | None, packets: int, *, shadow_stride: int = 1) -> C64:
+        """(T, pairs, K) channel for T packets with the given people (None: an empty room).
+
+        Diffraction loss changes over the width of a Fresnel zone (tens of centimetres), so it may be
+        evaluated every ``shadow_stride`` packets and interpolated linearly in between.
+        """
         if bodies is None:
             return np.broadcast_to(self.static, (packets, *self.static.shape)).copy()
-        shadow = (self.path_gains(bodies) - 1).astype(np.complex64)
+        samples = np.unique(np.append(np.arange(0, packets, shadow_stride), packets - 1))
+        sampled = dataclasses.replace(
+            bodies, probes=bodies.probes[samples], probe_present=bodies.probe_present[samples]
+        )
+        gains = self.path_gains(sampled)
+        if samples.size < packets:
+            position = np.arange(packets)
+            after = np.clip(np.searchsorted(samples, position), 1, samples.size - 1)
+            weight = ((position - samples[after - 1]) / (samples[after] - samples[after - 1]))[:, None, None]
+            gains = (1 - weight) * gains[after - 1] + weight * gains[after]
+        shadow = (gains - 1).astype(np.complex64)
         shadowing = np.matmul(shadow[:, :, None, :], self._specular[None])[:, :, 0, :]
         result: C64 = self.static[None] + shadowing + self._scattered(bodies)
         return result
@@ -214,11 +229,11 @@ class MultipathChannel:
         into it; with d1, d2 the distances along the path to its ends, v = h sqrt(2 (d1 + d2) / (lambda d1 d2)).
         The nearest limb (largest v) sets the loss.
         """
-        start = self._segment_start[None, :, :, :, None, :]
-        direction = self._segment_direction[None, :, :, :, None, :]
-        offset = bodies.probes[:, None, None, None, :, :] - start
+        start = self._segment_start[None, :, :, :, None, :].astype(np.float32)
+        direction = self._segment_direction[None, :, :, :, None, :].astype(np.float32)
+        offset = bodies.probes.astype(np.float32)[:, None, None, None, :, :] - start
         along = np.sum(offset * direction, axis=5)
-        rho = np.linalg.norm(offset - along[..., None] * direction, axis=5)
+        rho = np.sqrt(np.maximum(np.sum(offset * offset, axis=5) - along * along, 0.0))
         total = self._path_length[None, :, :, None, None]
         d1 = along + self._segment_offset[None, :, :, :, None]
         between = (

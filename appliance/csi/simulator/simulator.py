@@ -39,6 +39,8 @@ ATHEROS_FULL_SCALE = 512
 DEVICE_CLOCK_START_US = (1e6, 1e12)
 # Jitter is clipped so that packets keep their order.
 MAX_JITTER_INTERVALS = 0.4
+# A walker moves 5-7 cm in this time: little against a Fresnel zone tens of centimetres wide.
+SHADOW_INTERVAL_S = 0.05
 # Buffer subcarriers 0 and 1: the first word of a classic ESP32's CSI buffer.
 ESP32_FIRST_WORD_SUBCARRIERS = (0, 1)
 
@@ -138,6 +140,7 @@ class RoomSimulator:
                 first += pair_tx.shape[0]
             channel = MultipathChannel(np.concatenate(tx), np.concatenate(rx), tones, room, *furniture_layout)
             self._groups.append((channel, list(zip(members, slices, strict=True))))
+        self._shadow_stride = max(1, round(SHADOW_INTERVAL_S * packet_rate_hz))
         self._schedule_rng = np.random.default_rng([seed, _SCHEDULE_STREAM])
         self._next_packet = 0
         self._next_truth = 0
@@ -247,7 +250,7 @@ class RoomSimulator:
 
         per_link: dict[str, list[CsiFrame | None]] = {}
         for channel, members in self._groups:
-            response = channel.response(bodies, index.size)
+            response = channel.response(bodies, index.size, shadow_stride=self._shadow_stride)
             for link, pairs in members:
                 per_link[link.id] = self._link_frames(link, response[:, pairs], index, times)
         frames = [

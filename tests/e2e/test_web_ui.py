@@ -1,0 +1,39 @@
+"""The web UI in a real browser against the real service: it must say, visibly, that the room is simulated."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.test_service import Service, start_service
+
+
+@pytest.fixture
+def running_service(tmp_path: Path) -> Iterator[Service]:
+    service = start_service(tmp_path)
+    try:
+        service.wait_healthy(timeout_s=20)
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.mark.slow
+def test_ui_shows_simulated_room_with_live_readings(browser: Any, running_service: Service) -> None:
+    page = browser.new_page()
+    try:
+        page.goto(running_service.base + "/")
+        expect = pytest.importorskip("playwright.sync_api").expect
+        expect(page.locator("#source-badge")).to_have_text("SIMULATED", timeout=10_000)
+        expect(page.locator("#simulated-banner")).to_be_visible()
+        expect(page.locator("#connection")).to_have_text("live")
+        expect(page.locator("#links tr")).to_have_count(6, timeout=10_000)
+        expect(page.locator("#presence")).to_have_text(re.compile("present|empty"))
+        expect(page.locator("#estimator")).to_have_text("motion (simulated)")
+        expect(page.locator("#truth")).to_have_text(re.compile(r"in the room|nobody"))
+    finally:
+        page.close()
