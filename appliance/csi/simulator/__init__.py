@@ -20,8 +20,8 @@ __all__ = [
     "PersonTruth",
     "RoomSimulator",
     "RoomSpec",
-    "SceneTruth",
     "Scenario",
+    "SceneTruth",
     "SimulatedChunk",
     "default_room",
 ]

@@ -52,7 +52,8 @@ def furniture(room: RoomSpec, rng: np.random.Generator) -> tuple[F64, F64]:
         np.array([room.width_m - 0.2, room.depth_m - 0.2, FURNITURE_HEIGHT_M[1]]),
     )
     positions = rng.uniform(low, high, size=(FURNITURE_SCATTERERS, 3))
-    rcs = np.exp(rng.uniform(*np.log(FURNITURE_RCS_M2), size=FURNITURE_SCATTERERS))
+    smallest, largest = FURNITURE_RCS_M2
+    rcs = np.exp(rng.uniform(np.log(smallest), np.log(largest), size=FURNITURE_SCATTERERS))
     return positions, rcs
 
 
@@ -223,10 +224,11 @@ class MultipathChannel:
         return scattered
 
     def path_gains(self, bodies: BodyField) -> F64:
-        """(T, pairs, paths) amplitude factor of each specular path (direct first) from knife-edge diffraction.
+        """(T, pairs, paths) amplitude factor of each specular path (direct first) by knife-edge diffraction.
 
         A limb of radius r whose axis passes at distance rho from a path is an edge protruding h = r - rho
-        into it; with d1, d2 the distances along the path to its ends, v = h sqrt(2 (d1 + d2) / (lambda d1 d2)).
+        into it; with d1, d2 the distances along the path to its ends, the Fresnel parameter is
+        v = h sqrt(2 (d1 + d2) / (lambda d1 d2)).
         The nearest limb (largest v) sets the loss.
         """
         start = self._segment_start[None, :, :, :, None, :].astype(np.float32)

@@ -100,9 +100,9 @@ class LinkImpairer:
 
     def apply(self, clean: C64) -> tuple[C64, npt.NDArray[np.bool_]]:
         """(T, pairs, K) clean channel -> (reported values, lost packet mask (T,))."""
-        packets = clean.shape[0]
+        packets = int(clean.shape[0])
         imp = self._impairments
-        lost = self._rng.random(packets) < imp.packet_loss
+        lost: npt.NDArray[np.bool_] = self._rng.random(packets) < imp.packet_loss
         gain = self._scale * 10 ** (self._agc_gain_db(packets) / 20)
         phase = np.zeros((packets, 1), dtype=np.float32)
         if imp.common_phase:

@@ -94,7 +94,10 @@ def antenna_positions(node: NodeSpec, room: RoomSpec) -> npt.NDArray[np.float64]
     wall_distance = (x, room.width_m - x, y, room.depth_m - y)
     along = np.array([0.0, 1.0, 0.0]) if int(np.argmin(wall_distance)) < 2 else np.array([1.0, 0.0, 0.0])
     offsets = (np.arange(node.antennas) - (node.antennas - 1) / 2) * node.antenna_spacing_m
-    return np.asarray(node.position, dtype=np.float64) + offsets[:, None] * along
+    positions: npt.NDArray[np.float64] = (
+        np.asarray(node.position, dtype=np.float64) + offsets[:, None] * along
+    )
+    return positions
 
 
 def wavelength_m(channel_mhz: int) -> float:

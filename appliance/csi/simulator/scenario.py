@@ -67,7 +67,7 @@ DEFAULT_SEAT_M = 0.45
 
 @dataclass(frozen=True)
 class _Segment:
-    """From ``t0`` to ``t1`` the pose blends ``start`` into ``end``; ``activity`` "" means the person is away."""
+    """From ``t0`` to ``t1`` the pose blends ``start`` into ``end``; activity "" means the person is away."""
 
     t0: float
     t1: float

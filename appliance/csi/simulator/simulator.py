@@ -171,7 +171,7 @@ class RoomSimulator:
             drop_first_word = False
             target, full_scale = ATHEROS_TARGET_AMPLITUDE, ATHEROS_FULL_SCALE
         tones = full[active]
-        # The AGC operating point is set by the empty room, so it is computed from a channel of this link alone.
+        # The AGC operating point is set by the empty room: a channel of this link alone gives it.
         empty_room = MultipathChannel(
             *_antenna_pairs(tx_antennas, rx_antennas), tones, self.room, *furniture_layout
         )
