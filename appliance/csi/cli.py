@@ -34,12 +34,12 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     dump = commands.add_parser("dump", help="one JSON object per frame", parents=[common])
     _add_file_arguments(dump)
     dump.add_argument("--limit", type=_positive_int, default=None, help="stop after N frames")
-    dump.set_defaults(func=run_dump)
+    dump.set_defaults(handler=run_dump)
     stats = commands.add_parser(
         "stats", help="frames, duration, rate, gaps and RSSI as JSON", parents=[common]
     )
     _add_file_arguments(stats)
-    stats.set_defaults(func=run_stats)
+    stats.set_defaults(handler=run_stats)
 
 
 def _positive_int(text: str) -> int:

@@ -27,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
 def _run(*argv: str) -> tuple[int, str, str]:
     args = _parser().parse_args(list(argv))
     out, err = io.StringIO(), io.StringIO()
-    code = args.func(args, out, err)
+    code = args.handler(args, out, err)
     return code, out.getvalue(), err.getvalue()
 
 

@@ -63,6 +63,9 @@ SWAY_HZ = 0.2
 WALL_CLEARANCE_M = 0.3
 ENTRY_WALK_M = 0.8
 DEFAULT_SEAT_M = 0.45
+# The demo room stays empty this long first: the motion detector learns the quiet room in its default
+# 10 s calibration plus a 1 s window, and a person walking in during it would be learnt as noise.
+DEMO_EMPTY_LEAD_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -345,7 +348,8 @@ class Scenario:
 
         One person comes in, sits on the sofa, stands by the window and waves, lies down on the sofa, and
         leaves; a second arrives while the first is still there, sits at the table, falls, gets up and leaves;
-        the first comes back for a short walk round. The room is empty at the start and the end of each loop.
+        the first comes back for a short walk round. The room is empty at the start (long enough for the
+        motion detector's default calibration) and at the end of each loop.
         Positions are fractions of the room so that any room works; the seed varies bodies and timings.
         """
         rng = np.random.default_rng(seed)
@@ -361,7 +365,7 @@ class Scenario:
         )
         scenario = cls(room)
         a = scenario.person(first)
-        a.away(jitter(5)).enter(0).walk_to(0.25 * w, 0.7 * d, 1.1).sit(jitter(14))
+        a.away(DEMO_EMPTY_LEAD_S).enter(0).walk_to(0.25 * w, 0.7 * d, 1.1).sit(jitter(14))
         a.walk_to(0.7 * w, 0.3 * d, 0.9).stand(jitter(6)).wave(jitter(4))
         a.walk_to(0.3 * w, 0.75 * d, 1.2).lie_down(jitter(15), surface_m=DEFAULT_SEAT_M).stand(jitter(3))
         a.walk_to(0.6 * w, 0.55 * d, 1.0).stand(jitter(5)).leave(last_door)
