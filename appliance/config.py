@@ -385,13 +385,11 @@ def _data_path(data: Any, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
     path: list[str | int] = []
     node = data
     for part in loc:
-        if (isinstance(node, dict) and part in node) or (
-            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
-        ):
+        try:
             node = node[part]
-        elif isinstance(node, dict) and isinstance(part, str) and node.get("type") == part:
-            continue
-        else:
+        except (KeyError, IndexError, TypeError):
+            if isinstance(node, dict) and node.get("type") == part:
+                continue
             node = None
         path.append(part)
     return tuple(path)
