@@ -55,6 +55,7 @@ def build_app(config: AppConfig) -> web.Application:
         hub,
         rate_hz=config.pipeline.rate_hz,
         link_timeout_s=config.pipeline.link_timeout_s,
+        prep=config.prep,
     )
     app[CONFIG] = config
     app[HUB] = hub

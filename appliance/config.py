@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from appliance.csi.prep import PrepSettings
 from appliance.csi.simulator import NodeSpec, RoomSpec
 from appliance.pose.motion import MotionSettings
 
@@ -155,7 +156,9 @@ class ZoneConfig(_Section):
 
 class PipelineConfig(_Section):
     rate_hz: float = Field(10.0, gt=0, le=50, description="PoseFrames published per second.")
-    link_timeout_s: float = Field(5.0, gt=0, description="A link silent this long counts as down.")
+    link_timeout_s: float = Field(
+        3.0, gt=0, le=60, description="A link silent this long is down (router.disconnected)."
+    )
 
 
 class _Reserved(_Section):
@@ -197,6 +200,7 @@ class AppConfig(_Section):
     sources: list[SourceConfig] = Field(min_length=1, description="Where CSI comes from.")
     zones: list[ZoneConfig] = Field(default_factory=list)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    prep: PrepSettings = Field(default_factory=PrepSettings)
     detector: MotionSettings = Field(default_factory=MotionSettings)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)

@@ -13,11 +13,13 @@ import logging
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from appliance.csi.frame import CsiFrame
+from appliance.csi.prep import LinkPreparer, PreparedSample, PrepSettings
+from appliance.csi.prep import LinkStats as PrepStats
 from appliance.csi.sources import CsiSource, SourceKind
 from appliance.events import Event, EventType
 from appliance.hub import Hub
@@ -28,32 +30,50 @@ log = logging.getLogger(__name__)
 
 _RATE_WINDOW_S = 2.0
 _LATENCY_SAMPLES = 2000
+# How often links are checked for silence: router.disconnected fires within link_timeout_s + this.
+_HEALTH_PERIOD_S = 0.5
+# Seconds of prepared samples kept per link for windowed estimators.
+_SAMPLE_BUFFER_S = 4.0
 
 
-@dataclass(slots=True)
-class LinkStats:
-    """What one link has delivered, for status pages and health."""
+class LinkChannel:
+    """One link's running state: signal preparation, a ring buffer of prepared samples, and its health.
 
-    link: str
-    source: str
-    frames: int = 0
-    last_seen: float = 0.0
-    rssi_dbm: float = float("nan")
-    shape: tuple[int, int, int] = (0, 0, 0)
-    _arrivals: deque[float] = field(default_factory=deque, repr=False)
+    The ring buffer holds the last ``buffer_s`` seconds of fixed-rate samples on the canonical grid, which
+    is what windowed estimators read; the host-side counters say whether the link is alive.
+    """
+
+    def __init__(self, link: str, source: str, prep: PrepSettings, buffer_s: float) -> None:
+        self.link = link
+        self.source = source
+        self.preparer = LinkPreparer(prep)
+        self.samples: deque[PreparedSample] = deque(maxlen=max(1, round(buffer_s * prep.rate_hz)))
+        self.frames = 0
+        self.last_seen = 0.0
+        self.connected = False
+        self.rssi_dbm = float("nan")
+        self.shape: tuple[int, int, int] = (0, 0, 0)
+        self.wire_format = ""
+        self.unusable_frames = 0
+        self._arrivals: deque[float] = deque()
 
     def record(self, frame: CsiFrame, now: float) -> None:
         self.frames += 1
         self.last_seen = now
         self.rssi_dbm = frame.rssi_dbm
         self.shape = (frame.n_rx, frame.n_tx, frame.n_subcarriers)
+        self.wire_format = frame.wire_format
         self._arrivals.append(now)
         while self._arrivals and now - self._arrivals[0] > _RATE_WINDOW_S:
             self._arrivals.popleft()
+        self.samples.extend(self.preparer.push(frame))
 
     def rate_hz(self, now: float) -> float:
-        recent = [t for t in self._arrivals if now - t <= _RATE_WINDOW_S]
-        return len(recent) / _RATE_WINDOW_S
+        return sum(1 for t in self._arrivals if now - t <= _RATE_WINDOW_S) / _RATE_WINDOW_S
+
+    @property
+    def stats(self) -> PrepStats:
+        return self.preparer.stats
 
 
 @dataclass(slots=True)
@@ -84,6 +104,7 @@ class Pipeline:
         *,
         rate_hz: float,
         link_timeout_s: float,
+        prep: PrepSettings | None = None,
     ) -> None:
         if not sources:
             raise ValueError("the pipeline needs at least one source")
@@ -92,7 +113,8 @@ class Pipeline:
         self.hub = hub
         self.rate_hz = rate_hz
         self.link_timeout_s = link_timeout_s
-        self.links: dict[str, LinkStats] = {}
+        self.prep = prep or PrepSettings()
+        self.links: dict[str, LinkChannel] = {}
         self.frame_id = 0
         self.started_at = time.time()
         self.last_published: PoseFrame | None = None
@@ -111,6 +133,7 @@ class Pipeline:
             for state in self.sources:
                 group.create_task(self._consume(state), name=f"source:{state.source.name}")
             group.create_task(self._publish_loop(), name="pipeline:publish")
+            group.create_task(self._health_loop(), name="pipeline:health")
 
     async def _consume(self, state: SourceState) -> None:
         state.running = True
@@ -136,10 +159,15 @@ class Pipeline:
         now = time.time()
         state.frames += 1
         state.last_frame = now
-        stats = self.links.get(frame.link)
-        if stats is None:
-            stats = self.links[frame.link] = LinkStats(frame.link, state.source.name)
-        stats.record(frame, now)
+        channel = self.links.get(frame.link)
+        if channel is None:
+            channel = self.links[frame.link] = LinkChannel(
+                frame.link, state.source.name, self.prep, _SAMPLE_BUFFER_S
+            )
+        channel.record(frame, now)
+        if not channel.connected:
+            channel.connected = True
+            self._link_event(EventType.ROUTER_CONNECTED, channel, now)
         self.detector.update(frame)
         self._newest_frame_host_ts = max(self._newest_frame_host_ts, frame.host_ts or now)
 
@@ -152,6 +180,25 @@ class Pipeline:
             if not self.links:
                 continue
             self.publish_frame()
+
+    async def _health_loop(self) -> None:
+        while True:
+            await asyncio.sleep(_HEALTH_PERIOD_S)
+            self.check_links(time.time())
+
+    def check_links(self, now: float) -> None:
+        """Mark links silent for longer than ``link_timeout_s`` as disconnected, once, with an event."""
+        for channel in self.links.values():
+            if channel.connected and not self.link_up(channel, now):
+                channel.connected = False
+                self._link_event(EventType.ROUTER_DISCONNECTED, channel, now)
+
+    def _link_event(self, kind: EventType, channel: LinkChannel, now: float) -> None:
+        data = {"link": channel.link, "source": channel.source, "last_seen": channel.last_seen}
+        if kind is EventType.ROUTER_DISCONNECTED:
+            data["silent_s"] = round(now - channel.last_seen, 2)
+        log.info(kind.value, extra={"fields": {"link": channel.link, "source": channel.source}})
+        self.hub.publish(Event(kind, data))
 
     def publish_frame(self) -> PoseFrame:
         started = time.perf_counter()
@@ -180,8 +227,8 @@ class Pipeline:
             self.latency_s.append(max(0.0, time.time() - self._newest_frame_host_ts))
         return frame
 
-    def link_up(self, stats: LinkStats, now: float) -> bool:
-        return now - stats.last_seen <= self.link_timeout_s
+    def link_up(self, channel: LinkChannel, now: float) -> bool:
+        return now - channel.last_seen <= self.link_timeout_s
 
 
 def _detector_confidence(links: Sequence[LinkReading]) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import resource
 import time
 from typing import Any
@@ -11,7 +12,7 @@ from aiohttp import web
 from appliance import __version__
 from appliance.api.keys import CONFIG, PIPELINE, STARTED_AT
 from appliance.csi.sources.simulated import SimulatedSource
-from appliance.pipeline import Pipeline, percentiles_ms
+from appliance.pipeline import LinkChannel, Pipeline, percentiles_ms
 
 routes = web.RouteTableDef()
 
@@ -87,19 +88,7 @@ async def status(request: web.Request) -> web.Response:
         }
         for s in pipeline.sources
     ]
-    links = [
-        {
-            "link": stats.link,
-            "source": stats.source,
-            "up": pipeline.link_up(stats, now),
-            "frames": stats.frames,
-            "packets_per_s": round(stats.rate_hz(now), 1),
-            "rssi_dbm": None if stats.rssi_dbm != stats.rssi_dbm else round(stats.rssi_dbm, 1),
-            "last_seen_s_ago": round(now - stats.last_seen, 2),
-            "csi_shape": list(stats.shape),
-        }
-        for stats in sorted(pipeline.links.values(), key=lambda s: s.link)
-    ]
+    links = [_link_summary(pipeline, channel, now) for channel in _sorted_links(pipeline)]
     body: dict[str, Any] = {
         "version": __version__,
         "room": config.room.name,
@@ -118,6 +107,55 @@ async def status(request: web.Request) -> web.Response:
         "simulation": _simulation_truth(pipeline),
     }
     return web.json_response(body)
+
+
+def _sorted_links(pipeline: Pipeline) -> list[LinkChannel]:
+    return sorted(pipeline.links.values(), key=lambda c: c.link)
+
+
+def _link_summary(pipeline: Pipeline, channel: LinkChannel, now: float) -> dict[str, Any]:
+    rssi = channel.rssi_dbm
+    return {
+        "link": channel.link,
+        "source": channel.source,
+        "up": pipeline.link_up(channel, now),
+        "frames": channel.frames,
+        "packets_per_s": round(channel.rate_hz(now), 1),
+        "rssi_dbm": None if math.isnan(rssi) else round(rssi, 1),
+        "last_seen_s_ago": round(now - channel.last_seen, 2),
+        "csi_shape": list(channel.shape),
+    }
+
+
+@routes.get("/api/v1/system/routers")
+async def routers(request: web.Request) -> web.Response:
+    """Every CSI link seen since start: liveness, rates, loss and the signal-preparation counters."""
+    pipeline = request.app[PIPELINE]
+    now = time.time()
+    items = []
+    for channel in _sorted_links(pipeline):
+        stats = channel.stats
+        items.append(
+            {
+                **_link_summary(pipeline, channel, now),
+                "connected": channel.connected,
+                "last_seen": channel.last_seen,
+                "wire_format": channel.wire_format,
+                "device_packets_per_s": round(stats.packets_per_s, 1),
+                "packets_lost": stats.lost,
+                "loss_ratio": round(stats.lost / max(1, stats.lost + stats.packets), 4),
+                "duplicates": stats.duplicates,
+                "reordered": stats.reordered,
+                "sequence_resets": stats.sequence_resets,
+                "clock_wraps": stats.clock_wraps,
+                "reboots": stats.reboots,
+                "unusable_frames": stats.unusable,
+                "outliers_replaced": stats.outliers,
+                "samples": stats.samples,
+                "missing_samples": stats.missing_samples,
+            }
+        )
+    return web.json_response({"link_timeout_s": pipeline.link_timeout_s, "routers": items})
 
 
 def _simulation_truth(pipeline: Pipeline) -> dict[str, Any] | None:

@@ -126,7 +126,8 @@ class SequenceTracker:
             raise ValueError(f"a counter needs at least 2 bits, got {bits}")
         self.modulus = 1 << bits
         self._window = min(reorder_window, self.modulus // 4)
-        self._max_gap = min(max_gap, self.modulus - self._window - 1)
+        # Beyond half the range a forward step is as likely a restart as a gap.
+        self._max_gap = min(max_gap, self.modulus // 2)
         self._last: int | None = None
         # Recently skipped numbers, oldest first (dicts keep insertion order), at most `_window` of them.
         self._missing: dict[int, None] = {}

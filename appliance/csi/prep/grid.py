@@ -32,16 +32,15 @@ CANONICAL_SUBCARRIERS: Indices = np.concatenate(
 ).astype(np.int16)
 # HT20's outermost data tone; beyond it lie guard tones, whose reported values are not channel estimates.
 OUTERMOST_DATA_TONE = 28
-# Interpolation bridges at most this many subcarriers between measured tones (the classic ESP32's DC hole
-# -1 -> 2 is 3); a frame with wider holes inside the grid, or whose outermost measured tone lies further
-# inside than MAX_EDGE_HOLD, is unusable rather than filled with invented values.
-MAX_BRIDGE_SUBCARRIERS = 4
+# Interpolation bridges at most this many missing tones between measured ones (DC is not a tone: the
+# classic ESP32 misses 1, ath9k's 114-tone HT40 report misses +-1 around its centre); a frame with wider
+# holes, or whose outermost measured tone lies further inside the grid's edge than MAX_EDGE_HOLD, is
+# unusable rather than filled with invented values.
+MAX_MISSING_TONES = 3
 MAX_EDGE_HOLD = 2
 TWO_PI = 2 * np.pi
 
-_GRID_F32 = CANONICAL_SUBCARRIERS.astype(np.float32)
-_GRID_CENTRED = _GRID_F32 - _GRID_F32.mean()
-_GRID_SUM_SQUARES = float(np.sum(_GRID_CENTRED**2))
+_GRID_CENTRED = (CANONICAL_SUBCARRIERS - CANONICAL_SUBCARRIERS.mean()).astype(np.float32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,27 +58,24 @@ class _GridPlan:
 def _plan(subcarriers_bytes: bytes, valid_bytes: bytes) -> _GridPlan:
     """Interpolation plan for one (subcarrier layout, valid-column mask); real links repeat a handful."""
     subcarriers = np.frombuffer(subcarriers_bytes, dtype=np.int16)
-    valid = np.frombuffer(valid_bytes, dtype=np.bool_)
-    columns = np.flatnonzero(valid)
-    k = subcarriers[columns].astype(np.float32)
+    columns = np.flatnonzero(np.frombuffer(valid_bytes, dtype=np.bool_))
+    k = subcarriers[columns].astype(np.float64)
     if k.size < 2:
         empty = np.zeros(0, dtype=np.intp)
         return _GridPlan(columns, empty, empty, np.zeros(0, np.float32), usable=False)
-    hi = np.clip(np.searchsorted(k, _GRID_F32, side="left"), 0, k.size - 1)
-    lo = np.clip(hi - 1, 0, k.size - 1)
-    exact = k[hi] == _GRID_F32
-    lo = np.where(exact | (_GRID_F32 < k[0]), hi, lo)
-    hi = np.where(_GRID_F32 > k[-1], lo, hi)
-    span = k[hi] - k[lo]
-    weight = np.where(span > 0, (_GRID_F32 - k[lo]) / np.where(span > 0, span, 1), 0).astype(np.float32)
-    inside = (k >= -CANONICAL_HALF_WIDTH - MAX_EDGE_HOLD) & (k <= CANONICAL_HALF_WIDTH + MAX_EDGE_HOLD)
-    holes = np.diff(k[inside]) - 1 if inside.any() else np.array([np.inf])
+    # Fractional position of each grid tone among the measured ones; np.interp holds the end values, so a
+    # grid tone beyond the outermost measured one takes its nearest neighbour, never an extrapolation.
+    position = np.interp(CANONICAL_SUBCARRIERS, k, np.arange(k.size))
+    lo = np.floor(position).astype(np.intp)
+    hi = np.minimum(lo + 1, k.size - 1)
+    crosses_dc = (k[:-1] < 0) & (k[1:] > 0)
+    missing_tones = np.diff(k) - 1 - crosses_dc
     usable = bool(
         k[0] <= -CANONICAL_HALF_WIDTH + MAX_EDGE_HOLD
         and k[-1] >= CANONICAL_HALF_WIDTH - MAX_EDGE_HOLD
-        and np.all(holes <= MAX_BRIDGE_SUBCARRIERS + (k[inside][:-1] < 0) * (k[inside][1:] > 0))
+        and missing_tones.max() <= MAX_MISSING_TONES
     )
-    return _GridPlan(columns, lo.astype(np.intp), hi.astype(np.intp), weight, usable)
+    return _GridPlan(columns, lo, hi, (position - lo).astype(np.float32), usable)
 
 
 def unwrap_subcarriers(phase: F32) -> F32:
@@ -133,7 +129,8 @@ def canonical_amplitude_phase(csi: C64, subcarriers: Indices) -> tuple[F32, F32]
 def to_canonical_grid(csi: C64, subcarriers: Indices) -> C64:
     """``[n_rx, n_tx, n_sc]`` CSI on its own subcarriers -> complex64 ``[n_rx, n_tx, 52]`` on the grid."""
     amplitude, phase = canonical_amplitude_phase(csi, subcarriers)
-    return (amplitude * np.exp(1j * phase)).astype(np.complex64)
+    grid: C64 = (amplitude * np.exp(1j * phase)).astype(np.complex64)
+    return grid
 
 
 def normalize_gain(amplitude: F32) -> tuple[F32, F32]:
@@ -143,15 +140,22 @@ def normalize_gain(amplitude: F32) -> tuple[F32, F32]:
     tracks received power (RSSI-like) and is returned as a feature of its own. Requires non-zero rows,
     which ``grid_polar`` guarantees.
     """
-    gain = np.sqrt(np.mean(np.square(amplitude), axis=-1, dtype=np.float32))
-    return amplitude / gain[..., np.newaxis], gain
+    gain: F32 = np.sqrt(np.mean(np.square(amplitude), axis=-1, dtype=np.float32)).astype(np.float32)
+    normalized: F32 = (amplitude / gain[..., np.newaxis]).astype(np.float32, copy=False)
+    return normalized, gain
+
+
+def _remove_line(phase: F32, centred: F32) -> F32:
+    """Subtract the least-squares line over centred subcarrier indices from phase ``[..., n_sc]``."""
+    offset = phase.mean(axis=-1, keepdims=True)
+    slope = (phase @ centred)[..., np.newaxis] / float(centred @ centred)
+    residual: F32 = (phase - offset - slope * centred).astype(np.float32, copy=False)
+    return residual
 
 
 def detrend_phase(phase: F32) -> F32:
-    """Remove the least-squares line across the canonical grid from unwrapped phase ``[..., 52]``."""
-    offset = phase.mean(axis=-1, keepdims=True)
-    slope = (phase @ _GRID_CENTRED)[..., np.newaxis] / _GRID_SUM_SQUARES
-    return (phase - offset - slope * _GRID_CENTRED).astype(np.float32, copy=False)
+    """Remove the least-squares line across the canonical grid from already-unwrapped phase ``[..., 52]``."""
+    return _remove_line(phase, _GRID_CENTRED)
 
 
 def sanitize_phase(phase: F32, subcarriers: Indices = CANONICAL_SUBCARRIERS) -> F32:
@@ -162,14 +166,8 @@ def sanitize_phase(phase: F32, subcarriers: Indices = CANONICAL_SUBCARRIERS) -> 
     subcarriers and removing the least-squares line leaves the channel's own non-linear phase, comparable
     across packets. Phase may be wrapped or unwrapped on input.
     """
-    unwrapped = unwrap_subcarriers(np.asarray(phase, dtype=np.float32))
-    if np.array_equal(subcarriers, CANONICAL_SUBCARRIERS):
-        return detrend_phase(unwrapped)
-    k = subcarriers.astype(np.float32)
-    centred = k - k.mean()
-    offset = unwrapped.mean(axis=-1, keepdims=True)
-    slope = (unwrapped @ centred)[..., np.newaxis] / float(np.sum(centred**2))
-    return (unwrapped - offset - slope * centred).astype(np.float32, copy=False)
+    k = np.asarray(subcarriers, dtype=np.float32)
+    return _remove_line(unwrap_subcarriers(np.asarray(phase, dtype=np.float32)), k - k.mean())
 
 
 def rx_phase_difference(csi: C64, reference_rx: int = 0) -> F32:
@@ -184,4 +182,5 @@ def rx_phase_difference(csi: C64, reference_rx: int = 0) -> F32:
         raise ValueError(f"a phase difference needs at least two receive antennas, got {n_rx}")
     others = [r for r in range(n_rx) if r != reference_rx]
     product = csi[others] * np.conj(csi[reference_rx])[np.newaxis]
-    return np.angle(product).astype(np.float32)
+    difference: F32 = np.angle(product).astype(np.float32)
+    return difference
