@@ -36,6 +36,7 @@ def _common_options() -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     from appliance.csi import cli as csi_cli
+    from appliance.csi.sources import cli as sources_cli
 
     common = _common_options()
     parser = argparse.ArgumentParser(
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(handler=_cmd_check_config)
 
     csi_cli.register(commands, common)
+    sources_cli.register(commands, common)
     return parser
 
 

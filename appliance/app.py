@@ -17,9 +17,9 @@ from appliance import __version__
 from appliance.api import system
 from appliance.api.errors import error_middleware
 from appliance.api.keys import CONFIG, HUB, PIPELINE, STARTED_AT
-from appliance.config import AppConfig, SourceConfig
+from appliance.config import AppConfig, SimulatorSourceConfig, SourceConfig
 from appliance.csi.simulator import Impairments, RoomSimulator, Scenario
-from appliance.csi.sources import CsiSource
+from appliance.csi.sources import CsiSource, factory
 from appliance.csi.sources.simulated import SimulatedSource
 from appliance.events import Event, EventType
 from appliance.hub import Hub
@@ -34,6 +34,10 @@ MAX_REQUEST_BYTES = 1 * 2**20
 
 
 def build_source(config: AppConfig, source: SourceConfig) -> CsiSource:
+    if not isinstance(source, SimulatorSourceConfig):
+        return factory.build_source(
+            source.type, source.model_dump(exclude={"type"}), base_dir=config.data_dir
+        )
     room = config.room.to_spec()
     simulator = RoomSimulator(
         room,

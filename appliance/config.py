@@ -144,7 +144,88 @@ class SimulatorSourceConfig(_Section):
     realtime: bool = Field(True, description="Pace frames in real time (false: as fast as possible).")
 
 
-SourceConfig = SimulatorSourceConfig
+_LINK_ID = r"^[A-Za-z0-9_.:-]{1,64}$"
+
+
+class Esp32SerialSourceConfig(_Section):
+    type: Literal["esp32_serial"] = Field(description="An ESP32 running esp-csi on a serial port (USB).")
+    name: str | None = Field(None, description="Source name shown in status (default esp32-serial:<url>).")
+    url: str = Field(
+        description="Port: /dev/ttyUSB0, /dev/serial/by-id/..., socket://host:port, rfc2217://host:port."
+    )
+    baudrate: int = Field(
+        921600, ge=9600, le=4_000_000, description="Serial speed; esp-csi prints at 921600."
+    )
+    link: str | None = Field(
+        None,
+        pattern=_LINK_ID,
+        description="Link id for every frame of this port, e.g. ap-rx1. Unset: from the line's MAC "
+        "(mac_links, else esp32-<mac>).",
+    )
+    mac_links: dict[str, str] = Field(
+        default_factory=dict, description="Transmitter MAC -> link id, used when link is unset."
+    )
+    reconnect_max_s: float = Field(
+        10.0, gt=0, le=300, description="Longest wait between attempts to reopen a port that went away."
+    )
+
+
+class Esp32UdpSourceConfig(_Section):
+    type: Literal["esp32_udp"] = Field(
+        description="ESP32 nodes sending ADR-018, Micro-ESPectre or CSI_DATA datagrams."
+    )
+    name: str = Field("esp32-udp", description="Source name shown in status.")
+    host: str = Field("0.0.0.0", description="Address to listen on.")
+    port: int = Field(
+        5566, ge=1, le=65535, description="UDP port the nodes send to (Micro-ESPectre's default is 5001)."
+    )
+    links: dict[str, str] = Field(
+        default_factory=dict,
+        description="ADR-018 node id, sender IP or CSI_DATA MAC -> link id. Unset: esp32-<node id> or "
+        "esp32-<sender IP>.",
+    )
+    queue_frames: int = Field(
+        8192,
+        ge=16,
+        le=1_000_000,
+        description="Frames held for a slow pipeline before the oldest are dropped.",
+    )
+
+
+class AtherosTcpSourceConfig(_Section):
+    type: Literal["atheros_tcp"] = Field(description="Atheros CSI Tool routers streaming recv_csi over TCP.")
+    name: str = Field("atheros-tcp", description="Source name shown in status.")
+    host: str = Field("0.0.0.0", description="Address to listen on.")
+    port: int = Field(
+        5567,
+        ge=1,
+        le=65535,
+        description="TCP port; on the router: recv_csi /proc/self/fd/3 3>&1 >/dev/null | nc BOX 5567",
+    )
+    links: dict[str, str] = Field(
+        default_factory=dict, description="Router IP -> link id. Unset: atheros-<router ip>."
+    )
+
+
+class ReplaySourceConfig(_Section):
+    type: Literal["replay"] = Field(description="Play a recording or capture file as if it were live.")
+    name: str | None = Field(None, description="Source name shown in status (default replay:<file>).")
+    path: Path = Field(description="Recording or capture file; relative paths are taken from data_dir.")
+    format: str = Field("auto", description="File format (see `invispose csi dump --help`); auto detects it.")
+    speed: float | None = Field(
+        1.0, gt=0, le=1000, description="Times real time; null plays as fast as possible."
+    )
+    loop: bool = Field(True, description="Start again at the end.")
+
+
+SourceConfig = Annotated[
+    SimulatorSourceConfig
+    | Esp32SerialSourceConfig
+    | Esp32UdpSourceConfig
+    | AtherosTcpSourceConfig
+    | ReplaySourceConfig,
+    Field(discriminator="type"),
+]
 
 
 class ZoneConfig(_Section):

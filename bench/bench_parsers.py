@@ -1,9 +1,12 @@
 """Parse throughput of the Atheros log and of esp-csi lines, against csiread on the same bytes.
 
-The Atheros capture is repeated to ~50 MB in memory (and written once to a temporary file for csiread,
-which reads only files); esp-csi lines are generated. Each figure is the median of ``--runs`` runs.
-``ours/frames`` builds ``CsiFrame`` objects (what the appliance uses); ``ours/arrays`` is the bulk array
-decode, the same kind of output csiread produces. Ratios > 1 mean faster than csiread.
+The Atheros capture is repeated to ~50 MB and written once to a temporary file. ``arrays`` compares like
+with like: our bulk reader and csiread's ``Atheros.read`` each go from that file to header and CSI arrays
+(ours reads it with ``np.fromfile``; csiread reads it in C). ``frames`` is the appliance's path, the stream
+parser building one ``CsiFrame`` per record from bytes in memory; its ratio is against the same csiread
+figure, so it shows what the per-record objects cost, not a like-for-like race. esp-csi lines are
+generated. Each figure is the median of ``--runs`` timed runs after one untimed warm-up, the contenders'
+runs interleaved so that a slow spell of the machine hits both. Ratios > 1 mean faster than csiread.
 """
 
 from __future__ import annotations
@@ -24,13 +27,17 @@ from appliance.csi.formats.esp_csv import iter_esp_csv
 CAPTURE = Path(__file__).resolve().parents[2] / "shared" / "captures" / "atheros" / "ath_csi_1.dat"
 
 
-def _median_s(fn: Callable[[], object], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
+def _median_s(fns: list[Callable[[], object]], runs: int) -> list[float]:
+    """Median seconds of each function, one run of each in turn per round."""
+    for fn in fns:
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(runs):
+        for fn, spent in zip(fns, times, strict=True):
+            start = time.perf_counter()
+            fn()
+            spent.append(time.perf_counter() - start)
+    return [statistics.median(spent) for spent in times]
 
 
 def _esp_lines(n: int) -> list[str]:
@@ -52,8 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--capture", type=Path, default=CAPTURE, help="Atheros log to repeat")
     parser.add_argument("--megabytes", type=float, default=50.0, help="size of the repeated log")
     parser.add_argument("--lines", type=int, default=20000, help="esp-csi lines to generate")
-    parser.add_argument("--runs", type=int, default=5, help="runs per figure (median)")
+    parser.add_argument("--runs", type=int, default=7, help="timed runs per figure (median), at least 5")
     args = parser.parse_args(argv)
+    if args.runs < 5:
+        parser.error("--runs must be at least 5: a median of fewer runs is too noisy to compare")
     try:
         import csiread  # type: ignore[import-untyped]
     except ImportError:
@@ -69,20 +78,22 @@ def main(argv: list[str] | None = None) -> int:
             mb = len(data) / 1e6
             n_records = sum(len(b.offsets) for b in read_atheros_batches(data))
 
-            def frames() -> None:
-                p = AtherosStreamParser()
-                p.feed(data)
+            def arrays() -> None:
+                read_atheros_batches(np.fromfile(ath_path, dtype=np.uint8))
 
-            ours_arrays = _median_s(lambda: read_atheros_batches(data), args.runs)
-            ours_frames = _median_s(frames, args.runs)
-            theirs = None
+            def frames() -> None:
+                AtherosStreamParser().feed(data)
+
+            contenders: list[Callable[[], object]] = [arrays, frames]
             if csiread is not None:
 
                 def csiread_ath() -> None:
                     c = csiread.Atheros(str(ath_path), nrxnum=3, ntxnum=2, tones=56, if_report=False)
                     c.read(endian="little")
 
-                theirs = _median_s(csiread_ath, args.runs)
+                contenders.append(csiread_ath)
+            ours_arrays, ours_frames, *rest = _median_s(contenders, args.runs)
+            theirs = rest[0] if rest else None
             rows.append((f"atheros {mb:.0f} MB, {n_records} records: arrays", mb, ours_arrays, theirs))
             rows.append((f"atheros {mb:.0f} MB, {n_records} records: frames", mb, ours_frames, theirs))
         else:
@@ -91,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         esp_path = Path(tmp) / "esp.csv"
         esp_path.write_text("".join(lines))
         mb = esp_path.stat().st_size / 1e6
-        ours = _median_s(lambda: sum(1 for _ in iter_esp_csv(lines)), args.runs)
+        (ours,) = _median_s([lambda: sum(1 for _ in iter_esp_csv(lines))], args.runs)
         theirs = None
         if csiread is not None:
 
@@ -99,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                 csiread.ESP32(str(esp_path), if_report=False, csi_only=False).read()
 
             try:
-                theirs = _median_s(csiread_esp, args.runs)
+                (theirs,) = _median_s([csiread_esp], args.runs)
             except ValueError as exc:
                 print(f"csiread.ESP32 cannot read esp-csi lines with this numpy ({exc}): no esp ratio")
         rows.append((f"esp-csi {args.lines} lines: frames", mb, ours, theirs))

@@ -8,23 +8,22 @@ file could not be read (missing, unknown format) or held bad records, 2 usage (a
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import math
 import statistics
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TextIO
 
+# Imported for its effect: it registers the appliance's own "recording" format with the registry.
+import appliance.csi.recording  # noqa: F401
 from appliance.csi.formats.errors import CsiFormatError
 from appliance.csi.formats.registry import AUTO, format_names, frame_to_dump, iter_file
 from appliance.csi.frame import CsiFrame
+from appliance.csi.prep import SequenceTracker, TimestampUnwrapper, counter_widths
 
 EXIT_OK, EXIT_READ_ERROR = 0, 1
-# Width of each format's sequence counter, for counting lost packets across a wrap.
-_SEQ_MODULUS = {"atheros": 1 << 12, "intel5300": 1 << 16, "esp32-csv": 1 << 32}
-_DEFAULT_SEQ_MODULUS = 1 << 32
-_DEVICE_CLOCK_MODULUS = 1 << 32
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
@@ -97,30 +96,75 @@ def run_dump(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = s
     return _run(args, out, err, consume)
 
 
-def _wrapped_steps(values: list[int], modulus: int) -> list[int]:
-    return [(b - a) % modulus for a, b in itertools.pairwise(values)]
+@dataclass
+class _LinkTally:
+    """One link's clock and sequence counters, with the widths of the format it came in."""
+
+    clock: TimestampUnwrapper | None
+    sequence: SequenceTracker
+    frames: int = 0
+    first_us: int | None = None
+    last_us: int | None = None
+    max_step_us: int = 0
+
+    def add(self, frame: CsiFrame) -> None:
+        self.frames += 1
+        self.sequence.observe(frame.seq)
+        if self.clock is None:
+            return
+        t_us = self.clock.update(frame.device_ts_us).value
+        if self.last_us is not None:
+            self.max_step_us = max(self.max_step_us, t_us - self.last_us)
+        self.first_us = t_us if self.first_us is None else self.first_us
+        self.last_us = max(t_us, self.last_us or t_us)
+
+    def summary(self) -> dict[str, object]:
+        span_s = (self.last_us - self.first_us) / 1e6 if self.first_us is not None and self.last_us else None
+        return {
+            "frames": self.frames,
+            "duration_s": round(span_s, 6) if span_s is not None else None,
+            "packets_per_s": round((self.frames - 1) / span_s, 3) if span_s else None,
+            "max_interval_ms": round(self.max_step_us / 1e3, 3) if self.clock is not None else None,
+            "lost_packets": self.sequence.lost,
+            "duplicates": self.sequence.duplicates,
+        }
+
+
+def _tally(frame: CsiFrame) -> _LinkTally:
+    widths = counter_widths(frame)
+    clock = TimestampUnwrapper(widths.timestamp_bits) if widths.timestamp_bits else None
+    return _LinkTally(clock, SequenceTracker(widths.sequence_bits))
 
 
 def frame_stats(frames: list[CsiFrame]) -> dict[str, object]:
-    """Frames, duration (device clock), packets/s, sequence gaps and RSSI summary of one capture."""
+    """Frames, duration, packets/s, lost packets and RSSI of a capture, overall and per link.
+
+    Each link is counted on its own device clock and sequence counter (unwrapped with the widths of its
+    wire format), since different nodes' clocks share no origin. A format without a device clock (ESP32
+    UDP) has no duration.
+    """
     stats: dict[str, object] = {"frames": len(frames)}
     if not frames:
         return stats
-    fmt = frames[0].wire_format
-    steps_us = _wrapped_steps([f.device_ts_us for f in frames], _DEVICE_CLOCK_MODULUS)
-    duration_s = sum(steps_us) / 1e6
-    seq_steps = _wrapped_steps([f.seq for f in frames], _SEQ_MODULUS.get(fmt, _DEFAULT_SEQ_MODULUS))
+    tallies: dict[str, _LinkTally] = {}
+    for frame in frames:
+        tally = tallies.get(frame.link)
+        if tally is None:
+            tally = tallies[frame.link] = _tally(frame)
+        tally.add(frame)
+    per_link = {link: tallies[link].summary() for link in sorted(tallies)}
+    durations = [d for d in (s["duration_s"] for s in per_link.values()) if isinstance(d, float)]
+    rates = [r for r in (s["packets_per_s"] for s in per_link.values()) if isinstance(r, float)]
     rssi = [f.rssi_dbm for f in frames if not math.isnan(f.rssi_dbm)]
     stats.update(
         {
-            "format": fmt,
-            "links": sorted({f.link for f in frames}),
-            "duration_s": round(duration_s, 6),
-            "packets_per_s": round((len(frames) - 1) / duration_s, 3) if duration_s > 0 else None,
-            "max_interval_ms": round(max(steps_us) / 1e3, 3) if steps_us else None,
-            "seq_gaps": sum(1 for s in seq_steps if s > 1),
-            "lost_packets": sum(s - 1 for s in seq_steps if s > 1),
+            "format": frames[0].wire_format,
+            "links": sorted(tallies),
+            "duration_s": max(durations) if durations else None,
+            "packets_per_s": round(sum(rates), 3) if rates else None,
+            "lost_packets": sum(t.sequence.lost for t in tallies.values()),
             "shapes": sorted({f"{f.n_rx}x{f.n_tx}x{f.n_subcarriers}" for f in frames}),
+            "per_link": per_link,
         }
     )
     if rssi:

@@ -72,3 +72,21 @@ def test_usage_error_exits_2() -> None:
     with pytest.raises(SystemExit) as exc:
         _parser().parse_args(["csi", "dump", "x", "--format", "nope"])
     assert exc.value.code == 2
+
+
+def test_stats_counts_each_link_on_its_own_clock() -> None:
+    """Six simulated nodes boot at different times: their clocks share no origin, so each is timed alone."""
+    from appliance.csi.cli import frame_stats
+    from appliance.csi.simulator import RoomSimulator, Scenario, default_room
+
+    room = default_room()
+    frames = RoomSimulator(room, Scenario(room), seed=5).advance(3.0).frames
+    stats = frame_stats(frames)
+    assert stats["links"] == [f"ap-rx{i}" for i in range(1, 7)]
+    assert isinstance(stats["duration_s"], float)
+    assert 2.9 < stats["duration_s"] <= 3.0
+    per_link = stats["per_link"]
+    assert isinstance(per_link, dict)
+    for link_stats in per_link.values():
+        assert 95 < link_stats["packets_per_s"] < 105
+    assert stats["lost_packets"] == sum(s["lost_packets"] for s in per_link.values())

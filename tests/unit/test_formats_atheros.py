@@ -181,3 +181,58 @@ def test_fuzz_mutated_records_never_crash(data: st.DataObject) -> None:
     parser = AtherosStreamParser()
     frames = parser.feed(bytes(raw[:cut])) + [x for x in parser.close() if isinstance(x, CsiFrame)]
     assert all(f.csi.shape == (2, 2, 56) for f in frames)
+
+
+def _mixed_log(endian: str) -> tuple[bytes, dict[int, tuple[int, np.ndarray]]]:
+    """Runs of equal records, long enough for the bulk reader's guessing walk, and irregular ones.
+
+    Returns the log and, per record with CSI, its offset -> (timestamp, csi).
+    """
+    rng = np.random.default_rng(6)
+    shapes = [(3, 2, 56)] * 150 + [(1, 1, 56), (2, 3, 114), (3, 3, 114), (1, 3, 56)] * 10 + [(3, 2, 56)] * 40
+    log, expected = b"", {}
+    for i, shape in enumerate(shapes):
+        if i == 170:  # a record without CSI: no batch row
+            log += atheros_record(np.zeros((0, 0, 0), dtype=complex), timestamp=999, endian=endian)
+        csi = _random_csi(rng, shape)
+        payload = b"\x02" * (int(rng.integers(0, 60)) if 150 <= i < 190 else 30)
+        expected[len(log)] = (i, csi)
+        log += atheros_record(csi, timestamp=i, endian=endian, payload=payload)
+    return log, expected
+
+
+@pytest.mark.parametrize("endian", ["<", ">"])
+def test_bulk_reader_matches_the_encoder_on_mixed_shapes_and_lengths(
+    endian: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("appliance.csi.formats.atheros._DECODE_CHUNK_BYTES", 2000)  # chunk edges everywhere
+    data, expected = _mixed_log(endian)
+    batches = read_atheros_batches(data)
+    assert [b.csi.shape[1:] for b in batches] == [
+        (3, 2, 56),
+        (1, 1, 56),
+        (2, 3, 114),
+        (3, 3, 114),
+        (1, 3, 56),
+    ]
+    got = {int(offset): (b, i) for b in batches for i, offset in enumerate(b.offsets)}
+    assert sorted(got) == sorted(expected)
+    for offset, (timestamp, csi) in expected.items():
+        batch, i = got[offset]
+        assert batch.header[i, 0] == timestamp
+        assert np.array_equal(batch.csi[i], csi)
+
+
+def test_bulk_reader_raises_at_the_first_damaged_record() -> None:
+    rng = np.random.default_rng(7)
+    record = atheros_record(_random_csi(rng, (3, 2, 56)), payload=b"\x03" * 30)
+    clean = record * 300
+    damaged = bytearray(clean)
+    damaged[200 * len(record) + 2 + 17] = 7  # record 200 (inside a guessed run): bandwidth 7
+    with pytest.raises(CsiFormatError) as bad:
+        read_atheros_batches(bytes(damaged))
+    assert bad.value.offset == 200 * len(record)
+    with pytest.raises(CsiFormatError) as cut:
+        read_atheros_batches(clean[:-1])
+    assert cut.value.offset == 299 * len(record)
+    assert len(read_atheros_batches(np.frombuffer(clean, dtype=np.uint8))[0].offsets) == 300

@@ -1,0 +1,82 @@
+"""What the pose model says about one window: up to a few person slots, each with pose and activity.
+
+The scene takes every slot the model emits and itself drops those whose ``presence`` is below
+``SceneSettings.min_presence``, so the threshold lives in one place (the ``scene:`` configuration) rather
+than in each estimator. Estimates are checked here, at the door, so the tracker can trust shapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from appliance.coco import ACTIVITIES, KEYPOINT_INDEX, N_KEYPOINTS
+
+F64 = npt.NDArray[np.float64]
+
+# The body centre is the confidence-weighted mean of the torso joints: they move least with the limbs,
+# so the centre does not wobble with a swinging arm or a step.
+TORSO_JOINTS: tuple[int, ...] = tuple(
+    KEYPOINT_INDEX[name] for name in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
+)
+# Below this summed confidence the torso is not trusted and every joint counts instead.
+_MIN_TORSO_WEIGHT = 1e-3
+
+
+def body_centre(keypoints: F64, joint_confidence: F64) -> F64:
+    """(3,) centre of the body: the torso joints weighted by confidence, else all joints, else their mean."""
+    torso = np.asarray(TORSO_JOINTS)
+    weights = joint_confidence[torso]
+    if float(weights.sum()) > _MIN_TORSO_WEIGHT:
+        centre: F64 = weights @ keypoints[torso] / weights.sum()
+        return centre
+    if float(joint_confidence.sum()) > _MIN_TORSO_WEIGHT:
+        centre = joint_confidence @ keypoints / joint_confidence.sum()
+        return centre
+    mean: F64 = keypoints.mean(axis=0)
+    return mean
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PersonEstimate:
+    """One person slot: presence probability, 17 COCO keypoints in room metres (x width, y depth, z up),
+    each joint's confidence in 0..1, and probabilities over ``appliance.coco.ACTIVITIES``."""
+
+    presence: float
+    keypoints: F64  # (17, 3)
+    joint_confidence: F64  # (17,)
+    activity_probs: F64  # (len(ACTIVITIES),)
+    centre: F64 = field(init=False)  # (3,), see ``body_centre``
+
+    def __post_init__(self) -> None:
+        keypoints = np.asarray(self.keypoints, dtype=np.float64)
+        confidence = np.asarray(self.joint_confidence, dtype=np.float64)
+        activity = np.asarray(self.activity_probs, dtype=np.float64)
+        if keypoints.shape != (N_KEYPOINTS, 3):
+            raise ValueError(f"keypoints must be ({N_KEYPOINTS}, 3), got {keypoints.shape}")
+        if confidence.shape != (N_KEYPOINTS,):
+            raise ValueError(f"joint_confidence must be ({N_KEYPOINTS},), got {confidence.shape}")
+        if activity.shape != (len(ACTIVITIES),):
+            raise ValueError(f"activity_probs must be ({len(ACTIVITIES)},), got {activity.shape}")
+        if not (np.isfinite(keypoints).all() and np.isfinite(confidence).all() and np.isfinite(activity).all()):
+            raise ValueError("estimate holds NaN or infinite values")
+        confidence = np.clip(confidence, 0.0, 1.0)
+        object.__setattr__(self, "keypoints", keypoints)
+        object.__setattr__(self, "joint_confidence", confidence)
+        object.__setattr__(self, "activity_probs", np.clip(activity, 0.0, 1.0))
+        object.__setattr__(self, "presence", float(np.clip(self.presence, 0.0, 1.0)))
+        object.__setattr__(self, "centre", body_centre(keypoints, confidence))
+
+
+@dataclass(frozen=True, slots=True)
+class WindowEstimate:
+    """Every person slot of one window, at host time ``t_s`` (seconds, the clock of ``CsiFrame.host_ts``)."""
+
+    t_s: float
+    persons: Sequence[PersonEstimate]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "persons", tuple(self.persons))

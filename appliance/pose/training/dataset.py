@@ -1,0 +1,98 @@
+"""Labelled training windows from simulated episodes, generated in parallel and cached as .npz.
+
+Each episode (``appliance.pose.evaluation.episode``: a random room, node layout, bodies, motions, SNR and
+impairments) runs through ``simulated_windows``, the same serving path the evaluation uses. Arrays per
+window: ``csi`` [40, 312] float16, ``geometry`` [51], ``present`` [3], ``keypoints`` [3, 17, 3] metres,
+``activity`` [3] (``empty`` for absent slots), ``room`` [3] metres and ``episode`` (its index, so that
+validation can hold out whole episodes). Persons fill slots in id order; training matches slots to
+persons without regard to order (see ``train``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from tqdm import tqdm
+
+from appliance.coco import N_KEYPOINTS
+from appliance.pose.evaluation import EMPTY, MAX_PERSONS, Split, episode, simulated_windows
+
+Arrays = dict[str, npt.NDArray[np.generic]]
+ARRAY_KEYS = ("csi", "geometry", "present", "keypoints", "activity", "room", "episode")
+
+
+def episode_arrays(split: Split, index: int, duration_s: float) -> Arrays:
+    """Every window of one episode as stacked arrays."""
+    csi, geometry, present, keypoints, activity, room = [], [], [], [], [], []
+    for window in simulated_windows(episode(split, index, duration_s)):
+        n = min(len(window.person_ids), MAX_PERSONS)
+        slot_present = np.zeros(MAX_PERSONS, bool)
+        slot_present[:n] = True
+        slot_keypoints = np.zeros((MAX_PERSONS, N_KEYPOINTS, 3), np.float32)
+        slot_keypoints[:n] = window.keypoints[:n]
+        slot_activity = np.full(MAX_PERSONS, EMPTY, np.int8)
+        slot_activity[:n] = window.activities[:n]
+        csi.append(window.inputs.csi.astype(np.float16))
+        geometry.append(window.inputs.geometry)
+        present.append(slot_present)
+        keypoints.append(slot_keypoints)
+        activity.append(slot_activity)
+        room.append(np.asarray(window.inputs.room_size_m, np.float32))
+    count = len(csi)
+    return {
+        "csi": np.stack(csi),
+        "geometry": np.stack(geometry),
+        "present": np.stack(present),
+        "keypoints": np.stack(keypoints),
+        "activity": np.stack(activity),
+        "room": np.stack(room),
+        "episode": np.full(count, index, np.int32),
+    }
+
+
+def _job(args: tuple[Split, int, float]) -> Arrays:
+    return episode_arrays(*args)
+
+
+def cache_path(cache_dir: Path, split: Split, first: int, count: int, duration_s: float) -> Path:
+    """A name that changes when the request or the window builder's code does, so a stale cache is unused."""
+    import appliance.pose.evaluation as evaluation
+    import appliance.pose.features as features
+
+    digest = hashlib.sha256()
+    for module in (features, evaluation):
+        digest.update(Path(str(module.__file__)).read_bytes())
+    tag = digest.hexdigest()[:10]
+    return cache_dir / f"{split}_{first}_{count}_{duration_s:g}s_{tag}.npz"
+
+
+def generate(
+    split: Split,
+    first: int,
+    count: int,
+    duration_s: float,
+    cache_dir: Path,
+    workers: int = 2,
+) -> Arrays:
+    """Episodes ``first .. first + count - 1`` of a split, from the cache when present."""
+    path = cache_path(cache_dir, split, first, count, duration_s)
+    if path.is_file():
+        with np.load(path) as data:
+            return {key: data[key] for key in ARRAY_KEYS}
+    jobs = [(split, i, duration_s) for i in range(first, first + count)]
+    parts: list[Arrays] = []
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        for part in tqdm(
+            pool.imap(_job, jobs, chunksize=1), total=count, desc=f"simulating {split} episodes", unit="ep"
+        ):
+            parts.append(part)
+    arrays = {key: np.concatenate([p[key] for p in parts]) for key in ARRAY_KEYS}
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **arrays)  # type: ignore[arg-type]
+    tmp.replace(path)
+    return arrays
