@@ -453,7 +453,7 @@ def _explain(
         line = _nearest_line(lines, path)
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
-            allowed = _allowed_keys(path[:-1])
+            allowed = _allowed_keys(error["loc"][:-1])
             message = (
                 f"unknown key; allowed here: {', '.join(allowed)}"
                 if allowed
@@ -461,6 +461,11 @@ def _explain(
             )
         elif error["type"] == "missing":
             message = "required key is missing"
+        elif error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            path = (*path, "type")
+            line = _nearest_line(lines, path)
+            expected = error.get("ctx", {}).get("expected_tags", "")
+            message = f"unknown or missing type; allowed: {expected}"
         issues.append(ConfigIssue(file, line, _dotted(path), message))
     return issues
 
@@ -487,15 +492,23 @@ def _nearest_line(lines: Mapping[tuple[str | int, ...], int], path: tuple[str | 
     return None
 
 
-def _allowed_keys(path: tuple[str | int, ...]) -> list[str]:
+def _allowed_keys(loc: tuple[str | int, ...]) -> list[str]:
+    """The keys of the model at a pydantic location; a union member is chosen by the tag in ``loc``."""
     tp: Any = AppConfig
-    for part in path:
+    for part in loc:
         tp = _unwrap(tp)
         if isinstance(part, int):
             args = get_args(tp)
             tp = args[0] if args else None
-        elif isinstance(tp, type) and issubclass(tp, BaseModel) and part in tp.model_fields:
+        elif isinstance(tp, type) and issubclass(tp, BaseModel):
+            if part not in tp.model_fields:
+                return []
             tp = tp.model_fields[part].annotation
+        elif get_origin(tp) in (Union, types.UnionType):
+            tagged = [m for m in get_args(tp) if part in get_args(m.model_fields["type"].annotation)]
+            if not tagged:
+                return []
+            tp = tagged[0]
         else:
             return []
     tp = _unwrap(tp)

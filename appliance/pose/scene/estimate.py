@@ -61,7 +61,9 @@ class PersonEstimate:
             raise ValueError(f"joint_confidence must be ({N_KEYPOINTS},), got {confidence.shape}")
         if activity.shape != (len(ACTIVITIES),):
             raise ValueError(f"activity_probs must be ({len(ACTIVITIES)},), got {activity.shape}")
-        if not (np.isfinite(keypoints).all() and np.isfinite(confidence).all() and np.isfinite(activity).all()):
+        if not (
+            np.isfinite(keypoints).all() and np.isfinite(confidence).all() and np.isfinite(activity).all()
+        ):
             raise ValueError("estimate holds NaN or infinite values")
         confidence = np.clip(confidence, 0.0, 1.0)
         object.__setattr__(self, "keypoints", keypoints)

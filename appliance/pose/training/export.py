@@ -1,0 +1,49 @@
+"""Full-integer int8 TFLite export (the recipe of the project's field notes).
+
+The trained weights are copied into the same network built with ``batch_size=1`` (a dynamic batch adds
+SHAPE/STRIDED_SLICE/PACK ops), converted with ``TFLITE_BUILTINS_INT8`` only, int8 inputs and outputs, and
+calibrated on a representative sample of training windows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import tensorflow as tf  # type: ignore[import-untyped]
+import keras  # type: ignore[import-untyped]
+
+from appliance.pose.training.model import build_model
+
+REPRESENTATIVE_WINDOWS = 400
+
+
+def export_int8(
+    model: keras.Model,
+    csi: npt.NDArray[np.float32],
+    geometry: npt.NDArray[np.float32],
+    out: Path,
+    seed: int,
+) -> bytes:
+    """Write ``out`` (.tflite) and return its bytes."""
+    fixed = build_model(batch_size=1)
+    fixed.set_weights(model.get_weights())
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(csi.shape[0], size=min(REPRESENTATIVE_WINDOWS, csi.shape[0]), replace=False)
+
+    def representative() -> Iterator[list[npt.NDArray[np.float32]]]:
+        for i in picks:
+            yield [csi[i : i + 1].astype(np.float32), geometry[i : i + 1].astype(np.float32)]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(fixed)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    data: bytes = converter.convert()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data)
+    return data

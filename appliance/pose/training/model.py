@@ -1,0 +1,80 @@
+"""The pose network (Keras 3): a per-link temporal encoder shared by every link, then a room-level head.
+
+Input ``csi`` [40, 312] is reshaped to [40 steps, 6 links, 52 subcarriers] and every link goes through
+the same temporal convolutions (Conv2D with (k, 1) kernels: time only, weights shared across links), so a
+link's evidence means the same whatever slot it sits in. Each link's summary is joined with its own
+geometry (normalized tx/rx positions, kind, mask) before the links are combined, which is what lets the
+head triangulate: "the link from here to there is shadowed". The room head sees every link plus the room
+size and emits, per slot (``MAX_PERSONS``):
+
+- ``presence`` [3] sigmoid;
+- ``centre`` [3, 3] sigmoid: the pelvis (midpoint of the hips) as fractions of the room's width, depth
+  and height;
+- ``offsets`` [3, 17, 3] metres: keypoints relative to that centre (room axes);
+- ``confidence`` [3, 17] sigmoid: the expected closeness of each joint (trained towards
+  exp(-(error / 0.1 m)^2));
+- ``activity`` [3, 6] softmax over ``appliance.coco.ACTIVITIES``.
+
+About 0.3 M parameters and ~3 M multiply-adds per window.
+"""
+
+from __future__ import annotations
+
+import keras  # type: ignore[import-untyped]
+from keras import layers
+
+from appliance.coco import ACTIVITIES, N_KEYPOINTS
+from appliance.pose.evaluation import MAX_PERSONS
+from appliance.pose.features import (
+    LINK_GEOMETRY_FEATURES,
+    MAX_LINKS,
+    N_GEOMETRY,
+    N_STEPS,
+    N_SUBCARRIERS,
+)
+
+OUTPUT_NAMES = ("presence", "centre", "offsets", "confidence", "activity")
+
+
+def build_model(batch_size: int | None = None, width: int = 64, hidden: int = 256) -> keras.Model:
+    """The network; ``batch_size=1`` for export (a fixed batch keeps shape ops out of the TFLite graph)."""
+    csi = keras.Input((N_STEPS, MAX_LINKS * N_SUBCARRIERS), batch_size=batch_size, name="csi")
+    geometry = keras.Input((N_GEOMETRY,), batch_size=batch_size, name="geometry")
+
+    x = layers.Reshape((N_STEPS, MAX_LINKS, N_SUBCARRIERS))(csi)
+    x = layers.Conv2D(width, (1, 1), activation="relu", name="subcarrier_mix")(x)
+    for i, stride in enumerate((2, 2, 2)):
+        x = layers.DepthwiseConv2D((5, 1), strides=(stride, 1), padding="same", name=f"temporal_{i}")(x)
+        x = layers.Conv2D(width, (1, 1), activation="relu", name=f"pointwise_{i}")(x)
+    steps = N_STEPS // 8
+    x = layers.Permute((2, 1, 3))(x)  # [links, steps, width]
+    x = layers.Reshape((MAX_LINKS, steps * width))(x)
+    link_geometry = layers.Reshape((MAX_LINKS, LINK_GEOMETRY_FEATURES))(
+        layers.Lambda(lambda g: g[:, : MAX_LINKS * LINK_GEOMETRY_FEATURES], name="link_geometry")(geometry)
+    )
+    x = layers.Concatenate(axis=-1)([x, link_geometry])
+    x = layers.Dense(96, activation="relu", name="link_summary")(x)
+    x = layers.Flatten()(x)
+    room = layers.Lambda(lambda g: g[:, MAX_LINKS * LINK_GEOMETRY_FEATURES :], name="room_size")(geometry)
+    x = layers.Concatenate()([x, room])
+    x = layers.Dense(hidden, activation="relu", name="room_0")(x)
+    x = layers.Dense(hidden, activation="relu", name="room_1")(x)
+
+    presence = layers.Dense(MAX_PERSONS, activation="sigmoid", name="presence")(x)
+    centre = layers.Reshape((MAX_PERSONS, 3), name="centre")(
+        layers.Dense(MAX_PERSONS * 3, activation="sigmoid", name="centre_dense")(x)
+    )
+    offsets = layers.Reshape((MAX_PERSONS, N_KEYPOINTS, 3), name="offsets")(
+        layers.Dense(MAX_PERSONS * N_KEYPOINTS * 3, name="offsets_dense")(x)
+    )
+    confidence = layers.Reshape((MAX_PERSONS, N_KEYPOINTS), name="confidence")(
+        layers.Dense(MAX_PERSONS * N_KEYPOINTS, activation="sigmoid", name="confidence_dense")(x)
+    )
+    activity = layers.Softmax(axis=-1, name="activity")(
+        layers.Reshape((MAX_PERSONS, len(ACTIVITIES)))(
+            layers.Dense(MAX_PERSONS * len(ACTIVITIES), name="activity_dense")(x)
+        )
+    )
+    return keras.Model(
+        [csi, geometry], [presence, centre, offsets, confidence, activity], name="invispose_pose"
+    )
