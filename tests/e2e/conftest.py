@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -29,13 +29,16 @@ def chromium_path() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is installed by `make test`")
+@pytest.fixture
+async def browser() -> AsyncIterator[object]:
+    """The async API, so the browser shares the test's event loop instead of running one of its own."""
+    async_api = pytest.importorskip("playwright.async_api", reason="playwright is installed by `make test`")
     executable = chromium_path()
     if executable is None:
         pytest.skip("Debian's chromium is not installed; `make test` installs it")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+    async with async_api.async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
+        )
         yield launched
-        launched.close()
+        await launched.close()

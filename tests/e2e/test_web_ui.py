@@ -23,17 +23,17 @@ def running_service(tmp_path: Path) -> Iterator[Service]:
 
 
 @pytest.mark.slow
-def test_ui_shows_simulated_room_with_live_readings(browser: Any, running_service: Service) -> None:
-    page = browser.new_page()
+async def test_ui_shows_simulated_room_with_live_readings(browser: Any, running_service: Service) -> None:
+    expect = pytest.importorskip("playwright.async_api").expect
+    page = await browser.new_page()
     try:
-        page.goto(running_service.base + "/")
-        expect = pytest.importorskip("playwright.sync_api").expect
-        expect(page.locator("#source-badge")).to_have_text("SIMULATED", timeout=10_000)
-        expect(page.locator("#simulated-banner")).to_be_visible()
-        expect(page.locator("#connection")).to_have_text("live")
-        expect(page.locator("#links tr")).to_have_count(6, timeout=10_000)
-        expect(page.locator("#presence")).to_have_text(re.compile("present|empty"))
-        expect(page.locator("#estimator")).to_have_text("motion (simulated)")
-        expect(page.locator("#truth")).to_have_text(re.compile(r"in the room|nobody"))
+        await page.goto(running_service.base + "/")
+        await expect(page.locator("#source-badge")).to_have_text("SIMULATED", timeout=10_000)
+        await expect(page.locator("#simulated-banner")).to_be_visible()
+        await expect(page.locator("#connection")).to_have_text("live")
+        await expect(page.locator("#links tr")).to_have_count(6, timeout=10_000)
+        await expect(page.locator("#presence")).to_have_text(re.compile("present|empty"))
+        await expect(page.locator("#estimator")).to_have_text("motion (simulated)")
+        await expect(page.locator("#truth")).to_have_text(re.compile(r"in the room|nobody"))
     finally:
-        page.close()
+        await page.close()
