@@ -1,4 +1,4 @@
-"""The pose model's input window: per-link prepared samples + room geometry + empty-room references -> tensors.
+"""The pose model's input window: per-link prepared samples, room geometry, empty-room references -> tensors.
 
 This is the one window builder: training (``appliance.pose.training``), held-out evaluation and the live
 pipeline all call ``build_window``, so the model never sees features built any other way.
@@ -241,6 +241,4 @@ def build_window(
         geometry.depth_m / ROOM_SCALE_M,
         geometry.height_m / HEIGHT_SCALE_M,
     )
-    return ModelInputs(
-        csi, geo, tuple(used), (geometry.width_m, geometry.depth_m, geometry.height_m)
-    )
+    return ModelInputs(csi, geo, tuple(used), (geometry.width_m, geometry.depth_m, geometry.height_m))

@@ -19,6 +19,7 @@ import hashlib
 import importlib
 import importlib.metadata
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -50,7 +51,7 @@ OUTPUT_SHAPES: dict[str, tuple[int, ...]] = {
 }
 
 
-class ModelUnavailable(RuntimeError):
+class ModelUnavailableError(RuntimeError):
     """No installed runtime could load the model (or the file does not follow the tensor contract)."""
 
 
@@ -146,7 +147,7 @@ class PoseModel:
         self.path = Path(path)
         self.num_threads = num_threads
         if not self.path.is_file():
-            raise ModelUnavailable(f"model file {self.path} not found")
+            raise ModelUnavailableError(f"model file {self.path} not found")
         failures = []
         for name in (runtime,) if runtime else RUNTIMES:
             try:
@@ -156,7 +157,7 @@ class PoseModel:
             except Exception as exc:  # see usable_runtimes
                 failures.append(f"{name}: {type(exc).__name__}: {exc}")
         else:
-            raise ModelUnavailable("no usable TFLite runtime: " + "; ".join(failures))
+            raise ModelUnavailableError("no usable TFLite runtime: " + "; ".join(failures))
         self._inputs = [_tensor(d) for d in self._interpreter.get_input_details()]
         self._outputs = [_tensor(d) for d in self._interpreter.get_output_details()]
         by_shape = {t.shape: t for t in self._inputs}
@@ -166,7 +167,9 @@ class PoseModel:
             out_by_shape = {t.shape: t for t in self._outputs}
             self._out = {name: out_by_shape[shape] for name, shape in OUTPUT_SHAPES.items()}
         except KeyError as exc:
-            raise ModelUnavailable(f"{self.path} does not follow the tensor contract: no {exc} tensor") from exc
+            raise ModelUnavailableError(
+                f"{self.path} does not follow the tensor contract: no {exc} tensor"
+            ) from exc
         self.sha256 = sha256_of(self.path)
 
     @property
@@ -242,3 +245,41 @@ def read_provenance(path: Path) -> dict[str, Any]:
         return {}
     data: dict[str, Any] = json.loads(sidecar.read_text())
     return data
+
+
+def benchmark(model: PoseModel, inputs: ModelInputs, *, iterations: int, warmup: int) -> dict[str, float]:
+    """Latency of one window in microseconds: the interpreter alone (``invoke`` on already-set int8
+    inputs) and the whole ``infer`` (plus quantize, dequantize and composing keypoints), median and p99."""
+    interpreter = model._interpreter
+    model.infer(inputs)
+    for _ in range(warmup):
+        interpreter.invoke()
+    invoke = np.empty(iterations)
+    for i in range(iterations):
+        started = time.perf_counter_ns()
+        interpreter.invoke()
+        invoke[i] = time.perf_counter_ns() - started
+    whole = np.empty(iterations)
+    for i in range(iterations):
+        started = time.perf_counter_ns()
+        model.infer(inputs)
+        whole[i] = time.perf_counter_ns() - started
+    return {
+        "median_us": round(float(np.median(invoke)) / 1000, 1),
+        "p99_us": round(float(np.percentile(invoke, 99)) / 1000, 1),
+        "infer_median_us": round(float(np.median(whole)) / 1000, 1),
+        "infer_p99_us": round(float(np.percentile(whole, 99)) / 1000, 1),
+    }
+
+
+def example_inputs(seed: int = 0) -> ModelInputs:
+    """A plausible window (six links in a 5 x 4 x 2.7 m room, small random changes) for benchmarks/tests."""
+    rng = np.random.default_rng(seed)
+    csi = np.clip(rng.normal(0.0, 0.05, (N_STEPS, MAX_LINKS * N_SUBCARRIERS)), -1, 1).astype(np.float32)
+    geometry = np.zeros(N_GEOMETRY, np.float32)
+    for slot in range(MAX_LINKS):
+        row = slot * 8
+        geometry[row : row + 6] = rng.uniform(0.0, 1.0, 6)
+        geometry[row + 7] = 1.0
+    geometry[-3:] = (0.5, 0.4, 0.675)
+    return ModelInputs(csi, geometry, tuple(f"link{i}" for i in range(MAX_LINKS)), (5.0, 4.0, 2.7))

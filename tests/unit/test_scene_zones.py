@@ -42,13 +42,19 @@ def test_duplicate_zone_ids_are_refused() -> None:
 def test_walking_into_and_out_of_a_zone_gives_one_enter_and_one_leave() -> None:
     rng = np.random.default_rng(1)
     path = np.concatenate(
-        [np.linspace((0.5, 2.0), (3.0, 2.0), 30), np.full((30, 2), (3.0, 2.0)), np.linspace((3, 2), (3, 3.8), 30)]
+        [
+            np.linspace((0.5, 2.0), (3.0, 2.0), 30),
+            np.full((30, 2), (3.0, 2.0)),
+            np.linspace((3, 2), (3, 3.8), 30),
+        ]
     )
     scene = Scene(zones=[SOFA, VAULT])
     updates = run(scene, (window(i, [estimate(_at(*p), rng, noise_m=0.08)]) for i, p in enumerate(path)))
     entered = events(updates, EventType.PERSON_ENTERED_ZONE)
     left = events(updates, EventType.PERSON_LEFT_ZONE)
-    assert [(e.data["zone_id"], e.data["zone_name"], e.data["person_id"]) for e in entered] == [("sofa", "Sofa", 1)]
+    assert [(e.data["zone_id"], e.data["zone_name"], e.data["person_id"]) for e in entered] == [
+        ("sofa", "Sofa", 1)
+    ]
     assert [e.data["zone_id"] for e in left] == ["sofa"]
     assert entered[0].time < left[0].time
     assert set(entered[0].data) == {"person_id", "zone_id", "zone_name", "position"}

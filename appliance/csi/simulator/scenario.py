@@ -66,6 +66,9 @@ DEFAULT_SEAT_M = 0.45
 # The demo room stays empty this long first: the motion detector learns the quiet room in its default
 # 10 s calibration plus a 1 s window, and a person walking in during it would be learnt as noise.
 DEMO_EMPTY_LEAD_S = 15.0
+# ... and empty this long at the end of each loop, longer than the detector's default 30 s presence hold,
+# so that a user watching the demo sees presence clear once everyone has left.
+DEMO_EMPTY_TAIL_S = 45.0
 
 
 @dataclass(frozen=True)
@@ -375,7 +378,7 @@ class Scenario:
         b.walk_to(0.35 * w, 0.35 * d, 0.7).stand(jitter(5)).leave(0)
         a.away(max(jitter(8), b.duration_s - a.duration_s + jitter(8))).enter(0)
         a.walk_to(0.8 * w, 0.7 * d, 1.4).stand(jitter(5)).walk_to(0.2 * w, 0.3 * d, 1.3).leave(0)
-        scenario.loop_s = max(p.duration_s for p in scenario.people) + jitter(10)
+        scenario.loop_s = max(p.duration_s for p in scenario.people) + DEMO_EMPTY_TAIL_S
         return scenario
 
     @classmethod

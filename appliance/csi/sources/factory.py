@@ -14,7 +14,7 @@ from appliance.csi.formats.registry import AUTO
 from appliance.csi.sources import CsiSource
 from appliance.csi.sources.replay import ReplaySource
 from appliance.csi.sources.serial import SerialSource
-from appliance.csi.sources.tcp import AtherosTcpSource, LinkChangeCallback
+from appliance.csi.sources.tcp import AtherosTcpSource
 from appliance.csi.sources.udp import UdpSource
 
 ESP32_SERIAL: Final = "esp32_serial"
@@ -24,25 +24,25 @@ REPLAY: Final = "replay"
 SOURCE_TYPES: Final = (ESP32_SERIAL, ESP32_UDP, ATHEROS_TCP, REPLAY)
 
 
-def _serial(options: Mapping[str, Any], _on_link_change: LinkChangeCallback | None) -> CsiSource:
+def _serial(options: Mapping[str, Any]) -> CsiSource:
     return SerialSource(**options)
 
 
-def _udp(options: Mapping[str, Any], _on_link_change: LinkChangeCallback | None) -> CsiSource:
+def _udp(options: Mapping[str, Any]) -> CsiSource:
     return UdpSource(**options)
 
 
-def _tcp(options: Mapping[str, Any], on_link_change: LinkChangeCallback | None) -> CsiSource:
-    return AtherosTcpSource(on_link_change=on_link_change, **options)
+def _tcp(options: Mapping[str, Any]) -> CsiSource:
+    return AtherosTcpSource(**options)
 
 
-def _replay(options: Mapping[str, Any], _on_link_change: LinkChangeCallback | None) -> CsiSource:
+def _replay(options: Mapping[str, Any]) -> CsiSource:
     # The configuration says ``format`` (what users know from ``csi dump --format``); the class, ``fmt``.
     settings = dict(options)
     return ReplaySource(fmt=settings.pop("format", AUTO), **settings)
 
 
-_BUILDERS: Final[dict[str, Callable[[Mapping[str, Any], LinkChangeCallback | None], CsiSource]]] = {
+_BUILDERS: Final[dict[str, Callable[[Mapping[str, Any]], CsiSource]]] = {
     ESP32_SERIAL: _serial,
     ESP32_UDP: _udp,
     ATHEROS_TCP: _tcp,
@@ -54,13 +54,12 @@ def build_source(
     source_type: str,
     options: Mapping[str, Any],
     *,
-    on_link_change: LinkChangeCallback | None = None,
     base_dir: Path | None = None,
 ) -> CsiSource:
     """A source of ``source_type`` (one of ``SOURCE_TYPES``) from its settings.
 
     ``options`` are the constructor's keyword arguments (the config entry without ``type``).
-    ``on_link_change`` reaches the sources that see routers come and go (``atheros_tcp``). A relative
+    A relative
     replay ``path`` is taken from ``base_dir`` (the data directory) when given.
     """
     builder = _BUILDERS.get(source_type)
@@ -68,4 +67,4 @@ def build_source(
         raise ValueError(f"unknown source type {source_type!r}; known: {', '.join(SOURCE_TYPES)}")
     if source_type == REPLAY and base_dir is not None:
         options = {**options, "path": base_dir / Path(options["path"])}
-    return builder(options, on_link_change)
+    return builder(options)

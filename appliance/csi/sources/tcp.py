@@ -14,9 +14,9 @@ buffer-sized (4 KiB) batches: a few ms late at hundreds of packets per second.
 
 Each connection gets its own ``AtherosStreamParser``: records are length-framed, the byte order
 (big-endian on MIPS routers) is found per stream, and a damaged record costs only itself. The link id is
-``links[<router ip>]`` or ``atheros-<router ip>``. ``on_link_change(link, connected)`` is awaited when a
-router connects and when it goes away (the composition root turns these into ``router.connected`` and
-``router.disconnected`` events).
+``links[<router ip>]`` or ``atheros-<router ip>``. An optional ``on_link_change(link, connected)`` is
+awaited when a router connects and when it goes away; the pipeline's ``router.connected`` and
+``router.disconnected`` events come from frames and silence, the same for every source.
 
 Parsing runs on the event loop: records are decoded in vectorized batches per read, well under a
 millisecond for the 64 KiB a read returns at most.

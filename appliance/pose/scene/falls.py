@@ -60,6 +60,9 @@ MIN_DOWN_SAMPLES = 3
 # Recent windows over which height level and the model's "falling" vote are taken (a median, a mean).
 LEVEL_SAMPLES = 3
 _MIN_WEIGHT = 1e-3
+# Confidence is measured against the thresholds of this sensitivity, so the same fall gets the same
+# confidence whatever the setting.
+REFERENCE_SENSITIVITY = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +141,7 @@ class FallDetector:
 
     def __init__(self, sensitivity: float, confirm_s: float, refractory_s: float) -> None:
         self.thresholds = FallThresholds.for_sensitivity(sensitivity)
+        self._reference = FallThresholds.for_sensitivity(REFERENCE_SENSITIVITY)
         self._confirm_s = confirm_s
         self._refractory_s = refractory_s
         self._history: deque[tuple[float, float, float, float]] = deque()  # t, head, hips, p(falling)
@@ -191,8 +195,8 @@ class FallDetector:
     def _drop_evidence(self) -> float | None:
         """Evidence (0..1) that the recent windows hold a fall's drop, or None if they do not.
 
-        Kinematic evidence is 0.5 at the thresholds and 1 at twice them; the model's vote is its mean
-        "falling" probability; the two combine as independent sources (1 - (1-a)(1-b)).
+        Kinematic evidence is 0.5 at the reference thresholds and 1 at twice them; the model's vote is its
+        mean "falling" probability; the two combine as independent sources (1 - (1-a)(1-b)).
         """
         if len(self._history) < LEVEL_SAMPLES:
             return None
@@ -216,7 +220,8 @@ class FallDetector:
         voted = model >= limits.model_probability and head_drop >= MODEL_DROP_SHARE * limits.drop_m
         if not (kinematic or voted):
             return None
-        strength = min(speed / limits.speed_m_s, head_drop / limits.drop_m)
+        reference = self._reference
+        strength = min(speed / reference.speed_m_s, head_drop / reference.drop_m)
         kinematic_evidence = float(np.clip(strength / 2.0, 0.0, 1.0))
         return 1.0 - (1.0 - kinematic_evidence) * (1.0 - model)
 

@@ -379,7 +379,7 @@ class Scene:
             return
         person_id = track.person_id
         position = _position(track.centre)
-        zone_names = {z.id: z for z in self._zones}
+        zone_by_id = {z.id: z for z in self._zones}
         if confirmed_now:
             person.record = _Record(person_id, t, self.settings.trajectory_points)
             events.append(
@@ -394,7 +394,7 @@ class Scene:
                     time=t,
                 )
             )
-            entered, left = [zone_names[z] for z in person.zones.inside], []
+            entered, left = [zone_by_id[z] for z in person.zones.inside], []
         record = person.record
         assert record is not None  # set on confirmation, above or in an earlier window
         for zone in left:
@@ -426,7 +426,7 @@ class Scene:
         if fall is not None:
             record.falls += 1
             inside = person.zones.inside
-            zone_now = zone_names[inside[-1]] if inside else None
+            zone_now = zone_by_id[inside[-1]] if inside else None
             events.append(
                 Event(
                     EventType.PERSON_FALL_DETECTED,

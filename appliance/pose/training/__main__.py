@@ -57,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import tensorflow as tf  # type: ignore[import-untyped]
 
+    from appliance.pose.evaluation import HIPS
     from appliance.pose.runtime import TRAINED_ON
     from appliance.pose.training.export import export_int8
     from appliance.pose.training.train import TrainSettings, fit
@@ -72,6 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = export_int8(
         model, arrays["csi"].astype("float32"), arrays["geometry"].astype("float32"), tflite, args.seed
     )
+    present = arrays["present"].astype(bool)
+    persons = arrays["keypoints"][present].astype("float64")  # [n, 17, 3]
+    centres = persons[:, list(HIPS)].mean(axis=1)
     sidecar = {
         "model": MODEL_STEM,
         "trained_on": TRAINED_ON,
@@ -93,6 +97,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "train_seconds": round(train_s),
         },
         "int8_bytes": len(data),
+        # The evaluation's baselines: the training persons' mean pose relative to the pelvis.
+        "mean_pose": {
+            "offsets_m": (persons - centres[:, None]).mean(axis=0).round(4).tolist(),
+            "pelvis_height_m": round(float(centres[:, 2].mean()), 4),
+        },
         "tensorflow": tf.__version__,
         "python": platform.python_version(),
         "built": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),

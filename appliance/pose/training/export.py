@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import keras  # type: ignore[import-untyped]
 import numpy as np
 import numpy.typing as npt
 import tensorflow as tf  # type: ignore[import-untyped]
-import keras  # type: ignore[import-untyped]
 
 from appliance.pose.training.model import build_model
 

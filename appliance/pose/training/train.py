@@ -94,9 +94,7 @@ def pit_loss(outputs: list[tf.Tensor], truth: dict[str, tf.Tensor]) -> tuple[tf.
             "activity": tf.reduce_sum(act_weight * act_ce, axis=1),
         }
         parts_per_perm.append(parts)
-    totals = tf.stack(
-        [sum(WEIGHTS[k] * p[k] for k in WEIGHTS) for p in parts_per_perm], axis=1
-    )  # [B, P]
+    totals = tf.stack([sum(WEIGHTS[k] * p[k] for k in WEIGHTS) for p in parts_per_perm], axis=1)  # [B, P]
     best = tf.argmin(totals, axis=1)
     loss = tf.reduce_mean(tf.reduce_min(totals, axis=1))
     log = {
@@ -129,14 +127,17 @@ def fit(arrays: Arrays, settings: TrainSettings) -> keras.Model:
     steps = max(1, train_idx.size // settings.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(settings.learning_rate, settings.epochs * steps)
     optimizer = keras.optimizers.Adam(schedule)
-    print(f"model: {model.count_params()} parameters; {train_idx.size} training windows, {val_idx.size} validation")
+    print(
+        f"model: {model.count_params()} parameters; "
+        f"{train_idx.size} training windows, {val_idx.size} validation"
+    )
 
     @tf.function(reduce_retracing=True)
     def train_step(x_csi: tf.Tensor, x_geo: tf.Tensor, t: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         with tf.GradientTape() as tape:
             loss, log = pit_loss(model([x_csi, x_geo], training=True), t)
         grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return {"loss": loss, **log}
 
     @tf.function(reduce_retracing=True)
@@ -170,5 +171,8 @@ def fit(arrays: Arrays, settings: TrainSettings) -> keras.Model:
                 val[k] = val.get(k, 0.0) + float(v) * n
         text = " ".join(f"{k}={v / steps:.3f}" for k, v in sums.items())
         vtext = " ".join(f"{k}={v / max(1, val_idx.size):.3f}" for k, v in val.items())
-        print(f"epoch {epoch + 1}/{settings.epochs} ({time.monotonic() - started:.0f} s): {text} | val {vtext}", flush=True)
+        print(
+            f"epoch {epoch + 1}/{settings.epochs} ({time.monotonic() - started:.0f} s): {text} | val {vtext}",
+            flush=True,
+        )
     return model
