@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import math
 import sys
 import time
 from pathlib import Path
 from typing import Protocol, TextIO, runtime_checkable
+
+from tqdm import tqdm
 
 from appliance import __version__
 from appliance.csi.formats.errors import CsiFormatError
@@ -30,7 +31,6 @@ from appliance.pose.motion import MotionSettings, RoomMotion
 
 EXIT_OK, EXIT_ERROR = 0, 1
 PROGRESS_INTERVAL_S = 0.5
-_BAR_WIDTH = 30
 
 
 @runtime_checkable
@@ -147,37 +147,25 @@ async def record(
 
 
 class _Progress:
-    """tqdm's bar when it is installed, else a plain one; only on a terminal, so logs stay clean."""
+    """A tqdm bar on a terminal; nothing when stderr is a log file, so logs stay clean."""
 
     def __init__(self, total_s: float, err: TextIO) -> None:
         self._total = total_s
-        self._err = err
-        self._tty = err.isatty()
-        self._tqdm = None
-        if self._tty:
-            with contextlib.suppress(ImportError):
-                from tqdm import tqdm
-
-                self._tqdm = tqdm(
-                    total=total_s, unit="s", file=err, bar_format="{l_bar}{bar}| {n:.1f}/{total} s {postfix}"
-                )
+        self._bar = (
+            tqdm(total=total_s, unit="s", file=err, bar_format="{l_bar}{bar}| {n:.1f}/{total} s {postfix}")
+            if err.isatty()
+            else None
+        )
 
     def update(self, elapsed_s: float, frames: int) -> None:
-        if self._tqdm is not None:
-            self._tqdm.n = min(elapsed_s, self._total)
-            self._tqdm.set_postfix_str(f"{frames} frames")
-        elif self._tty:
-            done = int(_BAR_WIDTH * min(elapsed_s / self._total, 1.0))
-            bar = "#" * done + "." * (_BAR_WIDTH - done)
-            self._err.write(f"\r[{bar}] {elapsed_s:5.1f}/{self._total:g} s  {frames} frames")
-            self._err.flush()
+        if self._bar is not None:
+            self._bar.n = min(elapsed_s, self._total)
+            self._bar.set_postfix_str(f"{frames} frames")
 
     def close(self, elapsed_s: float, frames: int) -> None:
         self.update(elapsed_s, frames)
-        if self._tqdm is not None:
-            self._tqdm.close()
-        elif self._tty:
-            self._err.write("\n")
+        if self._bar is not None:
+            self._bar.close()
 
 
 # ----------------------------------------------------------------------------------------------------

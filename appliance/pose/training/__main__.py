@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from appliance.pose.training.dataset import generate
 
     started = time.monotonic()
-    arrays = generate("train", 0, args.episodes, args.duration, args.cache_dir, args.workers)
+    arrays = generate("train", args.episodes, args.duration, args.cache_dir, args.workers)
     data_s = time.monotonic() - started
     print(f"{arrays['csi'].shape[0]} windows from {args.episodes} episodes ({data_s:.0f} s)")
     if args.command == "dataset":
@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "episodes": args.episodes,
             "episode_seconds": args.duration,
             "windows": int(arrays["csi"].shape[0]),
-            "generator": "appliance.pose.evaluation.episode('train', i) for i in 0..episodes-1",
+            "generator": "appliance.pose.evaluation.episode('train', i), i in 0..episodes-1",
         },
         "training": {
             "epochs": args.epochs,

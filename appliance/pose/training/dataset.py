@@ -58,8 +58,12 @@ def _job(args: tuple[Split, int, float]) -> Arrays:
     return episode_arrays(*args)
 
 
-def cache_path(cache_dir: Path, split: Split, first: int, count: int, duration_s: float) -> Path:
-    """A name that changes when the request or the window builder's code does, so a stale cache is unused."""
+BLOCK_EPISODES = 50
+
+
+def cache_path(cache_dir: Path, split: Split, first: int, duration_s: float) -> Path:
+    """The cache file of the block of ``BLOCK_EPISODES`` episodes starting at ``first``. The name changes
+    when the window builder's or the simulated episodes' code does, so a stale cache is never used."""
     import appliance.pose.evaluation as evaluation
     import appliance.pose.features as features
 
@@ -67,32 +71,39 @@ def cache_path(cache_dir: Path, split: Split, first: int, count: int, duration_s
     for module in (features, evaluation):
         digest.update(Path(str(module.__file__)).read_bytes())
     tag = digest.hexdigest()[:10]
-    return cache_dir / f"{split}_{first}_{count}_{duration_s:g}s_{tag}.npz"
+    return cache_dir / f"{split}_{first}_{BLOCK_EPISODES}_{duration_s:g}s_{tag}.npz"
 
 
-def generate(
-    split: Split,
-    first: int,
-    count: int,
-    duration_s: float,
-    cache_dir: Path,
-    workers: int = 2,
-) -> Arrays:
-    """Episodes ``first .. first + count - 1`` of a split, from the cache when present."""
-    path = cache_path(cache_dir, split, first, count, duration_s)
-    if path.is_file():
-        with np.load(path) as data:
-            return {key: data[key] for key in ARRAY_KEYS}
-    jobs = [(split, i, duration_s) for i in range(first, first + count)]
-    parts: list[Arrays] = []
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        for part in tqdm(
-            pool.imap(_job, jobs, chunksize=1), total=count, desc=f"simulating {split} episodes", unit="ep"
-        ):
-            parts.append(part)
-    arrays = {key: np.concatenate([p[key] for p in parts]) for key in ARRAY_KEYS}
-    cache_dir.mkdir(parents=True, exist_ok=True)
+def generate(split: Split, count: int, duration_s: float, cache_dir: Path, workers: int = 2) -> Arrays:
+    """Episodes ``0 .. count - 1`` of a split (rounded up to whole blocks), cached per block so that a
+    larger request reuses what a smaller one simulated."""
+    blocks = list(range(0, count, BLOCK_EPISODES))
+    missing = [b for b in blocks if not cache_path(cache_dir, split, b, duration_s).is_file()]
+    if missing:
+        jobs = [(split, i, duration_s) for b in missing for i in range(b, b + BLOCK_EPISODES)]
+        parts: dict[int, list[Arrays]] = {b: [] for b in missing}
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            progress = tqdm(total=len(jobs), desc=f"simulating {split} episodes", unit="ep")
+            for (_, index, _), part in zip(jobs, pool.imap(_job, jobs, chunksize=1), strict=True):
+                progress.update()
+                block = index - index % BLOCK_EPISODES
+                parts[block].append(part)
+                if len(parts[block]) == BLOCK_EPISODES:
+                    _save(cache_path(cache_dir, split, block, duration_s), _concat(parts.pop(block)))
+            progress.close()
+    loaded = []
+    for b in blocks:
+        with np.load(cache_path(cache_dir, split, b, duration_s)) as data:
+            loaded.append({key: data[key] for key in ARRAY_KEYS})
+    return _concat(loaded)
+
+
+def _concat(parts: list[Arrays]) -> Arrays:
+    return {key: np.concatenate([p[key] for p in parts]) for key in ARRAY_KEYS}
+
+
+def _save(path: Path, arrays: Arrays) -> None:
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, **arrays)  # type: ignore[arg-type]
     tmp.replace(path)
-    return arrays
