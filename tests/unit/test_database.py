@@ -1,0 +1,64 @@
+"""The SQLite wrapper: migrations per part, applied once, in order; work off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import pytest
+
+from appliance.store import database
+from appliance.store.database import Database, register_schema
+
+
+@pytest.fixture(autouse=True)
+def isolated_schemas(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(database, "_SCHEMAS", {})
+
+
+async def test_migrations_apply_once_and_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    register_schema("notes", ["CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)"])
+    db = await Database.open(path)
+    await db.execute("INSERT INTO notes (text) VALUES (?)", ("first",))
+    await db.close()
+    register_schema(
+        "notes",
+        ["CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)", "ALTER TABLE notes ADD COLUMN stars INT"],
+    )
+    db = await Database.open(path)
+    await db.execute("UPDATE notes SET stars = 5")
+    row = await db.fetchone("SELECT text, stars FROM notes")
+    assert row is not None
+    assert (row["text"], row["stars"]) == ("first", 5)
+    versions = await db.fetchall("SELECT part, version FROM schema_versions")
+    assert [tuple(v) for v in versions] == [("notes", 2)]
+    await db.close()
+
+
+async def test_a_newer_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    register_schema("notes", ["CREATE TABLE a (x)", "CREATE TABLE b (x)"])
+    await (await Database.open(path)).close()
+    register_schema("notes", ["CREATE TABLE a (x)"])
+    with pytest.raises(RuntimeError, match="newer than this software"):
+        await Database.open(path)
+
+
+async def test_work_runs_on_the_database_thread_and_rolls_back_on_error(tmp_path: Path) -> None:
+    register_schema("notes", ["CREATE TABLE notes (text TEXT)"])
+    db = await Database.open(tmp_path / "db.sqlite3")
+    loop_thread = threading.get_ident()
+    assert await db.run(lambda c: threading.get_ident()) != loop_thread
+
+    def half_done(connection: object) -> None:
+        db._connection.execute("INSERT INTO notes VALUES ('lost')")
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        await db.run(half_done)
+    assert await db.fetchall("SELECT * FROM notes") == []
+    await asyncio.gather(*(db.execute("INSERT INTO notes VALUES (?)", (str(i),)) for i in range(50)))
+    assert len(await db.fetchall("SELECT * FROM notes")) == 50
+    await db.close()
