@@ -35,6 +35,7 @@ def _common_options() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from appliance.api import auth_cli
     from appliance.csi import cli as csi_cli
     from appliance.csi.sources import cli as sources_cli
 
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     csi_cli.register(commands, common)
     sources_cli.register(commands, common)
+    auth_cli.register(commands, common)
     return parser
 
 

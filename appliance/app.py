@@ -14,9 +14,10 @@ from pathlib import Path
 from aiohttp import web
 
 from appliance import __version__
-from appliance.api import system
+from appliance.api import auth, openapi, security, system
 from appliance.api.errors import error_middleware
-from appliance.api.keys import CONFIG, HUB, PIPELINE, STARTED_AT
+from appliance.api.keys import CONFIG, DATABASE, HUB, MODEL_UNAVAILABLE, PIPELINE, STARTED_AT
+from appliance.api.routing import ApiRouter, install
 from appliance.config import AppConfig, SimulatorSourceConfig, SourceConfig
 from appliance.csi.simulator import Impairments, RoomSimulator, Scenario
 from appliance.csi.sources import CsiSource, factory
@@ -24,7 +25,13 @@ from appliance.csi.sources.simulated import SimulatedSource
 from appliance.events import Event, EventType
 from appliance.hub import Hub
 from appliance.pipeline import Pipeline, stop_task
+from appliance.pose.estimator import ModelEstimator
+from appliance.pose.features import RoomGeometry
 from appliance.pose.motion import RoomMotion
+from appliance.pose.runtime import ModelUnavailableError, PoseModel
+from appliance.pose.scene import Scene
+from appliance.store.accounts import AccountStore
+from appliance.store.database import DATABASE_FILE, Database
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +57,25 @@ def build_source(config: AppConfig, source: SourceConfig) -> CsiSource:
     return SimulatedSource(simulator, name=source.name, realtime=source.realtime)
 
 
+def build_estimator(config: AppConfig) -> tuple[ModelEstimator | None, str | None]:
+    """The model path, or None and why not (disabled, or no runtime could load the model)."""
+    if not config.model.enabled:
+        return None, "disabled in the configuration (model.enabled: false)"
+    try:
+        model = PoseModel(config.model.path, num_threads=config.model.threads)
+    except ModelUnavailableError as exc:
+        log.warning("pose model unavailable, using the motion detector", extra={"fields": {"why": str(exc)}})
+        return None, str(exc)
+    geometry = RoomGeometry.from_room_spec(config.room.to_spec())
+    return ModelEstimator(model, geometry, Scene(config.scene, config.zones), config.model), None
+
+
 def build_app(config: AppConfig) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_REQUEST_BYTES)
+    app = web.Application(
+        middlewares=[error_middleware, *security.middlewares()], client_max_size=MAX_REQUEST_BYTES
+    )
     hub = Hub()
+    estimator, model_unavailable = build_estimator(config)
     pipeline = Pipeline(
         [build_source(config, s) for s in config.sources],
         RoomMotion(config.detector),
@@ -60,20 +83,45 @@ def build_app(config: AppConfig) -> web.Application:
         rate_hz=config.pipeline.rate_hz,
         link_timeout_s=config.pipeline.link_timeout_s,
         prep=config.prep,
+        estimator=estimator,
     )
     app[CONFIG] = config
     app[HUB] = hub
     app[PIPELINE] = pipeline
     app[STARTED_AT] = time.time()
-    app.add_routes(system.routes)
-    app.router.add_get("/", _index)
+    app[MODEL_UNAVAILABLE] = model_unavailable or ""
+    security.setup_security(app, config)
+    app[auth.LOGIN_GUARD] = auth.LoginGuard(config.auth.login_attempts_per_minute)
+    install(app, ui, system.router, auth.router, openapi.router)
     app.router.add_static("/ui/", WEB_DIR, append_version=True)
+    app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_pipeline_ctx)
     return app
 
 
-async def _index(request: web.Request) -> web.FileResponse:
+ui = ApiRouter()
+
+
+@ui.get("/", public=True, summary="The local web UI", content_types=["text/html"], tags=["ui"])
+async def _index(request: web.Request, query: None, body: None) -> web.FileResponse:
     return web.FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The database and what lives in it (accounts), open for the application's lifetime."""
+    config = app[CONFIG]
+    data_dir = config.data_dir.expanduser().resolve()
+    database = await Database.open(data_dir / DATABASE_FILE)
+    app[DATABASE] = database
+    app[auth.AUTHENTICATOR] = auth.Authenticator(
+        AccountStore(database),
+        auth.load_or_create_secret(data_dir),
+        jwt_ttl_s=config.auth.jwt_ttl_minutes * 60.0,
+    )
+    try:
+        yield
+    finally:
+        await database.close()
 
 
 async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:

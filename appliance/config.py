@@ -20,11 +20,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, model_validator
 
 from appliance.csi.prep import PrepSettings
 from appliance.csi.simulator import NodeSpec, RoomSpec
+from appliance.pose.estimator import ModelSettings
 from appliance.pose.motion import MotionSettings
+from appliance.pose.scene import SceneSettings
 
 SECRETS_FILE = "secrets.yaml"
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -246,12 +248,67 @@ class _Reserved(_Section):
     """A section of a later version: present so that the layout is stable, holding no settings yet."""
 
 
-class AuthConfig(_Reserved):
-    pass
+_HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?")
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 
 
-class ModelConfig(_Reserved):
-    pass
+class RateLimitConfig(_Section):
+    per_minute: int = Field(ge=1, le=100_000, description="Sustained requests per minute (refill rate).")
+    burst: int = Field(ge=1, le=10_000, description="Requests allowed at once before the rate applies.")
+
+
+class RateLimitsConfig(_Section):
+    """Token buckets per tier: anonymous per client IP, the other two per token or user."""
+
+    anonymous: RateLimitConfig = Field(
+        default_factory=lambda: RateLimitConfig(per_minute=120, burst=60),
+        description="Requests without a valid token (UI files, health, login), per client IP.",
+    )
+    authenticated: RateLimitConfig = Field(
+        default_factory=lambda: RateLimitConfig(per_minute=1200, burst=120),
+        description="API requests with a valid token, per token (the web UI polls twice a second).",
+    )
+    streaming: RateLimitConfig = Field(
+        default_factory=lambda: RateLimitConfig(per_minute=30, burst=10),
+        description="Opening WebSocket and video streams, per token.",
+    )
+
+
+class AuthConfig(_Section):
+    """Who may use the API and from where. Every route but health, login, onboarding, the OpenAPI
+    document and the web UI's files needs a token; these settings only tune that, never switch it off."""
+
+    jwt_ttl_minutes: int = Field(
+        720, ge=5, le=10_080, description="Lifetime of a login (web UI session token), in minutes."
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Extra names this box is reached by (Host header), besides localhost, its hostname, "
+        "<hostname>.local, server.host and any IP address; guards against DNS rebinding.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Web origins (scheme://host[:port]) whose pages may call the API from a browser. "
+        "Empty: only the appliance's own UI.",
+    )
+    rate_limits: RateLimitsConfig = Field(default_factory=RateLimitsConfig)
+    login_attempts_per_minute: int = Field(
+        5, ge=1, le=100, description="Failed logins per client IP per minute before 429."
+    )
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="Reverse proxies (addresses or networks) whose X-Forwarded-For names the client.",
+    )
+
+    @model_validator(mode="after")
+    def _hosts_and_origins(self) -> AuthConfig:
+        for host in self.allowed_hosts:
+            if not _HOST_NAME.fullmatch(host):
+                raise ValueError(f"allowed_hosts: {host!r} is not a host name (no scheme, port or path)")
+        for origin in self.cors_origins:
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(f"cors_origins: {origin!r} is not scheme://host[:port] (no path)")
+        return self
 
 
 class MqttConfig(_Reserved):
@@ -284,7 +341,8 @@ class AppConfig(_Section):
     prep: PrepSettings = Field(default_factory=PrepSettings)
     detector: MotionSettings = Field(default_factory=MotionSettings)
     auth: AuthConfig = Field(default_factory=AuthConfig)
-    model: ModelConfig = Field(default_factory=ModelConfig)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    scene: SceneSettings = Field(default_factory=SceneSettings)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig)
     mdns: MdnsConfig = Field(default_factory=MdnsConfig)

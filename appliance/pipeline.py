@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +25,8 @@ from appliance.csi.prep import LinkStats as PrepStats
 from appliance.csi.sources import CsiSource, SourceKind
 from appliance.events import Event, EventType
 from appliance.hub import Hub
+from appliance.pose.estimator import ModelEstimator
+from appliance.pose.features import ModelInputs
 from appliance.pose.frame import PoseFrame
 from appliance.pose.motion import LinkReading, RoomMotion
 
@@ -57,7 +61,8 @@ class LinkChannel:
         self.unusable_frames = 0
         self._arrivals: deque[float] = deque()
 
-    def record(self, frame: CsiFrame, now: float) -> None:
+    def record(self, frame: CsiFrame, now: float) -> list[PreparedSample]:
+        """Count the frame and prepare it; returns the fixed-rate samples it settled."""
         self.frames += 1
         self.last_seen = now
         self.rssi_dbm = frame.rssi_dbm
@@ -66,7 +71,9 @@ class LinkChannel:
         self._arrivals.append(now)
         while self._arrivals and now - self._arrivals[0] > _RATE_WINDOW_S:
             self._arrivals.popleft()
-        self.samples.extend(self.preparer.push(frame))
+        samples = self.preparer.push(frame)
+        self.samples.extend(samples)
+        return samples
 
     def rate_hz(self, now: float) -> float:
         return sum(1 for t in self._arrivals if now - t <= _RATE_WINDOW_S) / _RATE_WINDOW_S
@@ -105,6 +112,7 @@ class Pipeline:
         rate_hz: float,
         link_timeout_s: float,
         prep: PrepSettings | None = None,
+        estimator: ModelEstimator | None = None,
     ) -> None:
         if not sources:
             raise ValueError("the pipeline needs at least one source")
@@ -114,6 +122,10 @@ class Pipeline:
         self.rate_hz = rate_hz
         self.link_timeout_s = link_timeout_s
         self.prep = prep or PrepSettings()
+        self.estimator = estimator
+        # The interpreter is not thread-safe and inference must stay off the event loop: one thread.
+        self._inference_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self.inference_s: deque[float] = deque(maxlen=_LATENCY_SAMPLES)
         self.links: dict[str, LinkChannel] = {}
         self.frame_id = 0
         self.started_at = time.time()
@@ -129,11 +141,14 @@ class Pipeline:
         return "simulated" if "simulated" in kinds else kinds[0]
 
     async def run(self) -> None:
-        async with asyncio.TaskGroup() as group:
-            for state in self.sources:
-                group.create_task(self._consume(state), name=f"source:{state.source.name}")
-            group.create_task(self._publish_loop(), name="pipeline:publish")
-            group.create_task(self._health_loop(), name="pipeline:health")
+        try:
+            async with asyncio.TaskGroup() as group:
+                for state in self.sources:
+                    group.create_task(self._consume(state), name=f"source:{state.source.name}")
+                group.create_task(self._publish_loop(), name="pipeline:publish")
+                group.create_task(self._health_loop(), name="pipeline:health")
+        finally:
+            self._inference_thread.shutdown(wait=False, cancel_futures=True)
 
     async def _consume(self, state: SourceState) -> None:
         state.running = True
@@ -164,11 +179,13 @@ class Pipeline:
             channel = self.links[frame.link] = LinkChannel(
                 frame.link, state.source.name, self.prep, _SAMPLE_BUFFER_S
             )
-        channel.record(frame, now)
+        samples = channel.record(frame, now)
         if not channel.connected:
             channel.connected = True
             self._link_event(EventType.ROUTER_CONNECTED, channel, now)
-        self.detector.update(frame)
+        reading = self.detector.update(frame)
+        if self.estimator is not None and not reading.calibrated:
+            self.estimator.learn_reference(frame.link, samples)
         self._newest_frame_host_ts = max(self._newest_frame_host_ts, frame.host_ts or now)
 
     async def _publish_loop(self) -> None:
@@ -179,7 +196,7 @@ class Pipeline:
             await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
             if not self.links:
                 continue
-            self.publish_frame()
+            await self.publish_frame()
 
     async def _health_loop(self) -> None:
         while True:
@@ -200,14 +217,13 @@ class Pipeline:
         log.info(kind.value, extra={"fields": {"link": channel.link, "source": channel.source}})
         self.hub.publish(Event(kind, data))
 
-    def publish_frame(self) -> PoseFrame:
+    async def publish_frame(self) -> PoseFrame:
+        """The room now: the model's people when it can run, else the motion detector's reading."""
         started = time.perf_counter()
-        now = time.time()
         reading = self.detector.reading()
-        self.frame_id += 1
         frame = PoseFrame(
-            timestamp=now,
-            frame_id=self.frame_id,
+            timestamp=time.time(),
+            frame_id=self.frame_id + 1,
             source=self.source_kind,
             estimator="motion",
             model_version=None,
@@ -217,15 +233,50 @@ class Pipeline:
             person_count=None,
             persons=(),
             confidence=_detector_confidence(reading.links),
-            processing_ms=(time.perf_counter() - started) * 1000.0,
+            processing_ms=0.0,
             links=reading.links,
         )
+        inputs = self._model_window()
+        if inputs is not None and self.estimator is not None:
+            frame = await self._model_frame(self.estimator, inputs, frame)
+        self.frame_id = frame.frame_id
+        frame = dataclasses.replace(frame, processing_ms=(time.perf_counter() - started) * 1000.0)
         self.hub.publish(frame)
         self.last_published = frame
         self.processing_s.append(time.perf_counter() - started)
         if self._newest_frame_host_ts:
             self.latency_s.append(max(0.0, time.time() - self._newest_frame_host_ts))
         return frame
+
+    def _model_window(self) -> ModelInputs | None:
+        if self.estimator is None:
+            return None
+        return self.estimator.window({link: channel.samples for link, channel in self.links.items()})
+
+    async def _model_frame(
+        self, estimator: ModelEstimator, inputs: ModelInputs, base: PoseFrame
+    ) -> PoseFrame:
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        output = await loop.run_in_executor(self._inference_thread, estimator.infer, inputs)
+        self.inference_s.append(time.perf_counter() - started)
+        update = estimator.track(output, base.timestamp)
+        for event in update.events:
+            self.hub.publish(event)
+        persons = tuple(estimator.pose(person) for person in update.persons)
+        # With nobody tracked, the confidence is the model's belief that every slot is empty.
+        confidence = (
+            float(np.mean([p.confidence for p in persons])) if persons else float(1.0 - output.presence.max())
+        )
+        return dataclasses.replace(
+            base,
+            estimator="model",
+            model_version=estimator.model.version,
+            presence=bool(persons),
+            person_count=len(persons),
+            persons=persons,
+            confidence=confidence,
+        )
 
     def link_up(self, channel: LinkChannel, now: float) -> bool:
         return now - channel.last_seen <= self.link_timeout_s

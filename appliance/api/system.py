@@ -1,20 +1,28 @@
-"""``/api/v1/system``: health (for watchdogs and load balancers) and status (for people and dashboards)."""
+"""``/api/v1/system``: health (for watchdogs and load balancers) and status (for people and dashboards).
+
+Health is public, so that a watchdog needs no token; status and routers need ``system:read``. The response
+models below are what the OpenAPI document publishes for these routes.
+"""
 
 from __future__ import annotations
 
 import math
 import resource
 import time
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
+from pydantic import BaseModel, Field
 
 from appliance import __version__
-from appliance.api.keys import CONFIG, PIPELINE, STARTED_AT
+from appliance.api.keys import CONFIG, MODEL_UNAVAILABLE, PIPELINE, STARTED_AT
+from appliance.api.routing import ApiRouter, Scope, model_response
 from appliance.csi.sources.simulated import SimulatedSource
 from appliance.pipeline import LinkChannel, Pipeline, percentiles_ms
+from appliance.pose.runtime import TRAINED_ON
 
-routes = web.RouteTableDef()
+router = ApiRouter()
+_TAGS = ["system"]
 
 # A source that has not produced a frame this long after start is reported down, not starting.
 _STARTUP_GRACE_S = 15.0
@@ -44,8 +52,112 @@ def _component_health(pipeline: Pipeline, now: float, uptime_s: float) -> dict[s
     return components
 
 
-@routes.get("/api/v1/system/health")
-async def health(request: web.Request) -> web.Response:
+ComponentState = Literal["ok", "starting", "down"]
+
+
+class ComponentHealth(BaseModel):
+    status: ComponentState
+    detail: str
+
+
+class Health(BaseModel):
+    status: Literal["healthy", "starting", "unhealthy"]
+    version: str
+    uptime_s: float
+    components: dict[str, ComponentHealth]
+
+
+class SourceStatus(BaseModel):
+    name: str
+    kind: str
+    simulated: bool
+    running: bool
+    frames: int
+    error: str | None
+
+
+class LinkSummary(BaseModel):
+    link: str
+    source: str
+    up: bool
+    frames: int
+    packets_per_s: float
+    rssi_dbm: float | None
+    last_seen_s_ago: float
+    csi_shape: list[int]
+
+
+class Percentiles(BaseModel):
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+class TruthPerson(BaseModel):
+    id: int
+    activity: str
+
+
+class GroundTruth(BaseModel):
+    t_s: float
+    person_count: int
+    persons: list[TruthPerson]
+
+
+class SimulationTruth(BaseModel):
+    ground_truth: GroundTruth | None = Field(description="what the simulated room really holds now")
+
+
+class Status(BaseModel):
+    version: str
+    room: str
+    uptime_s: float
+    source: str
+    simulated: bool
+    estimator: str
+    sources: list[SourceStatus]
+    links: list[LinkSummary]
+    pose_rate_hz: float
+    frames_published: int
+    latency_ms: Percentiles
+    processing_ms: Percentiles
+    memory_mb: float
+    current: dict[str, Any] | None = Field(description="the latest PoseFrame, as on every other output")
+    simulation: SimulationTruth | None = Field(description="simulated rooms only")
+
+
+class RouterLink(LinkSummary):
+    connected: bool
+    last_seen: float
+    wire_format: str
+    device_packets_per_s: float
+    packets_lost: int
+    loss_ratio: float
+    duplicates: int
+    reordered: int
+    sequence_resets: int
+    clock_wraps: int
+    reboots: int
+    unusable_frames: int
+    outliers_replaced: int
+    samples: int
+    missing_samples: int
+
+
+class Routers(BaseModel):
+    link_timeout_s: float
+    routers: list[RouterLink]
+
+
+@router.get(
+    "/api/v1/system/health",
+    public=True,
+    summary="Per-component health (for watchdogs and load balancers)",
+    response=Health,
+    tags=_TAGS,
+    responses={503: "starting, or a component is down (same body)"},
+)
+async def health(request: web.Request, query: None, body: None) -> web.Response:
     """200 when every component is ok; 503 (with the same body) while starting or when one is down."""
     pipeline = request.app[PIPELINE]
     now = time.time()
@@ -53,13 +165,15 @@ async def health(request: web.Request) -> web.Response:
     components = _component_health(pipeline, now, uptime_s)
     statuses = {c["status"] for c in components.values()}
     overall = "healthy" if statuses == {"ok"} else "starting" if "down" not in statuses else "unhealthy"
-    body = {
-        "status": overall,
-        "version": __version__,
-        "uptime_s": round(uptime_s, 1),
-        "components": components,
-    }
-    return web.json_response(body, status=200 if overall == "healthy" else 503)
+    result = Health.model_validate(
+        {
+            "status": overall,
+            "version": __version__,
+            "uptime_s": round(uptime_s, 1),
+            "components": components,
+        }
+    )
+    return model_response(result, status=200 if overall == "healthy" else 503)
 
 
 def _memory_mb() -> float:
@@ -72,8 +186,14 @@ def _memory_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-@routes.get("/api/v1/system/status")
-async def status(request: web.Request) -> web.Response:
+@router.get(
+    "/api/v1/system/status",
+    scope=Scope.SYSTEM_READ,
+    summary="Source, links, latency, memory, the current reading and the simulation's ground truth",
+    response=Status,
+    tags=_TAGS,
+)
+async def status(request: web.Request, query: None, body: None) -> Status:
     pipeline = request.app[PIPELINE]
     config = request.app[CONFIG]
     now = time.time()
@@ -89,13 +209,14 @@ async def status(request: web.Request) -> web.Response:
         for s in pipeline.sources
     ]
     links = [_link_summary(pipeline, channel, now) for channel in _sorted_links(pipeline)]
-    body: dict[str, Any] = {
+    result: dict[str, Any] = {
         "version": __version__,
         "room": config.room.name,
         "uptime_s": round(now - request.app[STARTED_AT], 1),
         "source": pipeline.source_kind,
         "simulated": pipeline.source_kind == "simulated",
-        "estimator": "motion",
+        "estimator": pipeline.last_published.estimator if pipeline.last_published else None,
+        "model": _model_status(request.app[MODEL_UNAVAILABLE], pipeline),
         "sources": sources,
         "links": links,
         "pose_rate_hz": pipeline.rate_hz,
@@ -106,7 +227,22 @@ async def status(request: web.Request) -> web.Response:
         "current": pipeline.last_published.to_dict() if pipeline.last_published else None,
         "simulation": _simulation_truth(pipeline),
     }
-    return web.json_response(body)
+    return Status.model_validate(result)
+
+
+def _model_status(unavailable: str, pipeline: Pipeline) -> dict[str, Any]:
+    estimator = pipeline.estimator
+    if estimator is None:
+        return {"loaded": False, "why_not": unavailable}
+    return {
+        "loaded": True,
+        "version": estimator.model.version,
+        "runtime": estimator.model.runtime,
+        "trained_on": TRAINED_ON,
+        "links_with_reference": estimator.ready_links,
+        "min_links": estimator.settings.min_links,
+        "inference_ms": percentiles_ms(pipeline.inference_s),
+    }
 
 
 def _sorted_links(pipeline: Pipeline) -> list[LinkChannel]:
@@ -127,8 +263,14 @@ def _link_summary(pipeline: Pipeline, channel: LinkChannel, now: float) -> dict[
     }
 
 
-@routes.get("/api/v1/system/routers")
-async def routers(request: web.Request) -> web.Response:
+@router.get(
+    "/api/v1/system/routers",
+    scope=Scope.SYSTEM_READ,
+    summary="Every CSI link seen since start, with its counters",
+    response=Routers,
+    tags=_TAGS,
+)
+async def routers(request: web.Request, query: None, body: None) -> Routers:
     """Every CSI link seen since start: liveness, rates, loss and the signal-preparation counters."""
     pipeline = request.app[PIPELINE]
     now = time.time()
@@ -155,7 +297,7 @@ async def routers(request: web.Request) -> web.Response:
                 "missing_samples": stats.missing_samples,
             }
         )
-    return web.json_response({"link_timeout_s": pipeline.link_timeout_s, "routers": items})
+    return Routers.model_validate({"link_timeout_s": pipeline.link_timeout_s, "routers": items})
 
 
 def _simulation_truth(pipeline: Pipeline) -> dict[str, Any] | None:

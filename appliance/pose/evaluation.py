@@ -48,6 +48,8 @@ F64 = npt.NDArray[np.float64]
 Split = Literal["train", "heldout"]
 
 MAX_PERSONS = 3
+# Bump when episodes are drawn differently: training caches carry it in their names.
+EPISODES_VERSION = 1
 TRAIN_SEED_BASE = 1_000_000
 HELDOUT_SEED_BASE = 9_000_000
 HELDOUT_WIDTH_M = (4.4, 5.6)

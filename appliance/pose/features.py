@@ -8,12 +8,15 @@ Why these features generalize across rooms:
 - **Change, not the room.** Each link's gain-normalized amplitude is divided by that link's *empty-room
   reference* (learnt while the motion detector calibrates, see ``EmptyRoomReference``) and the log taken.
   The static multipath of a room (walls, furniture, the link's own frequency response) is the reference;
-  what is left is what people add: shadowing of the line of sight and the scatter of moving limbs. An empty
-  room reads close to zero whatever its size or furniture.
+  what is left is what people add: shadowing of the line of sight and the scatter of moving limbs.
+- **In units of the link's own noise.** The log ratio, averaged into time bins, is divided by the standard
+  error the empty room's noise gives such a bin (a z-score) and compressed with asinh. An empty room reads
+  N(0, 1) per bin whatever its size, furniture, SNR, packet rate or chip, so "nothing changed" looks the
+  same in every room; a person reads as z-scores of a few (far off, low SNR) to ~100 (on the line of sight).
 - **One number per link and subcarrier.** Atheros links report 6 antenna pairs, ESP32 links 1. The model's
   per-link features are the *mean over antenna pairs* of the log ratio, so both kinds fill the same
-  ``[steps, 52]`` block (averaging pairs also lowers an Atheros link's noise); a flag in the geometry says
-  which kind a link is.
+  ``[steps, 52]`` block (averaging pairs lowers an Atheros link's noise, and the z-score accounts for it);
+  a flag in the geometry says which kind a link is.
 - **Geometry normalized by room size.** Each link's transmitter and receiver positions are divided by the
   room's width, depth and height; the room's size is a separate input. Positions the model outputs are
   fractions of the room too (see ``appliance.pose.runtime``), so one model serves a 3 m and an 8 m room.
@@ -21,6 +24,12 @@ Why these features generalize across rooms:
   bearing from the room's centre, counter-clockwise from the middle of the y = 0 wall, so "link 0" is always
   the one nearest that wall's middle going round. At most ``MAX_LINKS`` links are used (the first in that
   order); unused slots are zeros with mask 0.
+- **Where each link can see.** ``link_maps`` turns the geometry into, per link, a weight for each cell of
+  an 8 x 8 grid over the floor: high near the link's line of sight, falling with the excess path length of
+  a bounce in that cell (the ellipses of radio tomographic imaging). The model combines its per-link
+  evidence through these maps, so "which links changed" becomes "where", with the same weights in any
+  room and layout. The maps are computed from the geometry input (not stored in windows) and fed to the
+  model as a third input.
 - **Each link on its own clock.** Nodes do not share a clock, so each link's window is the last
   ``WINDOW_S`` seconds before *its own* newest sample, averaged into ``N_STEPS`` bins (rate-independent:
   100 Hz ESP32 and 400 Hz Atheros give the same shape). Bins without a valid sample repeat the nearest
@@ -53,14 +62,26 @@ LINK_GEOMETRY_FEATURES = 8
 ROOM_SCALE_M = 10.0
 HEIGHT_SCALE_M = 4.0
 N_GEOMETRY = MAX_LINKS * LINK_GEOMETRY_FEATURES + 3
-# Features are the log ratio divided by this and clipped to -1..1. In simulated rooms a person moves a
-# link's pair-averaged log amplitude by at most ~0.25 (about 2 dB); an empty room's noise is ~0.005. The
-# int8 input then resolves ~0.003 in log units, below the empty-room noise.
-LOG_RATIO_LIMIT = 0.4
+# Features are z-scores, compressed: a bin's mean log ratio over the standard error the empty room's noise
+# gives a bin of that many samples, then asinh(z) / ASINH_SCALE. z makes an empty room read N(0, 1) per
+# bin whatever the SNR, packet rate or chip; asinh keeps the int8 input fine near zero (a person at low
+# SNR, z of a few) and still unsaturated at z ~ 100 (a person on the line of sight at high SNR).
+ASINH_SCALE = 6.0
 # Amplitudes below this (normalized units, RMS = 1) are deep fades: floor them before the log.
 AMPLITUDE_FLOOR = 1e-2
+# Smallest per-sample log-amplitude noise a reference reports (a clean simulated channel has none).
+NOISE_FLOOR = 1e-3
 # The reference is usable after this many seconds of valid samples (the motion detector calibrates 10 s).
 REFERENCE_MIN_S = 3.0
+
+# Bump when a window's content changes: training caches carry it in their names.
+FEATURES_VERSION = 2
+# Link maps: the floor as MAP_SIDE x MAP_SIDE cells (room fractions); a cell's weight for a link falls off
+# with the excess path length of a bounce there over the line of sight, on this scale (metres): roughly
+# the first Fresnel zone's width at 2.4 GHz for a few-metre link, where a body changes the link most.
+MAP_SIDE = 8
+MAP_CELLS = MAP_SIDE * MAP_SIDE
+MAP_EXCESS_M = 0.25
 
 NodeKind = Literal["esp32", "atheros"]
 
@@ -115,12 +136,14 @@ class EmptyRoomReference:
     Feed it the link's prepared samples while the room is known to be empty (the live pipeline does so
     during the motion detector's calibration; training uses an empty stretch of the same simulated room).
     A log mean rather than a plain mean, because the features are log ratios: it makes an empty room's
-    features average to exactly zero. A change of antenna layout (different pair count) restarts it.
+    features average to exactly zero. It also keeps the spread over time, the link's noise, which scales
+    the features to z-scores. A change of antenna layout (different pair count) restarts it.
     """
 
     def __init__(self, min_s: float = REFERENCE_MIN_S) -> None:
         self.min_s = min_s
         self._sum: F64 | None = None
+        self._sum_sq: F64 | None = None
         self._count = 0
         self._first_t: float | None = None
         self._last_t: float | None = None
@@ -129,16 +152,18 @@ class EmptyRoomReference:
         if not sample.valid:
             return
         logs = np.log(np.maximum(sample.amplitude, AMPLITUDE_FLOOR)).astype(np.float64)
-        if self._sum is None or self._sum.shape != logs.shape:
+        if self._sum is None or self._sum_sq is None or self._sum.shape != logs.shape:
             self.reset()
             self._sum = np.zeros_like(logs)
+            self._sum_sq = np.zeros_like(logs)
             self._first_t = sample.t_s
         self._sum += logs
+        self._sum_sq += logs * logs
         self._count += 1
         self._last_t = sample.t_s
 
     def reset(self) -> None:
-        self._sum = None
+        self._sum = self._sum_sq = None
         self._count = 0
         self._first_t = self._last_t = None
 
@@ -160,6 +185,16 @@ class EmptyRoomReference:
         profile: F32 = (self._sum / self._count).astype(np.float32)
         return profile
 
+    @property
+    def noise(self) -> float:
+        """The link's per-sample noise in log amplitude: the median over pairs and subcarriers of the
+        standard deviation over time in the empty room (floored so a noiseless channel stays finite)."""
+        if self._sum is None or self._sum_sq is None or not self.ready:
+            raise RuntimeError("the empty-room reference has not seen enough samples yet")
+        mean = self._sum / self._count
+        variance = np.maximum(self._sum_sq / self._count - mean * mean, 0.0)
+        return max(float(np.median(np.sqrt(variance))), NOISE_FLOOR)
+
 
 @dataclass(frozen=True, slots=True)
 class ModelInputs:
@@ -176,9 +211,10 @@ class ModelInputs:
     room_size_m: tuple[float, float, float]
 
 
-def link_window(samples: Sequence[PreparedSample], reference: F32) -> F32 | None:
-    """``[N_STEPS, 52]`` mean-over-pairs log ratio to the reference for the window before the newest sample,
-    over ``LOG_RATIO_LIMIT`` and clipped to -1..1.
+def link_window(samples: Sequence[PreparedSample], reference: F32, noise: float) -> F32 | None:
+    """``[N_STEPS, 52]`` features for the window before the newest sample: per bin, the mean over samples
+    and pairs of the log ratio to ``reference``, as a z-score against ``noise`` (per-sample) and compressed
+    (see ``ASINH_SCALE``).
 
     None when the window holds no valid sample of the reference's pair count.
     """
@@ -203,9 +239,12 @@ def link_window(samples: Sequence[PreparedSample], reference: F32) -> F32 | None
     # Each empty bin takes the nearest earlier filled bin; leading empty bins take the first filled one.
     source = np.maximum.accumulate(np.where(counts > 0, np.arange(N_STEPS), -1))
     source[source < 0] = filled[0]
-    window = sums[source] / counts[source][:, None]
-    clipped: F32 = np.clip(window / LOG_RATIO_LIMIT, -1.0, 1.0).astype(np.float32)
-    return clipped
+    n = counts[source][:, None]
+    # Averaging n samples and P pairs shrinks the noise by sqrt(n P) (pairs' noise is independent).
+    pairs = reference.shape[0]
+    z = sums[source] / n / (noise / np.sqrt(n * pairs))
+    features: F32 = (np.arcsinh(z) / ASINH_SCALE).astype(np.float32)
+    return features
 
 
 def build_window(
@@ -222,7 +261,8 @@ def build_window(
     size = geometry.size
     used: list[str] = []
     for link in geometry.canonical_order(usable):
-        window = link_window(samples[link], references[link].log_profile)
+        reference = references[link]
+        window = link_window(samples[link], reference.log_profile, reference.noise)
         if window is None:
             continue
         slot = len(used)
@@ -242,3 +282,23 @@ def build_window(
         geometry.height_m / HEIGHT_SCALE_M,
     )
     return ModelInputs(csi, geo, tuple(used), (geometry.width_m, geometry.depth_m, geometry.height_m))
+
+
+def link_maps(geometry: npt.ArrayLike) -> F32:
+    """``[..., MAX_LINKS, MAP_CELLS]`` floor weights of each link from ``[..., N_GEOMETRY]`` geometry inputs
+    (batched or not): exp(-excess path / ``MAP_EXCESS_M``) in the horizontal plane, 0 for masked slots."""
+    geo = np.asarray(geometry, np.float64)
+    size = geo[..., -3:-1] * ROOM_SCALE_M  # width, depth in metres
+    links = geo[..., : MAX_LINKS * LINK_GEOMETRY_FEATURES].reshape(*geo.shape[:-1], MAX_LINKS, -1)
+    tx = links[..., 0:2] * size[..., None, :]
+    rx = links[..., 3:5] * size[..., None, :]
+    cells = (
+        np.stack(np.meshgrid(np.arange(MAP_SIDE), np.arange(MAP_SIDE), indexing="xy"), -1) + 0.5
+    ) / MAP_SIDE
+    points = cells.reshape(MAP_CELLS, 2) * size[..., None, :]  # [..., cells, 2]
+    to_tx = np.linalg.norm(points[..., None, :, :] - tx[..., :, None, :], axis=-1)
+    to_rx = np.linalg.norm(points[..., None, :, :] - rx[..., :, None, :], axis=-1)
+    direct = np.linalg.norm(tx - rx, axis=-1)[..., None]
+    weights = np.exp(-(to_tx + to_rx - direct) / MAP_EXCESS_M) * links[..., 7:8]
+    maps: F32 = weights.astype(np.float32)
+    return maps

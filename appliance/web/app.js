@@ -1,5 +1,6 @@
 "use strict";
-// Polls the status endpoint and renders the room; every value shown comes from the API as-is.
+// Logs in (or onboards the first admin), then polls the status endpoint and renders the room; every value
+// shown comes from the API as-is.
 const POLL_MS = 500;
 const HISTORY_S = 120;
 const history = [];
@@ -82,16 +83,109 @@ function render(status) {
   $("system").textContent = `uptime ${status.uptime_s.toFixed(0)} s · latency p50 ${lat.p50 ?? "–"} ms, p99 ${lat.p99 ?? "–"} ms · memory ${status.memory_mb} MB · v${status.version}`;
 }
 
-async function poll() {
-  try {
-    const response = await fetch("/api/v1/system/status", { cache: "no-store" });
-    if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    render(await response.json());
-    $("connection").textContent = "live";
-  } catch (err) {
-    $("connection").textContent = `not connected (${err.message}); retrying`;
+// The login token lives in sessionStorage: it dies with the tab, and no other site can send it for us.
+const TOKEN_KEY = "invispose.token";
+let pollTimer = null;
+
+class AuthRequired extends Error {}
+
+async function api(path, options = {}) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  const headers = { ...(options.headers ?? {}) };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const response = await fetch(path, { cache: "no-store", ...options, headers });
+  if (response.status === 401 && token) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    throw new AuthRequired("your session ended; log in again");
   }
-  setTimeout(poll, POLL_MS);
+  return response;
 }
 
-poll();
+function errorText(body, status) {
+  const error = body?.error;
+  if (!error) return `HTTP ${status}`;
+  const detail = Array.isArray(error.details) && error.details.length ? `: ${error.details[0].field} ${error.details[0].message}` : "";
+  return `${error.message}${detail}`;
+}
+
+async function showAuth(message) {
+  clearTimeout(pollTimer);
+  $("dashboard").hidden = true;
+  $("logout").hidden = true;
+  $("connection").textContent = "not logged in";
+  let setup = false;
+  try {
+    const response = await fetch("/api/v1/auth/setup", { cache: "no-store" });
+    setup = response.ok && (await response.json()).setup_required;
+  } catch (err) {
+    message = `cannot reach the appliance (${err.message})`;
+  }
+  const form = $("auth-form");
+  form.dataset.mode = setup ? "setup" : "login";
+  $("auth-title").textContent = setup ? "Create the first admin" : "Log in";
+  $("auth-hint").textContent = setup
+    ? "Nobody has an account on this appliance yet. The account you create now can do everything."
+    : "";
+  $("auth-submit").textContent = setup ? "Create admin and log in" : "Log in";
+  $("auth-password").autocomplete = setup ? "new-password" : "current-password";
+  $("auth-password").minLength = setup ? 8 : 0;
+  $("auth-error").textContent = message ?? "";
+  $("auth-panel").hidden = false;
+}
+
+async function submitAuth(event) {
+  event.preventDefault();
+  const form = $("auth-form");
+  const path = form.dataset.mode === "setup" ? "/api/v1/auth/setup" : "/api/v1/auth/token";
+  const credentials = { username: $("auth-username").value, password: $("auth-password").value };
+  try {
+    const response = await fetch(path, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(credentials),
+    });
+    const body = await response.json();
+    if (!response.ok) {
+      $("auth-error").textContent = errorText(body, response.status);
+      if (response.status === 409) await showAuth("the first admin exists already; log in");
+      return;
+    }
+    sessionStorage.setItem(TOKEN_KEY, body.access_token);
+    $("auth-password").value = "";
+    startDashboard();
+  } catch (err) {
+    $("auth-error").textContent = `cannot reach the appliance (${err.message})`;
+  }
+}
+
+function startDashboard() {
+  $("auth-panel").hidden = true;
+  $("dashboard").hidden = false;
+  $("logout").hidden = false;
+  poll();
+}
+
+async function poll() {
+  try {
+    const response = await api("/api/v1/system/status");
+    const body = await response.json();
+    if (!response.ok) throw new Error(errorText(body, response.status));
+    render(body);
+    $("connection").textContent = "live";
+  } catch (err) {
+    if (err instanceof AuthRequired) {
+      showAuth(err.message);
+      return;
+    }
+    $("connection").textContent = `not connected (${err.message}); retrying`;
+  }
+  pollTimer = setTimeout(poll, POLL_MS);
+}
+
+$("auth-form").addEventListener("submit", submitAuth);
+$("logout").addEventListener("click", () => {
+  sessionStorage.removeItem(TOKEN_KEY);
+  showAuth();
+});
+
+if (sessionStorage.getItem(TOKEN_KEY)) startDashboard(); else showAuth();

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 
 from appliance.app import build_app
-from appliance.config import load_config
-from tests.conftest import DEFAULT_CONFIG
+from tests.auth_support import config_in, onboard
 
 
 async def wait_for_health(client: TestClient[Any, Any], timeout_s: float = 10.0) -> dict[str, Any]:
@@ -25,18 +25,19 @@ async def wait_for_health(client: TestClient[Any, Any], timeout_s: float = 10.0)
         await asyncio.sleep(0.1)
 
 
-async def test_health_turns_healthy_and_lists_components(aiohttp_client: Any) -> None:
-    client = await aiohttp_client(build_app(load_config(DEFAULT_CONFIG)))
+async def test_health_turns_healthy_and_lists_components(aiohttp_client: Any, tmp_path: Path) -> None:
+    client = await aiohttp_client(build_app(config_in(tmp_path)))
     body = await wait_for_health(client)
     assert body["status"] == "healthy"
     assert set(body["components"]) == {"source:simulated-room", "pipeline"}
 
 
-async def test_status_reports_links_latency_and_simulation(aiohttp_client: Any) -> None:
-    client = await aiohttp_client(build_app(load_config(DEFAULT_CONFIG)))
+async def test_status_reports_links_latency_and_simulation(aiohttp_client: Any, tmp_path: Path) -> None:
+    client = await aiohttp_client(build_app(config_in(tmp_path)))
+    headers = await onboard(client)
     await wait_for_health(client)
     await asyncio.sleep(1.0)
-    response = await client.get("/api/v1/system/status")
+    response = await client.get("/api/v1/system/status", headers=headers)
     status = await response.json()
     assert status["simulated"] is True
     rates = [link["packets_per_s"] for link in status["links"]]
@@ -45,8 +46,8 @@ async def test_status_reports_links_latency_and_simulation(aiohttp_client: Any) 
     assert status["frames_published"] >= 5
 
 
-async def test_unknown_api_route_uses_the_error_shape(aiohttp_client: Any) -> None:
-    client = await aiohttp_client(build_app(load_config(DEFAULT_CONFIG)))
+async def test_unknown_api_route_uses_the_error_shape(aiohttp_client: Any, tmp_path: Path) -> None:
+    client = await aiohttp_client(build_app(config_in(tmp_path)))
     response = await client.get("/api/v1/nope")
     assert response.status == 404
     body = await response.json()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from appliance.app import build_app
-from appliance.config import load_config
 from appliance.csi.frame import CsiFrame
 from appliance.csi.simulator import Impairments, RoomSimulator, Scenario, default_room
 from appliance.csi.sources import SourceKind
@@ -16,7 +16,7 @@ from appliance.events import Event, EventType
 from appliance.hub import Hub
 from appliance.pipeline import Pipeline, stop_task
 from appliance.pose.motion import MotionSettings, RoomMotion
-from tests.conftest import DEFAULT_CONFIG
+from tests.auth_support import config_in, onboard
 from tests.integration.test_api_system import wait_for_health
 
 
@@ -73,11 +73,12 @@ async def test_router_events_follow_link_state() -> None:
     assert all(not c.connected for c in pipeline.links.values())
 
 
-async def test_routers_endpoint_reports_each_link(aiohttp_client: Any) -> None:
-    client = await aiohttp_client(build_app(load_config(DEFAULT_CONFIG)))
+async def test_routers_endpoint_reports_each_link(aiohttp_client: Any, tmp_path: Path) -> None:
+    client = await aiohttp_client(build_app(config_in(tmp_path)))
+    headers = await onboard(client)
     await wait_for_health(client)
     await asyncio.sleep(1.0)
-    response = await client.get("/api/v1/system/routers")
+    response = await client.get("/api/v1/system/routers", headers=headers)
     assert response.status == 200
     body = await response.json()
     assert body["link_timeout_s"] == 3.0

@@ -16,12 +16,14 @@ from typing import Any
 
 import pytest
 
+from tests.auth_support import bearer, cli_token
 from tests.conftest import DEFAULT_CONFIG, REPO, pick_free_port
 
 
-def get_json(url: str) -> tuple[int, Any]:
+def get_json(url: str, token: str | None = None) -> tuple[int, Any]:
+    request = urllib.request.Request(url, headers=bearer(token) if token else {})
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:
+        with urllib.request.urlopen(request, timeout=2) as response:
             return response.status, json.load(response)
     except urllib.error.HTTPError as exc:
         return exc.code, json.load(exc)
@@ -94,7 +96,9 @@ def service(tmp_path: Path) -> Iterator[Service]:
 def test_default_config_serves_a_simulated_room_and_stops_cleanly(service: Service, tmp_path: Path) -> None:
     took_s = service.wait_healthy(timeout_s=20)
     assert took_s < 20
-    status_code, status = get_json(f"{service.base}/api/v1/system/status")
+    assert get_json(f"{service.base}/api/v1/system/status")[0] == 401
+    token = cli_token(tmp_path / "data", scopes="system:read")
+    status_code, status = get_json(f"{service.base}/api/v1/system/status", token)
     assert status_code == 200
     assert status["source"] == "simulated" and status["simulated"] is True
     assert [s["kind"] for s in status["sources"]] == ["simulated"]

@@ -10,7 +10,7 @@ from appliance.csi.simulator import default_room
 from appliance.pose.camera import camera_for_room, project
 from appliance.pose.features import (
     LINK_GEOMETRY_FEATURES,
-    LOG_RATIO_LIMIT,
+    ASINH_SCALE,
     MAX_LINKS,
     N_GEOMETRY,
     N_STEPS,
@@ -71,17 +71,30 @@ def test_reference_restarts_when_the_antenna_layout_changes() -> None:
     assert not reference.ready and reference.seconds == 0.0
 
 
-def test_unchanged_room_reads_zero_and_a_uniform_change_reads_its_log_ratio() -> None:
+def test_reference_noise_is_the_per_sample_log_spread() -> None:
+    rng = np.random.default_rng(1)
+    profile = _profile(1)
+    reference = EmptyRoomReference()
+    for i in range(500):
+        reference.update(_sample("a", i / RATE_HZ, profile * np.exp(rng.normal(0, 0.05, profile.shape))))
+    assert reference.noise == pytest.approx(0.05, rel=0.1)
+    np.testing.assert_allclose(reference.log_profile, np.log(profile), atol=0.02)
+
+
+def test_unchanged_room_reads_zero_and_a_uniform_change_reads_its_z_score() -> None:
     profile = _profile(6)
-    reference = _reference("a", profile).log_profile
+    reference = _reference("a", profile)
     samples = [_sample("a", 10 + i / RATE_HZ, profile) for i in range(300)]
-    window = link_window(samples, reference)
+    window = link_window(samples, reference.log_profile, 0.05)
     assert window is not None and window.shape == (N_STEPS, N_SUBCARRIERS)
     np.testing.assert_allclose(window, 0.0, atol=1e-5)
     changed = [_sample("a", 10 + i / RATE_HZ, profile * np.exp(0.1)) for i in range(300)]
-    window = link_window(changed, reference)
+    window = link_window(changed, reference.log_profile, 0.05)
     assert window is not None
-    np.testing.assert_allclose(window, 0.1 / LOG_RATIO_LIMIT, atol=1e-5)
+    # 2 s at 100 Hz in 40 bins: 5 samples a bin, 6 pairs; the noise of such a bin is 0.05 / sqrt(30).
+    expected = np.arcsinh(0.1 / (0.05 / np.sqrt(30))) / ASINH_SCALE
+    assert np.median(window) == pytest.approx(expected, rel=1e-3)
+    assert np.all(window > 0)
 
 
 def test_empty_bins_repeat_the_previous_value_and_an_all_invalid_window_is_none() -> None:
@@ -90,11 +103,11 @@ def test_empty_bins_repeat_the_previous_value_and_an_all_invalid_window_is_none(
     samples = [_sample("a", 10 + i / RATE_HZ, profile * np.exp(0.1 * (i >= 250))) for i in range(300)]
     # A 0.3 s hole in the middle of the window: those bins hold the value before it.
     samples = [s for s in samples if not 10.5 < s.t_s < 10.8]
-    window = link_window(samples, reference)
+    window = link_window(samples, reference, 0.05)
     assert window is not None
     assert np.allclose(window[:-10], 0.0, atol=1e-5)
     invalid = [_sample("a", 10 + i / RATE_HZ, profile, valid=False) for i in range(300)]
-    assert link_window(invalid, reference) is None
+    assert link_window(invalid, reference, 0.05) is None
 
 
 def test_build_window_orders_links_masks_missing_ones_and_normalizes_geometry() -> None:
@@ -130,7 +143,7 @@ def test_atheros_pairs_are_averaged_into_one_block() -> None:
     samples = {"r-a": [_sample("r-a", 1 + i / RATE_HZ, profile * scale) for i in range(250)]}
     inputs = build_window(samples, geometry, {"r-a": reference})
     assert inputs is not None
-    np.testing.assert_allclose(inputs.csi[:, :N_SUBCARRIERS], 0.0, atol=1e-5)
+    np.testing.assert_allclose(inputs.csi[:, :N_SUBCARRIERS], 0.0, atol=1e-3)
     assert inputs.geometry[6] == 1.0  # the Atheros flag
 
 

@@ -10,7 +10,6 @@ persons without regard to order (see ``train``).
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 from pathlib import Path
 
@@ -19,7 +18,8 @@ import numpy.typing as npt
 from tqdm import tqdm
 
 from appliance.coco import N_KEYPOINTS
-from appliance.pose.evaluation import EMPTY, MAX_PERSONS, Split, episode, simulated_windows
+from appliance.pose.evaluation import EMPTY, EPISODES_VERSION, MAX_PERSONS, Split, episode, simulated_windows
+from appliance.pose.features import FEATURES_VERSION
 
 Arrays = dict[str, npt.NDArray[np.generic]]
 ARRAY_KEYS = ("csi", "geometry", "present", "keypoints", "activity", "room", "episode")
@@ -62,15 +62,10 @@ BLOCK_EPISODES = 50
 
 
 def cache_path(cache_dir: Path, split: Split, first: int, duration_s: float) -> Path:
-    """The cache file of the block of ``BLOCK_EPISODES`` episodes starting at ``first``. The name changes
-    when the window builder's or the simulated episodes' code does, so a stale cache is never used."""
-    import appliance.pose.evaluation as evaluation
-    import appliance.pose.features as features
-
-    digest = hashlib.sha256()
-    for module in (features, evaluation):
-        digest.update(Path(str(module.__file__)).read_bytes())
-    tag = digest.hexdigest()[:10]
+    """The cache file of the block of ``BLOCK_EPISODES`` episodes starting at ``first``. The name carries
+    ``features.FEATURES_VERSION`` and ``evaluation.EPISODES_VERSION``, so a cache built by other window or
+    episode code is never used (bump them when changing what a window holds or how episodes are drawn)."""
+    tag = f"f{FEATURES_VERSION}e{EPISODES_VERSION}"
     return cache_dir / f"{split}_{first}_{BLOCK_EPISODES}_{duration_s:g}s_{tag}.npz"
 
 

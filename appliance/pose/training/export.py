@@ -2,7 +2,7 @@
 
 The trained weights are copied into the same network built with ``batch_size=1`` (a dynamic batch adds
 SHAPE/STRIDED_SLICE/PACK ops), converted with ``TFLITE_BUILTINS_INT8`` only, int8 inputs and outputs, and
-calibrated on a representative sample of training windows.
+calibrated on a representative sample of training windows (fed as a dict keyed by input name).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import tensorflow as tf  # type: ignore[import-untyped]
 
+from appliance.pose.features import link_maps
 from appliance.pose.training.model import build_model
 
 REPRESENTATIVE_WINDOWS = 400
@@ -33,9 +34,14 @@ def export_int8(
     rng = np.random.default_rng(seed)
     picks = rng.choice(csi.shape[0], size=min(REPRESENTATIVE_WINDOWS, csi.shape[0]), replace=False)
 
-    def representative() -> Iterator[list[npt.NDArray[np.float32]]]:
+    def representative() -> Iterator[dict[str, npt.NDArray[np.float32]]]:
+        # Keyed by input name: the converter's positional input order is not the Keras model's.
         for i in picks:
-            yield [csi[i : i + 1].astype(np.float32), geometry[i : i + 1].astype(np.float32)]
+            yield {
+                "csi": csi[i : i + 1].astype(np.float32),
+                "geometry": geometry[i : i + 1].astype(np.float32),
+                "maps": link_maps(geometry[i : i + 1]),
+            }
 
     converter = tf.lite.TFLiteConverter.from_keras_model(fixed)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]

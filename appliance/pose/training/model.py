@@ -1,11 +1,14 @@
 """The pose network (Keras 3): a per-link temporal encoder shared by every link, then a room-level head.
 
-Input ``csi`` [40, 312] is reshaped to [40 steps, 6 links, 52 subcarriers] and every link goes through
+Inputs: ``csi`` [40, 312], ``geometry`` [51] and ``maps`` [6, 64] (``features.link_maps`` of the
+geometry). ``csi`` is reshaped to [40 steps, 6 links, 52 subcarriers] and every link goes through
 the same temporal convolutions (Conv2D with (k, 1) kernels: time only, weights shared across links), so a
 link's evidence means the same whatever slot it sits in. Each link's summary is joined with its own
 geometry (normalized tx/rx positions, kind, mask) before the links are combined, which is what lets the
-head triangulate: "the link from here to there is shadowed". The room head sees every link plus the room
-size and emits, per slot (``MAX_PERSONS``):
+head triangulate: "the link from here to there is shadowed". Each link's evidence is then back-projected
+onto an 8 x 8 floor grid through its map (radio tomographic imaging with learnt per-link evidence) and
+read by two small convolutions. The room head sees that floor image, every link's summary and the room
+size, and emits, per slot (``MAX_PERSONS``):
 
 - ``presence`` [3] sigmoid;
 - ``centre`` [3, 3] sigmoid: the pelvis (midpoint of the hips) as fractions of the room's width, depth
@@ -15,7 +18,7 @@ size and emits, per slot (``MAX_PERSONS``):
   exp(-(error / 0.1 m)^2));
 - ``activity`` [3, 6] softmax over ``appliance.coco.ACTIVITIES``.
 
-About 0.3 M parameters and ~3 M multiply-adds per window.
+About 0.4 M parameters and ~3 M multiply-adds per window.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from appliance.coco import ACTIVITIES, N_KEYPOINTS
 from appliance.pose.evaluation import MAX_PERSONS
 from appliance.pose.features import (
     LINK_GEOMETRY_FEATURES,
+    MAP_CELLS,
+    MAP_SIDE,
     MAX_LINKS,
     N_GEOMETRY,
     N_STEPS,
@@ -36,10 +41,13 @@ from appliance.pose.features import (
 OUTPUT_NAMES = ("presence", "centre", "offsets", "confidence", "activity")
 
 
-def build_model(batch_size: int | None = None, width: int = 64, hidden: int = 256) -> keras.Model:
+def build_model(
+    batch_size: int | None = None, width: int = 64, hidden: int = 192, dropout: float = 0.2
+) -> keras.Model:
     """The network; ``batch_size=1`` for export (a fixed batch keeps shape ops out of the TFLite graph)."""
     csi = keras.Input((N_STEPS, MAX_LINKS * N_SUBCARRIERS), batch_size=batch_size, name="csi")
     geometry = keras.Input((N_GEOMETRY,), batch_size=batch_size, name="geometry")
+    maps = keras.Input((MAX_LINKS, MAP_CELLS), batch_size=batch_size, name="maps")
 
     x = layers.Reshape((N_STEPS, MAX_LINKS, N_SUBCARRIERS))(csi)
     x = layers.Conv2D(width, (1, 1), activation="relu", name="subcarrier_mix")(x)
@@ -53,11 +61,18 @@ def build_model(batch_size: int | None = None, width: int = 64, hidden: int = 25
         layers.Lambda(lambda g: g[:, : MAX_LINKS * LINK_GEOMETRY_FEATURES], name="link_geometry")(geometry)
     )
     x = layers.Concatenate(axis=-1)([x, link_geometry])
-    x = layers.Dense(96, activation="relu", name="link_summary")(x)
-    x = layers.Flatten()(x)
+    links = layers.Dense(64, activation="relu", name="link_summary")(x)
+    # Back-projection: every floor cell gathers the evidence of the links whose maps cover it.
+    evidence = layers.Dense(24, activation="relu", name="link_evidence")(links)
+    image = layers.Dot(axes=(1, 1), name="backproject")([maps, evidence])  # [cells, 24]
+    image = layers.Reshape((MAP_SIDE, MAP_SIDE, 24))(image)
+    image = layers.Conv2D(24, 3, padding="same", activation="relu", name="floor_0")(image)
+    image = layers.Conv2D(24, 3, padding="same", activation="relu", name="floor_1")(image)
+    image = layers.Conv2D(12, 1, activation="relu", name="floor_2")(image)
     room = layers.Lambda(lambda g: g[:, MAX_LINKS * LINK_GEOMETRY_FEATURES :], name="room_size")(geometry)
-    x = layers.Concatenate()([x, room])
+    x = layers.Concatenate()([layers.Flatten()(image), layers.Flatten()(links), room])
     x = layers.Dense(hidden, activation="relu", name="room_0")(x)
+    x = layers.Dropout(dropout)(x)
     x = layers.Dense(hidden, activation="relu", name="room_1")(x)
 
     presence = layers.Dense(MAX_PERSONS, activation="sigmoid", name="presence")(x)
@@ -76,5 +91,5 @@ def build_model(batch_size: int | None = None, width: int = 64, hidden: int = 25
         )
     )
     return keras.Model(
-        [csi, geometry], [presence, centre, offsets, confidence, activity], name="invispose_pose"
+        [csi, geometry, maps], [presence, centre, offsets, confidence, activity], name="invispose_pose"
     )

@@ -25,6 +25,7 @@ import tensorflow as tf  # type: ignore[import-untyped]
 
 from appliance.coco import KEYPOINT_INDEX
 from appliance.pose.evaluation import MAX_PERSONS
+from appliance.pose.features import link_maps
 from appliance.pose.training.model import build_model
 
 Arrays = dict[str, npt.NDArray[np.generic]]
@@ -43,6 +44,7 @@ class TrainSettings:
     epochs: int = 30
     batch_size: int = 128
     learning_rate: float = 2e-3
+    weight_decay: float = 1e-3
     seed: int = 20260101
     validation_episodes: float = 0.1
 
@@ -124,34 +126,42 @@ def fit(arrays: Arrays, settings: TrainSettings) -> keras.Model:
     truth = targets(arrays)
     csi = arrays["csi"].astype(np.float32)
     geometry = arrays["geometry"].astype(np.float32)
+    maps = link_maps(geometry)
     steps = max(1, train_idx.size // settings.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(settings.learning_rate, settings.epochs * steps)
-    optimizer = keras.optimizers.Adam(schedule)
+    optimizer = keras.optimizers.AdamW(schedule, weight_decay=settings.weight_decay)
     print(
         f"model: {model.count_params()} parameters; "
         f"{train_idx.size} training windows, {val_idx.size} validation"
     )
 
     @tf.function(reduce_retracing=True)
-    def train_step(x_csi: tf.Tensor, x_geo: tf.Tensor, t: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    def train_step(
+        x_csi: tf.Tensor, x_geo: tf.Tensor, x_maps: tf.Tensor, t: dict[str, tf.Tensor]
+    ) -> dict[str, tf.Tensor]:
         with tf.GradientTape() as tape:
-            loss, log = pit_loss(model([x_csi, x_geo], training=True), t)
+            loss, log = pit_loss(model([x_csi, x_geo, x_maps], training=True), t)
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return {"loss": loss, **log}
 
     @tf.function(reduce_retracing=True)
-    def eval_step(x_csi: tf.Tensor, x_geo: tf.Tensor, t: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        loss, log = pit_loss(model([x_csi, x_geo], training=False), t)
+    def eval_step(
+        x_csi: tf.Tensor, x_geo: tf.Tensor, x_maps: tf.Tensor, t: dict[str, tf.Tensor]
+    ) -> dict[str, tf.Tensor]:
+        loss, log = pit_loss(model([x_csi, x_geo, x_maps], training=False), t)
         return {"loss": loss, **log}
 
-    def batch(idx: npt.NDArray[np.intp], noise: bool) -> tuple[tf.Tensor, tf.Tensor, dict[str, tf.Tensor]]:
+    def batch(
+        idx: npt.NDArray[np.intp], noise: bool
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, dict[str, tf.Tensor]]:
         x = csi[idx]
         if noise:
             x = np.clip(x + rng.normal(0, FEATURE_NOISE, x.shape).astype(np.float32), -1, 1)
         return (
             tf.constant(x),
             tf.constant(geometry[idx]),
+            tf.constant(maps[idx]),
             {k: tf.constant(v[idx]) for k, v in truth.items()},
         )
 

@@ -1,0 +1,154 @@
+"""Pieces of the gate on their own: signing secret, login tokens, expiry, buckets, Host and Origin rules."""
+
+from __future__ import annotations
+
+import logging
+import stat
+import time
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+
+from appliance.api.auth import (
+    SECRET_FILE,
+    Authenticator,
+    InvalidTokenError,
+    LoginGuard,
+    load_or_create_secret,
+    parse_expiry,
+    parse_scopes,
+)
+from appliance.api.routing import RateTier, Scope
+from appliance.api.security import RateLimiter, SecurityPolicy
+from appliance.config import AuthConfig, RateLimitConfig
+from appliance.store.accounts import AccountStore, User
+from appliance.store.database import DATABASE_FILE, Database
+from tests.auth_support import config_in
+
+
+def test_secret_is_created_private_and_kept(tmp_path: Path) -> None:
+    secret = load_or_create_secret(tmp_path)
+    assert len(secret) >= 32
+    assert stat.S_IMODE((tmp_path / SECRET_FILE).stat().st_mode) == 0o600
+    assert load_or_create_secret(tmp_path) == secret
+
+
+def test_wide_secret_is_narrowed_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    secret = load_or_create_secret(tmp_path)
+    (tmp_path / SECRET_FILE).chmod(0o644)
+    with caplog.at_level(logging.WARNING):
+        assert load_or_create_secret(tmp_path) == secret
+    assert "readable by other users" in caplog.text
+    assert stat.S_IMODE((tmp_path / SECRET_FILE).stat().st_mode) == 0o600
+
+
+def test_short_secret_is_refused(tmp_path: Path) -> None:
+    (tmp_path / SECRET_FILE).write_bytes(b"short")
+    (tmp_path / SECRET_FILE).chmod(0o600)
+    with pytest.raises(RuntimeError, match="delete it"):
+        load_or_create_secret(tmp_path)
+
+
+async def test_login_token_claims_and_failures(tmp_path: Path) -> None:
+    database = await Database.open(tmp_path / DATABASE_FILE)
+    try:
+        accounts = AccountStore(database)
+        user = await accounts.create_user("ann", "password-1", is_admin=False)
+        secret = load_or_create_secret(tmp_path)
+        authenticator = Authenticator(accounts, secret, jwt_ttl_s=600)
+        token = authenticator.issue(user, frozenset({Scope.POSE_READ}))
+        claims = jwt.decode(token, secret, algorithms=["HS256"])
+        assert set(claims) == {"sub", "scopes", "exp", "iat", "jti"}
+        assert claims["exp"] - claims["iat"] == 600 and claims["scopes"] == ["pose:read"]
+        principal = await authenticator.authenticate(token)
+        assert principal.allows(Scope.POSE_READ) and not principal.allows(Scope.SYSTEM_READ)
+        # A forged admin claim for a viewer, even correctly signed, is capped by the user's rights.
+        forged = jwt.encode({**claims, "scopes": ["admin:all"]}, secret, algorithm="HS256")
+        assert not (await authenticator.authenticate(forged)).allows(Scope.CONFIG_WRITE)
+        expired = jwt.encode({**claims, "exp": int(time.time()) - 10}, secret, algorithm="HS256")
+        with pytest.raises(InvalidTokenError, match="expired"):
+            await authenticator.authenticate(expired)
+        with pytest.raises(InvalidTokenError, match="signature"):
+            await authenticator.authenticate(jwt.encode(claims, b"k" * 64, algorithm="HS256"))
+        with pytest.raises(InvalidTokenError, match="malformed"):
+            await authenticator.authenticate("abc.def")
+        ghost = Authenticator(accounts, secret, 600).issue(
+            User("ghost", True, 0.0), frozenset({Scope.ADMIN_ALL})
+        )
+        with pytest.raises(InvalidTokenError, match="no longer exists"):
+            await authenticator.authenticate(ghost)
+    finally:
+        await database.close()
+
+
+def test_expiry_and_scope_parsing() -> None:
+    assert parse_expiry("30d", 100.0) == 100.0 + 30 * 86_400
+    assert parse_expiry("12h", 0.0) == 12 * 3600
+    assert parse_expiry(None, 5.0) is None and parse_expiry("never", 5.0) is None
+    for bad in ("30", "0d", "30s", "-1d", "1.5d"):
+        with pytest.raises(ValueError, match="not like"):
+            parse_expiry(bad, 0.0)
+    assert parse_scopes(["pose:read", " admin:all "]) == {Scope.POSE_READ, Scope.ADMIN_ALL}
+    with pytest.raises(ValueError, match="unknown scope"):
+        parse_scopes(["pose:write"])
+
+
+def test_login_guard_slides_over_a_minute() -> None:
+    guard = LoginGuard(attempts_per_minute=3)
+    for t in (0.0, 10.0, 20.0):
+        assert guard.retry_after("a", t) is None
+        guard.failed("a", t)
+    assert guard.retry_after("a", 30.0) == pytest.approx(30.0)
+    assert guard.retry_after("b", 30.0) is None
+    assert guard.retry_after("a", 60.5) is None
+
+
+def test_token_bucket_refills_at_the_configured_rate() -> None:
+    limiter = RateLimiter({RateTier.ANONYMOUS: RateLimitConfig(per_minute=60, burst=2)})
+    assert limiter.hit(RateTier.ANONYMOUS, "ip", 0.0)[0]
+    allowed, state = limiter.hit(RateTier.ANONYMOUS, "ip", 0.0)
+    assert allowed and state.remaining == 0 and state.reset_s == 2
+    allowed, state = limiter.hit(RateTier.ANONYMOUS, "ip", 0.5)
+    assert not allowed and state.retry_after_s == 1
+    assert limiter.hit(RateTier.ANONYMOUS, "ip", 1.1)[0]
+    assert limiter.hit(RateTier.ANONYMOUS, "other", 1.1)[0]
+    assert limiter.peek(RateTier.ANONYMOUS, "new", 1.1).remaining == 2
+
+
+def _policy(**auth: Any) -> SecurityPolicy:
+    config = config_in(Path("/unused"), **{f"auth.{k}": v for k, v in auth.items()})
+    return SecurityPolicy.from_config(config)
+
+
+def test_host_rules() -> None:
+    policy = _policy(allowed_hosts=["box.example.lan"])
+    for host in (
+        "localhost",
+        "LOCALHOST:8099",
+        "app.localhost",
+        "10.0.0.5:80",
+        "[fe80::1]:8099",
+        "box.example.lan",
+    ):
+        assert policy.host_allowed(host), host
+    for host in ("evil.example", "10.0.0.5.evil.example", "box.example.lan.evil", "[::1", "host:port"):
+        assert not policy.host_allowed(host), host
+
+
+def test_origin_rules() -> None:
+    policy = _policy(cors_origins=["https://ha.example:8123"])
+    assert policy.origin_allowed("http://box.local:8099", "box.local:8099")
+    assert policy.origin_allowed("http://box.local", "box.local:80")
+    assert policy.origin_allowed("https://HA.example:8123", "box.local:8099")
+    assert not policy.origin_allowed("http://box.local:8100", "box.local:8099")
+    assert not policy.origin_allowed("null", "box.local:8099")
+    assert not policy.origin_allowed("http://evil.example", None)
+
+
+def test_auth_config_rejects_paths_and_schemes() -> None:
+    with pytest.raises(ValueError, match="cors_origins"):
+        AuthConfig(cors_origins=["http://ha.local:8123/"])
+    with pytest.raises(ValueError, match="allowed_hosts"):
+        AuthConfig(allowed_hosts=["http://box"])
