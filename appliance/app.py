@@ -146,15 +146,8 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     log.info("pipeline stopped")
 
 
-def prepare_data_dir(config: AppConfig) -> Path:
-    data_dir = config.data_dir.expanduser().resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    return data_dir
-
-
 def run(config: AppConfig) -> None:
     """Serve until SIGINT or SIGTERM, then stop the pipeline and close every part in order."""
-    prepare_data_dir(config)
     app = build_app(config)
     log.info(
         "listening",

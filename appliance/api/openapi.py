@@ -186,6 +186,8 @@ def _responses(endpoint: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
         codes.update({413, 415})
     if not endpoint.public:
         codes.update({401, 403})
+    if endpoint.path_params:
+        codes.add(404)
     for status in sorted(codes):
         responses.setdefault(str(status), {"description": _ERROR_REASONS[status], "content": error})
     return responses

@@ -12,7 +12,7 @@ import time
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from appliance import __version__
 from appliance.api.keys import CONFIG, MODEL_UNAVAILABLE, PIPELINE, STARTED_AT
@@ -52,22 +52,29 @@ def _component_health(pipeline: Pipeline, now: float, uptime_s: float) -> dict[s
     return components
 
 
+class _Response(BaseModel):
+    """Response models reject keys they do not declare: a field added to a handler's dict but not here
+    fails the tests loudly instead of silently vanishing from the API and the OpenAPI document."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 ComponentState = Literal["ok", "starting", "down"]
 
 
-class ComponentHealth(BaseModel):
+class ComponentHealth(_Response):
     status: ComponentState
     detail: str
 
 
-class Health(BaseModel):
+class Health(_Response):
     status: Literal["healthy", "starting", "unhealthy"]
     version: str
     uptime_s: float
     components: dict[str, ComponentHealth]
 
 
-class SourceStatus(BaseModel):
+class SourceStatus(_Response):
     name: str
     kind: str
     simulated: bool
@@ -76,7 +83,7 @@ class SourceStatus(BaseModel):
     error: str | None
 
 
-class LinkSummary(BaseModel):
+class LinkSummary(_Response):
     link: str
     source: str
     up: bool
@@ -87,34 +94,46 @@ class LinkSummary(BaseModel):
     csi_shape: list[int]
 
 
-class Percentiles(BaseModel):
+class Percentiles(_Response):
     p50: float | None
     p95: float | None
     p99: float | None
 
 
-class TruthPerson(BaseModel):
+class TruthPerson(_Response):
     id: int
     activity: str
 
 
-class GroundTruth(BaseModel):
+class GroundTruth(_Response):
     t_s: float
     person_count: int
     persons: list[TruthPerson]
 
 
-class SimulationTruth(BaseModel):
+class SimulationTruth(_Response):
     ground_truth: GroundTruth | None = Field(description="what the simulated room really holds now")
 
 
-class Status(BaseModel):
+class ModelStatus(_Response):
+    loaded: bool
+    why_not: str | None = Field(None, description="why the pose model is not in use")
+    version: str | None = None
+    runtime: str | None = None
+    trained_on: str | None = None
+    links_with_reference: int | None = Field(None, description="links whose empty-room reference is learnt")
+    min_links: int | None = None
+    inference_ms: Percentiles | None = None
+
+
+class Status(_Response):
     version: str
     room: str
     uptime_s: float
     source: str
     simulated: bool
-    estimator: str
+    estimator: str | None = Field(description="model or motion; null before the first reading")
+    model: ModelStatus
     sources: list[SourceStatus]
     links: list[LinkSummary]
     pose_rate_hz: float
@@ -144,7 +163,7 @@ class RouterLink(LinkSummary):
     missing_samples: int
 
 
-class Routers(BaseModel):
+class Routers(_Response):
     link_timeout_s: float
     routers: list[RouterLink]
 

@@ -13,6 +13,10 @@ Why these features generalize across rooms:
   error the empty room's noise gives such a bin (a z-score) and compressed with asinh. An empty room reads
   N(0, 1) per bin whatever its size, furniture, SNR, packet rate or chip, so "nothing changed" looks the
   same in every room; a person reads as z-scores of a few (far off, low SNR) to ~100 (on the line of sight).
+- **Broadband gain too.** Gain normalization removes what a body on the line of sight mostly does: take
+  2-4 dB off every subcarrier. In simulated rooms that loss is what locates a person (the spectral shape
+  changes about as much wherever the person is), so each link also carries its mean log gain ratio to the
+  empty room (``GAIN_LOG_LIMIT``) as a 53rd feature. AGC steps add +-1 dB to it now and then.
 - **One number per link and subcarrier.** Atheros links report 6 antenna pairs, ESP32 links 1. The model's
   per-link features are the *mean over antenna pairs* of the log ratio, so both kinds fill the same
   ``[steps, 52]`` block (averaging pairs lowers an Atheros link's noise, and the z-score accounts for it);
@@ -54,6 +58,11 @@ F64 = npt.NDArray[np.float64]
 
 MAX_LINKS = 6
 N_SUBCARRIERS = int(CANONICAL_SUBCARRIERS.size)
+# Per link and step: the 52 subcarriers' shape features, then the broadband gain feature.
+LINK_FEATURES = N_SUBCARRIERS + 1
+# The gain feature is the log ratio of the link's RMS amplitude to the empty room's over this, clipped to
+# -1..1 (+-5 dB): a body on the line of sight takes 2-4 dB; AGC steps add +-1 dB now and then.
+GAIN_LOG_LIMIT = 0.6
 WINDOW_S = 2.0
 N_STEPS = 40  # 20 Hz: a fall (0.8 s) spans 16 steps, a walking stride (~1 s) 20
 # Per link: tx (x, y, z) and rx (x, y, z) as fractions of the room, is-Atheros, mask.
@@ -75,7 +84,7 @@ NOISE_FLOOR = 1e-3
 REFERENCE_MIN_S = 3.0
 
 # Bump when a window's content changes: training caches carry it in their names.
-FEATURES_VERSION = 2
+FEATURES_VERSION = 3
 # Link maps: the floor as MAP_SIDE x MAP_SIDE cells (room fractions); a cell's weight for a link falls off
 # with the excess path length of a bounce there over the line of sight, on this scale (metres): roughly
 # the first Fresnel zone's width at 2.4 GHz for a few-metre link, where a body changes the link most.
@@ -144,6 +153,7 @@ class EmptyRoomReference:
         self.min_s = min_s
         self._sum: F64 | None = None
         self._sum_sq: F64 | None = None
+        self._gain_sum: F64 | None = None
         self._count = 0
         self._first_t: float | None = None
         self._last_t: float | None = None
@@ -156,14 +166,17 @@ class EmptyRoomReference:
             self.reset()
             self._sum = np.zeros_like(logs)
             self._sum_sq = np.zeros_like(logs)
+            self._gain_sum = np.zeros(logs.shape[0])
             self._first_t = sample.t_s
         self._sum += logs
         self._sum_sq += logs * logs
+        assert self._gain_sum is not None
+        self._gain_sum += np.log(np.maximum(sample.gain, AMPLITUDE_FLOOR))
         self._count += 1
         self._last_t = sample.t_s
 
     def reset(self) -> None:
-        self._sum = self._sum_sq = None
+        self._sum = self._sum_sq = self._gain_sum = None
         self._count = 0
         self._first_t = self._last_t = None
 
@@ -186,6 +199,14 @@ class EmptyRoomReference:
         return profile
 
     @property
+    def log_gain(self) -> F32:
+        """``[n_pairs]`` mean log RMS amplitude (chip counts) of each antenna pair in the empty room."""
+        if self._gain_sum is None or not self.ready:
+            raise RuntimeError("the empty-room reference has not seen enough samples yet")
+        gain: F32 = (self._gain_sum / self._count).astype(np.float32)
+        return gain
+
+    @property
     def noise(self) -> float:
         """The link's per-sample noise in log amplitude: the median over pairs and subcarriers of the
         standard deviation over time in the empty room (floored so a noiseless channel stays finite)."""
@@ -200,7 +221,8 @@ class EmptyRoomReference:
 class ModelInputs:
     """One window, ready for ``PoseModel.infer``: float tensors without the batch axis.
 
-    ``csi`` is ``[N_STEPS, MAX_LINKS * 52]`` (link-major: columns ``52 i .. 52 i + 51`` are link ``i``),
+    ``csi`` is ``[N_STEPS, MAX_LINKS * 53]`` (link-major: columns ``53 i .. 53 i + 51`` are link ``i``'s
+    subcarriers, column ``53 i + 52`` its gain),
     ``geometry`` is ``[N_GEOMETRY]``; ``links`` names the links in slot order and ``room_size_m`` is
     (width, depth, height), which turns the model's room-fraction outputs back into metres.
     """
@@ -211,10 +233,10 @@ class ModelInputs:
     room_size_m: tuple[float, float, float]
 
 
-def link_window(samples: Sequence[PreparedSample], reference: F32, noise: float) -> F32 | None:
-    """``[N_STEPS, 52]`` features for the window before the newest sample: per bin, the mean over samples
-    and pairs of the log ratio to ``reference``, as a z-score against ``noise`` (per-sample) and compressed
-    (see ``ASINH_SCALE``).
+def link_window(samples: Sequence[PreparedSample], reference: F32, noise: float, log_gain: F32) -> F32 | None:
+    """``[N_STEPS, LINK_FEATURES]`` features for the window before the newest sample: per bin, the mean over
+    samples and pairs of the log ratio to ``reference``, as a z-score against ``noise`` (per-sample) and
+    compressed (see ``ASINH_SCALE``); then the mean log gain ratio to ``log_gain`` over ``GAIN_LOG_LIMIT``.
 
     None when the window holds no valid sample of the reference's pair count.
     """
@@ -223,6 +245,7 @@ def link_window(samples: Sequence[PreparedSample], reference: F32, noise: float)
     end = samples[-1].t_s
     start = end - WINDOW_S
     sums = np.zeros((N_STEPS, N_SUBCARRIERS), np.float64)
+    gains = np.zeros(N_STEPS, np.float64)
     counts = np.zeros(N_STEPS, np.int64)
     for sample in reversed(samples):
         if sample.t_s <= start:
@@ -232,6 +255,7 @@ def link_window(samples: Sequence[PreparedSample], reference: F32, noise: float)
         step = min(N_STEPS - 1, int((sample.t_s - start) / WINDOW_S * N_STEPS))
         logs = np.log(np.maximum(sample.amplitude, AMPLITUDE_FLOOR)) - reference
         sums[step] += logs.mean(axis=0)
+        gains[step] += float(np.mean(np.log(np.maximum(sample.gain, AMPLITUDE_FLOOR)) - log_gain))
         counts[step] += 1
     filled = np.flatnonzero(counts)
     if filled.size == 0:
@@ -243,7 +267,8 @@ def link_window(samples: Sequence[PreparedSample], reference: F32, noise: float)
     # Averaging n samples and P pairs shrinks the noise by sqrt(n P) (pairs' noise is independent).
     pairs = reference.shape[0]
     z = sums[source] / n / (noise / np.sqrt(n * pairs))
-    features: F32 = (np.arcsinh(z) / ASINH_SCALE).astype(np.float32)
+    gain = np.clip(gains[source] / counts[source] / GAIN_LOG_LIMIT, -1.0, 1.0)
+    features: F32 = np.concatenate([np.arcsinh(z) / ASINH_SCALE, gain[:, None]], axis=1).astype(np.float32)
     return features
 
 
@@ -256,18 +281,18 @@ def build_window(
     buffer). Links without geometry, without a ready reference or without valid samples in the window are
     left out; None when no link is left."""
     usable = [link for link in samples if link in references and references[link].ready]
-    csi = np.zeros((N_STEPS, MAX_LINKS * N_SUBCARRIERS), np.float32)
+    csi = np.zeros((N_STEPS, MAX_LINKS * LINK_FEATURES), np.float32)
     geo = np.zeros(N_GEOMETRY, np.float32)
     size = geometry.size
     used: list[str] = []
     for link in geometry.canonical_order(usable):
         reference = references[link]
-        window = link_window(samples[link], reference.log_profile, reference.noise)
+        window = link_window(samples[link], reference.log_profile, reference.noise, reference.log_gain)
         if window is None:
             continue
         slot = len(used)
         used.append(link)
-        csi[:, slot * N_SUBCARRIERS : (slot + 1) * N_SUBCARRIERS] = window
+        csi[:, slot * LINK_FEATURES : (slot + 1) * LINK_FEATURES] = window
         spec = geometry.links[link]
         row = slot * LINK_GEOMETRY_FEATURES
         geo[row : row + 3] = np.asarray(spec.tx) / size

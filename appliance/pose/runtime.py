@@ -28,7 +28,15 @@ import numpy as np
 import numpy.typing as npt
 
 from appliance.coco import ACTIVITIES, N_KEYPOINTS
-from appliance.pose.features import MAX_LINKS, N_GEOMETRY, N_STEPS, N_SUBCARRIERS, ModelInputs
+from appliance.pose.features import (
+    LINK_FEATURES,
+    MAP_CELLS,
+    MAX_LINKS,
+    N_GEOMETRY,
+    N_STEPS,
+    ModelInputs,
+    link_maps,
+)
 
 F32 = npt.NDArray[np.float32]
 RuntimeName = Literal["ai_edge_litert", "tflite_runtime"]
@@ -40,8 +48,10 @@ _DISTRIBUTIONS = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-
 MAX_SLOTS = 3
 TRAINED_ON = "SIMULATED data only (appliance.csi.simulator); not validated on real CSI"
 
-CSI_SHAPE = (1, N_STEPS, MAX_LINKS * N_SUBCARRIERS)
+CSI_SHAPE = (1, N_STEPS, MAX_LINKS * LINK_FEATURES)
 GEOMETRY_SHAPE = (1, N_GEOMETRY)
+MAPS_SHAPE = (1, MAX_LINKS, MAP_CELLS)
+INPUT_SHAPES: dict[str, tuple[int, ...]] = {"csi": CSI_SHAPE, "geometry": GEOMETRY_SHAPE, "maps": MAPS_SHAPE}
 OUTPUT_SHAPES: dict[str, tuple[int, ...]] = {
     "presence": (1, MAX_SLOTS),
     "centre": (1, MAX_SLOTS, 3),
@@ -162,8 +172,7 @@ class PoseModel:
         self._outputs = [_tensor(d) for d in self._interpreter.get_output_details()]
         by_shape = {t.shape: t for t in self._inputs}
         try:
-            self._csi = by_shape[CSI_SHAPE]
-            self._geometry = by_shape[GEOMETRY_SHAPE]
+            self._in = {name: by_shape[shape] for name, shape in INPUT_SHAPES.items()}
             out_by_shape = {t.shape: t for t in self._outputs}
             self._out = {name: out_by_shape[shape] for name, shape in OUTPUT_SHAPES.items()}
         except KeyError as exc:
@@ -190,9 +199,11 @@ class PoseModel:
         return values
 
     def infer_raw(self, csi: F32, geometry: F32) -> dict[str, F32]:
-        """Run one window (no batch axis) and return every output dequantized, as the model emits it."""
-        self._interpreter.set_tensor(self._csi.index, self._quantize(csi, self._csi)[None])
-        self._interpreter.set_tensor(self._geometry.index, self._quantize(geometry, self._geometry)[None])
+        """Run one window (no batch axis) and return every output dequantized, as the model emits it.
+        The third input, the link maps, is computed here from the geometry (``features.link_maps``)."""
+        values = {"csi": csi, "geometry": geometry, "maps": link_maps(geometry)}
+        for name, tensor in self._in.items():
+            self._interpreter.set_tensor(tensor.index, self._quantize(values[name], tensor)[None])
         self._interpreter.invoke()
         return {name: self._dequantize(name) for name in OUTPUT_SHAPES}
 
@@ -217,15 +228,11 @@ class PoseModel:
             "version": self.version,
             "runtime": {"name": self.runtime, "version": runtime_version(self.runtime)},
             "num_threads": self.num_threads,
-            "inputs": [_describe(t, _input_name(t)) for t in self._inputs],
+            "inputs": [_describe(t, name) for name, t in self._in.items()],
             "outputs": [_describe(t, name) for name, t in self._out.items()],
             "trained_on": TRAINED_ON,
             "provenance": read_provenance(self.path),
         }
-
-
-def _input_name(tensor: _Tensor) -> str:
-    return "csi" if tensor.shape == CSI_SHAPE else "geometry"
 
 
 def _describe(tensor: _Tensor, role: str) -> dict[str, Any]:
@@ -275,7 +282,7 @@ def benchmark(model: PoseModel, inputs: ModelInputs, *, iterations: int, warmup:
 def example_inputs(seed: int = 0) -> ModelInputs:
     """A plausible window (six links in a 5 x 4 x 2.7 m room, small random changes) for benchmarks/tests."""
     rng = np.random.default_rng(seed)
-    csi = np.clip(rng.normal(0.0, 0.05, (N_STEPS, MAX_LINKS * N_SUBCARRIERS)), -1, 1).astype(np.float32)
+    csi = np.clip(rng.normal(0.0, 0.05, (N_STEPS, MAX_LINKS * LINK_FEATURES)), -1, 1).astype(np.float32)
     geometry = np.zeros(N_GEOMETRY, np.float32)
     for slot in range(MAX_LINKS):
         row = slot * 8

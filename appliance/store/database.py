@@ -12,6 +12,7 @@ not seen yet, each in its own transaction, and records them in ``schema_versions
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 DATABASE_FILE = "invispose.sqlite3"
 _BUSY_TIMEOUT_MS = 5000
@@ -41,7 +43,7 @@ class Database:
 
     @classmethod
     async def open(cls, path: Path) -> Database:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_directory(path.parent)
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         loop = asyncio.get_running_loop()
         connection = await loop.run_in_executor(executor, _connect, path)
@@ -76,6 +78,16 @@ class Database:
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor, self._connection.close)
         self._executor.shutdown(wait=True)
+
+
+def private_directory(path: Path) -> Path:
+    """Create ``path`` (or tighten it) so only the service's user can enter it: the data directory holds
+    the database with password hashes and token digests, and the JWT secret."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        log.warning("data directory %s was open to other users; restricting it to its owner", path)
+        path.chmod(0o700)
+    return path
 
 
 def _connect(path: Path) -> sqlite3.Connection:

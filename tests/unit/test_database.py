@@ -62,3 +62,15 @@ async def test_work_runs_on_the_database_thread_and_rolls_back_on_error(tmp_path
     await asyncio.gather(*(db.execute("INSERT INTO notes VALUES (?)", (str(i),)) for i in range(50)))
     assert len(await db.fetchall("SELECT * FROM notes")) == 50
     await db.close()
+
+
+async def test_the_data_directory_is_private(tmp_path: Path) -> None:
+    register_schema("notes", ["CREATE TABLE notes (text TEXT)"])
+    shared = tmp_path / "data"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    await (await Database.open(shared / "db.sqlite3")).close()
+    assert shared.stat().st_mode & 0o777 == 0o700
+    fresh = tmp_path / "new" / "data"
+    await (await Database.open(fresh / "db.sqlite3")).close()
+    assert fresh.stat().st_mode & 0o777 == 0o700

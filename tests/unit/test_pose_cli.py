@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 
 import pytest
@@ -26,7 +27,9 @@ def test_model_info_json(capsys: pytest.CaptureFixture[str]) -> None:
     code, out = _run(["model", "info", "--json"], capsys)
     assert code == 0
     info = json.loads(out)
-    assert {"path", "sha256", "bytes", "runtime", "inputs", "outputs", "trained_on", "provenance"} <= set(info)
+    assert {"path", "sha256", "bytes", "runtime", "inputs", "outputs", "trained_on", "provenance"} <= set(
+        info
+    )
     assert info["runtime"]["name"] == "ai_edge_litert" and info["runtime"]["version"]
     assert len(info["sha256"]) == 64
     assert "SIMULATED" in info["trained_on"]
@@ -47,7 +50,7 @@ def test_detect_motion_on_a_real_esp32_capture(capsys: pytest.CaptureFixture[str
     assert len(rows) > 10
     assert set(rows[0]) >= {"t_s", "node", "motion", "presence", "score"}
     times = [r["t_s"] for r in rows if r["node"] == rows[0]["node"]]
-    assert all(b - a >= 0.1 - 1e-6 for a, b in zip(times, times[1:], strict=False))
+    assert all(b - a >= 0.1 - 1e-6 for a, b in itertools.pairwise(times))
     assert any(r["motion"] for r in rows)  # the capture holds a person moving after calibration
 
 

@@ -9,8 +9,11 @@ from appliance.csi.prep import PreparedSample
 from appliance.csi.simulator import default_room
 from appliance.pose.camera import camera_for_room, project
 from appliance.pose.features import (
-    LINK_GEOMETRY_FEATURES,
     ASINH_SCALE,
+    GAIN_LOG_LIMIT,
+    LINK_FEATURES,
+    LINK_GEOMETRY_FEATURES,
+    MAP_CELLS,
     MAX_LINKS,
     N_GEOMETRY,
     N_STEPS,
@@ -19,6 +22,7 @@ from appliance.pose.features import (
     LinkGeometry,
     RoomGeometry,
     build_window,
+    link_maps,
     link_window,
 )
 
@@ -85,12 +89,13 @@ def test_unchanged_room_reads_zero_and_a_uniform_change_reads_its_z_score() -> N
     profile = _profile(6)
     reference = _reference("a", profile)
     samples = [_sample("a", 10 + i / RATE_HZ, profile) for i in range(300)]
-    window = link_window(samples, reference.log_profile, 0.05)
-    assert window is not None and window.shape == (N_STEPS, N_SUBCARRIERS)
+    window = link_window(samples, reference.log_profile, 0.05, reference.log_gain)
+    assert window is not None and window.shape == (N_STEPS, LINK_FEATURES)
     np.testing.assert_allclose(window, 0.0, atol=1e-5)
     changed = [_sample("a", 10 + i / RATE_HZ, profile * np.exp(0.1)) for i in range(300)]
-    window = link_window(changed, reference.log_profile, 0.05)
+    window = link_window(changed, reference.log_profile, 0.05, reference.log_gain)
     assert window is not None
+    window = window[:, :N_SUBCARRIERS]
     # 2 s at 100 Hz in 40 bins: 5 samples a bin, 6 pairs; the noise of such a bin is 0.05 / sqrt(30).
     expected = np.arcsinh(0.1 / (0.05 / np.sqrt(30))) / ASINH_SCALE
     assert np.median(window) == pytest.approx(expected, rel=1e-3)
@@ -103,11 +108,12 @@ def test_empty_bins_repeat_the_previous_value_and_an_all_invalid_window_is_none(
     samples = [_sample("a", 10 + i / RATE_HZ, profile * np.exp(0.1 * (i >= 250))) for i in range(300)]
     # A 0.3 s hole in the middle of the window: those bins hold the value before it.
     samples = [s for s in samples if not 10.5 < s.t_s < 10.8]
-    window = link_window(samples, reference, 0.05)
+    gain = np.zeros(1, np.float32)
+    window = link_window(samples, reference, 0.05, gain)
     assert window is not None
     assert np.allclose(window[:-10], 0.0, atol=1e-5)
     invalid = [_sample("a", 10 + i / RATE_HZ, profile, valid=False) for i in range(300)]
-    assert link_window(invalid, reference, 0.05) is None
+    assert link_window(invalid, reference, 0.05, gain) is None
 
 
 def test_build_window_orders_links_masks_missing_ones_and_normalizes_geometry() -> None:
@@ -120,7 +126,7 @@ def test_build_window_orders_links_masks_missing_ones_and_normalizes_geometry() 
     samples = {link: [_sample(link, 5 + i / RATE_HZ, profile) for i in range(250)] for link in links}
     inputs = build_window(samples, geometry, references)
     assert inputs is not None
-    assert inputs.csi.shape == (N_STEPS, MAX_LINKS * N_SUBCARRIERS)
+    assert inputs.csi.shape == (N_STEPS, MAX_LINKS * LINK_FEATURES)
     assert inputs.geometry.shape == (N_GEOMETRY,)
     # The fourth link has no reference yet: three slots used, in bearing order.
     assert set(inputs.links) == set(links[:3])
@@ -134,9 +140,7 @@ def test_build_window_orders_links_masks_missing_ones_and_normalizes_geometry() 
 
 
 def test_atheros_pairs_are_averaged_into_one_block() -> None:
-    geometry = RoomGeometry(
-        4.0, 4.0, 2.5, {"r-a": LinkGeometry((0.05, 2, 2), (3.95, 2, 1), "atheros")}
-    )
+    geometry = RoomGeometry(4.0, 4.0, 2.5, {"r-a": LinkGeometry((0.05, 2, 2), (3.95, 2, 1), "atheros")})
     profile = _profile(6)
     reference = _reference("r-a", profile)
     scale = np.exp(np.linspace(-0.2, 0.2, 6))[:, None]  # mean of the pairs' log ratios is 0
@@ -145,6 +149,33 @@ def test_atheros_pairs_are_averaged_into_one_block() -> None:
     assert inputs is not None
     np.testing.assert_allclose(inputs.csi[:, :N_SUBCARRIERS], 0.0, atol=1e-3)
     assert inputs.geometry[6] == 1.0  # the Atheros flag
+
+
+def test_gain_feature_reads_the_broadband_change() -> None:
+    profile = _profile(1)
+    reference = _reference("a", profile)
+    samples = [_sample("a", 10 + i / RATE_HZ, profile) for i in range(300)]
+    lower = [
+        PreparedSample(s.link, s.t_s, s.amplitude, s.phase, s.gain * np.float32(np.exp(-0.3)), -50.0, True)
+        for s in samples
+    ]
+    window = link_window(lower, reference.log_profile, 0.05, reference.log_gain)
+    assert window is not None
+    np.testing.assert_allclose(window[:, N_SUBCARRIERS], -0.3 / GAIN_LOG_LIMIT, atol=1e-5)
+
+
+def test_link_maps_peak_on_the_line_of_sight_and_follow_the_mask() -> None:
+    geometry = RoomGeometry.from_room_spec(default_room())
+    links = list(geometry.links)[:2]
+    profile = _profile(1)
+    references = {link: _reference(link, profile) for link in links}
+    samples = {link: [_sample(link, 5 + i / RATE_HZ, profile) for i in range(250)] for link in links}
+    inputs = build_window(samples, geometry, references)
+    assert inputs is not None
+    maps = link_maps(inputs.geometry)
+    assert maps.shape == (MAX_LINKS, MAP_CELLS)
+    assert maps[:2].max() > 0.5 and not maps[2:].any()
+    assert link_maps(np.stack([inputs.geometry] * 3)).shape == (3, MAX_LINKS, MAP_CELLS)
 
 
 def test_camera_sees_the_whole_room_and_centres_it() -> None:

@@ -7,9 +7,8 @@ import pytest
 
 from appliance.coco import ACTIVITIES, N_KEYPOINTS
 from appliance.pose.runtime import (
-    CSI_SHAPE,
     DEFAULT_MODEL,
-    GEOMETRY_SHAPE,
+    INPUT_SHAPES,
     MAX_SLOTS,
     OUTPUT_SHAPES,
     RUNTIMES,
@@ -52,7 +51,7 @@ def test_tensor_contract_and_size() -> None:
     info = model.info()
     assert info["bytes"] <= MAX_BYTES
     shapes = {t["role"]: tuple(t["shape"]) for t in info["inputs"]}
-    assert shapes == {"csi": CSI_SHAPE, "geometry": GEOMETRY_SHAPE}
+    assert shapes == INPUT_SHAPES
     assert {t["role"]: tuple(t["shape"]) for t in info["outputs"]} == OUTPUT_SHAPES
     for tensor in info["inputs"] + info["outputs"]:
         assert tensor["dtype"] == "int8"
@@ -66,7 +65,7 @@ def test_tensor_contract_and_size() -> None:
 def test_quantization_round_trip_is_within_half_a_step() -> None:
     model = PoseModel(DEFAULT_MODEL)
     inputs = example_inputs(seed=3)
-    tensor = model._csi
+    tensor = model._in["csi"]
     quantized = model._quantize(inputs.csi, tensor)
     restored = (quantized.astype(np.float32) - tensor.zero_point) * tensor.scale
     lo = (-128 - tensor.zero_point) * tensor.scale

@@ -315,6 +315,16 @@ class Scene:
             person.zones.forget(gone)
         self._zones = new
 
+    def set_alerts(self, max_occupancy: int | None, restricted_zone_ids: Iterable[str]) -> None:
+        """Change the alert thresholds while running: the occupancy limit (None: off) and which zones are
+        restricted. A breach is raised on the next entry into a newly restricted zone; nobody already in it
+        raises one, since nobody entered. A lowered limit alerts on the next window that is above it."""
+        restricted = set(restricted_zone_ids)
+        self.settings = self.settings.model_copy(update={"max_occupancy": max_occupancy})
+        self._zones = tuple(
+            Zone(z.id, z.name, z.polygon, restricted=z.id in restricted) for z in self._zones
+        )
+
     def history(self, person_id: int) -> PersonHistory | None:
         for record in self._records():
             if record.person_id == person_id:

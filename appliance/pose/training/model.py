@@ -29,13 +29,13 @@ from keras import layers
 from appliance.coco import ACTIVITIES, N_KEYPOINTS
 from appliance.pose.evaluation import MAX_PERSONS
 from appliance.pose.features import (
+    LINK_FEATURES,
     LINK_GEOMETRY_FEATURES,
     MAP_CELLS,
     MAP_SIDE,
     MAX_LINKS,
     N_GEOMETRY,
     N_STEPS,
-    N_SUBCARRIERS,
 )
 
 OUTPUT_NAMES = ("presence", "centre", "offsets", "confidence", "activity")
@@ -45,11 +45,11 @@ def build_model(
     batch_size: int | None = None, width: int = 64, hidden: int = 192, dropout: float = 0.2
 ) -> keras.Model:
     """The network; ``batch_size=1`` for export (a fixed batch keeps shape ops out of the TFLite graph)."""
-    csi = keras.Input((N_STEPS, MAX_LINKS * N_SUBCARRIERS), batch_size=batch_size, name="csi")
+    csi = keras.Input((N_STEPS, MAX_LINKS * LINK_FEATURES), batch_size=batch_size, name="csi")
     geometry = keras.Input((N_GEOMETRY,), batch_size=batch_size, name="geometry")
     maps = keras.Input((MAX_LINKS, MAP_CELLS), batch_size=batch_size, name="maps")
 
-    x = layers.Reshape((N_STEPS, MAX_LINKS, N_SUBCARRIERS))(csi)
+    x = layers.Reshape((N_STEPS, MAX_LINKS, LINK_FEATURES))(csi)
     x = layers.Conv2D(width, (1, 1), activation="relu", name="subcarrier_mix")(x)
     for i, stride in enumerate((2, 2, 2)):
         x = layers.DepthwiseConv2D((5, 1), strides=(stride, 1), padding="same", name=f"temporal_{i}")(x)

@@ -1,0 +1,293 @@
+"""``/api/v1/analytics``: activity timelines, floor heatmaps (JSON or PNG), occupancy reports and exports.
+
+Everything reads the stored history through ``appliance.store.analytics``. Rendering a PNG is CPU work
+and runs in the default executor, off the event loop. Exports are streamed page by page as the history
+yields them, so a year of data costs one page of memory, and the client sees bytes from the first page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from typing import Literal
+
+from aiohttp import hdrs, web
+from pydantic import BaseModel, Field, model_validator
+
+from appliance.api.keys import CONFIG, HUB
+from appliance.api.pose import TimeRange
+from appliance.api.resource_keys import history_store, live_config
+from appliance.api.routing import JSON_CONTENT_TYPE, ApiModel, ApiRouter, Scope, model_response
+from appliance.events import Event, EventType
+from appliance.store.analytics import (
+    DEFAULT_HEATMAP_CELLS,
+    DEFAULT_IMAGE_WIDTH_PX,
+    EXPORT_MEDIA_TYPES,
+    MAX_GRID_CELLS,
+    MAX_IMAGE_WIDTH_PX,
+    MIN_IMAGE_WIDTH_PX,
+    Dataset,
+    ExportFormat,
+    activity_timeline,
+    export_rows,
+    heatmap,
+    occupancy_report,
+    render_heatmap_png,
+)
+
+router = ApiRouter()
+_TAGS = ["analytics"]
+PNG_MEDIA_TYPE = "image/png"
+SECONDS_PER_DAY = 86_400.0
+# Range a timeline covers when none is given, and the longest it may cover: a timeline gathers its
+# trajectory points in memory, which a month of them fits comfortably and a year may not.
+DEFAULT_RANGE_S = SECONDS_PER_DAY
+MAX_TIMELINE_RANGE_S = 31 * SECONDS_PER_DAY
+# Report days that every platform's clock can represent with the following week.
+MIN_REPORT_DATE = dt.date(1970, 1, 2)
+MAX_REPORT_DATE = dt.date(9999, 12, 20)
+
+
+def _range(query: TimeRange, now: float) -> tuple[float, float]:
+    """The query's range with open sides filled: it ends now (or just after a later start), and starts
+    ``DEFAULT_RANGE_S`` before its end."""
+    start = query.start_time
+    end = query.end_time if query.end_time is not None else max(now, now if start is None else start + 1.0)
+    return (end - DEFAULT_RANGE_S if start is None else start), end
+
+
+# --------------------------------------------------------------------------------------------------------
+# Activity
+
+
+class ActivityQuery(TimeRange):
+    by: Literal["person", "zone"] = Field("person", description="one timeline per person, or per zone")
+    person_id: int | None = Field(None, ge=1, description="only this person (a history person id)")
+    zone_id: str | None = Field(None, max_length=64, description="only this zone")
+
+    @model_validator(mode="after")
+    def _bounded(self) -> ActivityQuery:
+        start, end = _range(self, time.time())
+        if end - start > MAX_TIMELINE_RANGE_S:
+            raise ValueError(f"a timeline covers at most {MAX_TIMELINE_RANGE_S / SECONDS_PER_DAY:.0f} days")
+        return self
+
+
+class ActivityIntervalModel(BaseModel):
+    subject: str = Field(description="a person's id, or a zone id (someone in it doing this)")
+    activity: str
+    start: float
+    end: float
+    duration_s: float
+
+
+class ActivityTimeline(BaseModel):
+    start: float
+    end: float
+    by: Literal["person", "zone"]
+    intervals: list[ActivityIntervalModel] = Field(description="sorted by start")
+
+
+@router.get(
+    "/api/v1/analytics/activity",
+    scope=Scope.ANALYTICS_READ,
+    summary="Activity timeline per person or per zone (default: the last 24 hours)",
+    query=ActivityQuery,
+    response=ActivityTimeline,
+    tags=_TAGS,
+)
+async def activity(request: web.Request, query: ActivityQuery, body: None) -> ActivityTimeline:
+    start, end = _range(query, time.time())
+    intervals = await activity_timeline(
+        history_store(request.app), start, end, query.by, query.person_id, query.zone_id
+    )
+    return ActivityTimeline.model_validate(
+        {"start": start, "end": end, "by": query.by, "intervals": [i.to_dict() for i in intervals]}
+    )
+
+
+# --------------------------------------------------------------------------------------------------------
+# Heatmaps
+
+
+class HeatmapQuery(TimeRange):
+    person_id: int | None = Field(None, ge=1, description="only this person (a history person id)")
+    columns: int = Field(DEFAULT_HEATMAP_CELLS, ge=1, le=MAX_GRID_CELLS, description="cells along x")
+    rows: int = Field(DEFAULT_HEATMAP_CELLS, ge=1, le=MAX_GRID_CELLS, description="cells along y")
+    format: Literal["json", "png"] | None = Field(
+        None, description="png: an image; unset: JSON unless the Accept header asks for image/png"
+    )
+    width_px: int = Field(
+        DEFAULT_IMAGE_WIDTH_PX, ge=MIN_IMAGE_WIDTH_PX, le=MAX_IMAGE_WIDTH_PX, description="PNG width"
+    )
+
+
+class CellSize(BaseModel):
+    x: float
+    y: float
+
+
+class HeatmapModel(BaseModel):
+    """Seconds of presence per floor cell: ``seconds[row][column]``, rows along y, columns along x."""
+
+    start: float
+    end: float
+    person_id: int | None
+    simulated: bool
+    width_m: float
+    depth_m: float
+    columns: int
+    rows: int
+    cell_m: CellSize
+    seconds: list[list[float]]
+    max_seconds: float
+    total_seconds: float
+
+
+def _wants_png(request: web.Request, query: HeatmapQuery) -> bool:
+    if query.format is not None:
+        return query.format == "png"
+    return PNG_MEDIA_TYPE in request.headers.get(hdrs.ACCEPT, "")
+
+
+@router.get(
+    "/api/v1/analytics/heatmaps",
+    scope=Scope.ANALYTICS_READ,
+    summary="Where people spent time: a floor heatmap as JSON or PNG (default: the last 24 hours)",
+    query=HeatmapQuery,
+    response=HeatmapModel,
+    content_types=[JSON_CONTENT_TYPE, PNG_MEDIA_TYPE],
+    tags=_TAGS,
+)
+async def heatmaps(request: web.Request, query: HeatmapQuery, body: None) -> web.Response:
+    """``format=png`` or ``Accept: image/png`` renders the image with the zones drawn in."""
+    room = live_config(request.app).room
+    start, end = _range(query, time.time())
+    result = await heatmap(
+        history_store(request.app), start, end, room.width_m, room.depth_m, query.columns, query.rows,
+        query.person_id,
+    )  # fmt: skip
+    if not _wants_png(request, query):
+        return model_response(HeatmapModel.model_validate(result.to_dict()))
+    zones = live_config(request.app).zones
+    png = await asyncio.get_running_loop().run_in_executor(
+        None, render_heatmap_png, result, zones, query.width_px, request.app[CONFIG].room.name
+    )
+    return web.Response(body=png, content_type=PNG_MEDIA_TYPE)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Reports
+
+
+class ReportQuery(ApiModel):
+    period: Literal["day", "week"] = Field("day", description="the day, or its week (Monday to Sunday)")
+    date: dt.date | None = Field(
+        None, ge=MIN_REPORT_DATE, le=MAX_REPORT_DATE, description="a day, YYYY-MM-DD (default: today)"
+    )
+
+
+class BusiestHour(BaseModel):
+    start: float
+    hour: int = Field(description="local clock hour, 0..23")
+    occupied_s: float
+
+
+class OccupancyModel(BaseModel):
+    zone_id: str | None = Field(description="null for the whole room")
+    name: str
+    occupied_s: float
+    visits: int
+    persons: int
+    peak_occupancy: int
+    peak_time: float | None
+    busiest_hour: BusiestHour | None
+    falls: int
+
+
+class ReportModel(BaseModel):
+    period: Literal["day", "week"]
+    day: dt.date = Field(description="the day, or the Monday of the week")
+    start: float
+    end: float
+    simulated: bool
+    falls: int
+    room: OccupancyModel
+    zones: list[OccupancyModel]
+    days: list[ReportModel] = Field(description="a week's days; empty for a day")
+
+
+@router.get(
+    "/api/v1/analytics/reports",
+    scope=Scope.ANALYTICS_READ,
+    summary="Occupancy report of a day or a week, per zone; announced as analytics.report_generated",
+    query=ReportQuery,
+    response=ReportModel,
+    tags=_TAGS,
+)
+async def reports(request: web.Request, query: ReportQuery, body: None) -> ReportModel:
+    """Days are the appliance's local days."""
+    day = query.date or dt.date.today()
+    report = await occupancy_report(
+        history_store(request.app), day, query.period, live_config(request.app).zones
+    )
+    request.app[HUB].publish(
+        Event(
+            EventType.ANALYTICS_REPORT_GENERATED,
+            {
+                "period": report.period,
+                "day": report.day.isoformat(),
+                "start": report.start,
+                "end": report.end,
+                "simulated": report.simulated,
+                "falls": report.falls,
+                "occupied_s": round(report.room.occupied_s, 3),
+            },
+        )
+    )
+    return ReportModel.model_validate(report.to_dict())
+
+
+# --------------------------------------------------------------------------------------------------------
+# Export
+
+
+class ExportQuery(TimeRange):
+    dataset: Literal["pose", "events", "tracks"] = Field(
+        description="pose: stored readings; events: every event; tracks: persons' trajectory points"
+    )
+    format: Literal["csv", "jsonl"] = Field("csv", description="CSV with a header row, or JSON lines")
+
+
+def _filename(dataset: Dataset, fmt: ExportFormat, start: float | None, end: float | None) -> str:
+    span = "-".join("open" if t is None else str(int(t)) for t in (start, end))
+    return f"invispose-{dataset}-{span}.{fmt}"
+
+
+@router.get(
+    "/api/v1/analytics/export",
+    scope=Scope.ANALYTICS_READ,
+    summary="Download stored history (pose, events or tracks) as CSV or JSON lines, streamed",
+    query=ExportQuery,
+    content_types=list(EXPORT_MEDIA_TYPES.values()),
+    tags=_TAGS,
+)
+async def export(request: web.Request, query: ExportQuery, body: None) -> web.StreamResponse:
+    """Oldest first; an open side of the range exports everything on that side."""
+    response = web.StreamResponse(
+        headers={
+            hdrs.CONTENT_TYPE: EXPORT_MEDIA_TYPES[query.format],
+            hdrs.CONTENT_DISPOSITION: "attachment; filename="
+            f'"{_filename(query.dataset, query.format, query.start_time, query.end_time)}"',
+        }
+    )
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    rows = export_rows(
+        history_store(request.app), query.dataset, query.format, query.start_time, query.end_time
+    )
+    async for chunk in rows:
+        await response.write(chunk)
+    await response.write_eof()
+    return response

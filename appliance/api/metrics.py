@@ -1,0 +1,219 @@
+"""``GET /metrics``: Prometheus text exposition of the API, the pipeline, the hub and the integrations.
+
+Counters the appliance keeps anyway (CSI frames per link, each hub subscriber's queue) are read when
+scraped by a collector, not mirrored; what nobody else counts (requests, pose frames per estimator,
+inference times) is counted here. Requests are labelled by route *template* (``/api/v1/pose/persons/{id}``),
+never the raw path, so a client walking ids cannot grow the label set without bound. Each application has
+its own registry: two apps in one process (tests, the bench) never share or collide on metrics.
+
+Gauges for parts still to come (WebSocket connections, MQTT) and the webhook counter are registered now at
+0, so dashboards and alerts can be written against stable names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Iterable
+
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from appliance.api.resource_keys import RESOURCES
+from appliance.api.routing import ApiRouter, Scope
+from appliance.hub import Hub
+from appliance.pipeline import Pipeline
+from appliance.pose.frame import PoseFrame
+
+router = ApiRouter()
+METRICS_PATH = "/metrics"
+NAMESPACE = "invispose"
+# Request latency buckets, seconds: from a cached JSON answer (~1 ms) to a long export.
+REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Inference buckets, seconds: an int8 model on a small CPU takes milliseconds to tens of milliseconds.
+INFERENCE_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+# Methods kept as label values; anything else is "other" (a method token is the client's to choose).
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED_ROUTE = "unmatched"
+# nginx's status for a request whose client went away before the answer: no real status was sent.
+CLIENT_CLOSED_STATUS = 499
+ESTIMATORS = ("model", "motion")
+WEBHOOK_OUTCOMES = ("delivered", "failed")
+# The metrics subscriber's hub queue: it only counts, so it never falls far behind.
+_QUEUE_ITEMS = 256
+
+
+class PipelineCollector(Collector):
+    """Reads the pipeline's and the hub's own counters at scrape time."""
+
+    def __init__(self, pipeline: Pipeline, hub: Hub) -> None:
+        self._pipeline = pipeline
+        self._hub = hub
+
+    def collect(self) -> Iterable[Metric]:
+        frames = CounterMetricFamily(
+            f"{NAMESPACE}_csi_frames", "CSI frames received, per link", labels=["link", "source"]
+        )
+        for channel in self._pipeline.links.values():
+            frames.add_metric([channel.link, channel.source], channel.frames)
+        yield frames
+        published = CounterMetricFamily(f"{NAMESPACE}_hub_published", "Items published on the hub")
+        published.add_metric([], self._hub.published)
+        yield published
+        pending = GaugeMetricFamily(
+            f"{NAMESPACE}_hub_queue_pending", "Items waiting in a subscriber's queue", labels=["subscriber"]
+        )
+        dropped = CounterMetricFamily(
+            f"{NAMESPACE}_hub_dropped",
+            "Items a subscriber lost because it fell behind (its lag)",
+            labels=["subscriber"],
+        )
+        for sub in self._hub.subscriptions:
+            pending.add_metric([sub.name], sub.pending)
+            dropped.add_metric([sub.name], sub.dropped)
+        yield pending
+        yield dropped
+
+
+class ApiMetrics:
+    """One application's registry and the metrics that handlers, sinks and the middleware update."""
+
+    def __init__(self, pipeline: Pipeline, hub: Hub) -> None:
+        self.registry = CollectorRegistry()
+        self._pipeline = pipeline
+        registry = self.registry
+        self.requests = Counter(
+            f"{NAMESPACE}_http_requests",
+            "HTTP requests answered, by route template and status",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+        self.request_seconds = Histogram(
+            f"{NAMESPACE}_http_request_duration_seconds",
+            "Time to answer an HTTP request (a stream: until it ended), by route template",
+            ["method", "route"],
+            buckets=REQUEST_BUCKETS,
+            registry=registry,
+        )
+        self.websocket_connections = Gauge(
+            f"{NAMESPACE}_websocket_connections", "Open WebSocket connections", registry=registry
+        )
+        self.webhook_deliveries = Counter(
+            f"{NAMESPACE}_webhook_deliveries", "Webhook delivery attempts, by outcome", ["outcome"],
+            registry=registry,
+        )  # fmt: skip
+        for outcome in WEBHOOK_OUTCOMES:
+            self.webhook_deliveries.labels(outcome=outcome)
+        self.mqtt_connected = Gauge(
+            f"{NAMESPACE}_mqtt_connected", "1 while connected to the MQTT broker, else 0", registry=registry
+        )
+        self.pose_frames = Counter(
+            f"{NAMESPACE}_pose_frames", "PoseFrames published, by estimator", ["estimator"], registry=registry
+        )
+        for estimator in ESTIMATORS:
+            self.pose_frames.labels(estimator=estimator)
+        self.inference_seconds = Histogram(
+            f"{NAMESPACE}_inference_duration_seconds",
+            "One pose model run",
+            buckets=INFERENCE_BUCKETS,
+            registry=registry,
+        )
+        registry.register(PipelineCollector(pipeline, hub))
+        ProcessCollector(namespace=NAMESPACE, registry=registry)
+        self._last_inference: float | None = None
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        method = method if method in _KNOWN_METHODS else "other"
+        self.requests.labels(method=method, route=route, status=str(status)).inc()
+        self.request_seconds.labels(method=method, route=route).observe(seconds)
+
+    def observe_frame(self, frame: PoseFrame) -> None:
+        self.pose_frames.labels(estimator=frame.estimator).inc()
+        for seconds in self._new_inference_times():
+            self.inference_seconds.observe(seconds)
+
+    def _new_inference_times(self) -> list[float]:
+        """Inference times the pipeline added since the last call, oldest first.
+
+        The pipeline keeps a bounded window of sample objects (``deque`` of floats) without a running
+        count, so the samples already seen are recognised by the identity of the newest one taken: each
+        is a distinct float object, and holding a reference to it keeps its identity from being reused.
+        """
+        samples: deque[float] = self._pipeline.inference_s
+        fresh: list[float] = []
+        for sample in reversed(samples):
+            if sample is self._last_inference:
+                break
+            fresh.append(sample)
+        if samples:
+            self._last_inference = samples[-1]
+        fresh.reverse()
+        return fresh
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+    async def follow(self, hub: Hub) -> None:
+        """Count the frames the hub carries until cancelled (or the hub closes)."""
+        subscription = hub.subscribe("metrics", maxsize=_QUEUE_ITEMS, events=False)
+        try:
+            async for item in subscription:
+                if isinstance(item, PoseFrame):
+                    self.observe_frame(item)
+        finally:
+            hub.unsubscribe(subscription)
+
+
+def route_template(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else UNMATCHED_ROUTE
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count every request and time it, by method, route template and final status. Place it first (outside
+    the error middleware), so the status recorded is the one the client got."""
+    resources = request.app.get(RESOURCES)
+    if resources is None:
+        return await handler(request)
+    started = time.perf_counter()
+    status = web.HTTPInternalServerError.status_code
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    except asyncio.CancelledError:
+        status = CLIENT_CLOSED_STATUS
+        raise
+    finally:
+        resources.metrics.observe_request(
+            request.method, route_template(request), status, time.perf_counter() - started
+        )
+
+
+@router.get(
+    METRICS_PATH,
+    scope=Scope.SYSTEM_READ,
+    summary="Prometheus metrics (text exposition format)",
+    content_types=["text/plain"],
+    tags=["system"],
+)
+async def metrics(request: web.Request, query: None, body: None) -> web.Response:
+    """Scrape with any API token that holds ``system:read`` (Prometheus: ``authorization.credentials``)."""
+    body_bytes = request.app[RESOURCES].metrics.exposition()
+    return web.Response(body=body_bytes, headers={hdrs.CONTENT_TYPE: CONTENT_TYPE_LATEST})

@@ -1,0 +1,378 @@
+"""``/api/v1/pose``: the current reading, stored history, persons (visits) and the zones' live occupancy.
+
+Frames are served as ``PoseFrame.to_dict()`` produces them, the one serializer every output shares; the
+models below describe that shape for the OpenAPI document, and a test holds them to it (``extra="forbid"``
+both ways, so a field added to the serializer and not here fails the test rather than the clients).
+Persons are the history's visits (``PersonRecord``): their ``id`` is stable across restarts; ``live_id``
+is the id the pipeline uses during the visit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+
+from appliance.api.errors import error_response
+from appliance.api.keys import PIPELINE
+from appliance.api.resource_keys import history_store, live_config
+from appliance.api.routing import JSON_CONTENT_TYPE, ApiModel, ApiRouter, Scope
+from appliance.pose.frame import PoseFrame
+from appliance.store.history import MAX_PAGE_ROWS
+
+router = ApiRouter()
+_TAGS = ["pose"]
+DEFAULT_PAGE_ROWS = 100
+# Trajectory points returned with one person at most (the latest ones).
+MAX_TRAJECTORY_POINTS = MAX_PAGE_ROWS
+
+
+# --------------------------------------------------------------------------------------------------------
+# Times in query strings
+
+
+def parse_time(value: object) -> object:
+    """Seconds since the epoch, from a number or an ISO 8601 text (without an offset: the appliance's
+    local time, as the analytics' days are)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+        seconds = moment.timestamp()
+    except (ValueError, OverflowError, OSError):
+        raise ValueError("not a time: give seconds since the epoch or ISO 8601") from None
+    return seconds
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("a time must be finite")
+    return value
+
+
+# A time in a query: epoch seconds or ISO 8601; documented as either.
+QueryTime = Annotated[
+    float,
+    BeforeValidator(parse_time),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "number"}, {"type": "string", "format": "date-time"}],
+            "description": "seconds since the epoch, or ISO 8601 (without an offset: local time)",
+        }
+    ),
+]
+
+
+class TimeRange(ApiModel):
+    """Half-open ``[start_time, end_time)``; either side may be left open."""
+
+    start_time: QueryTime | None = None
+    end_time: QueryTime | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TimeRange:
+        for value in (self.start_time, self.end_time):
+            if value is not None:
+                _finite(value)
+        if self.start_time is not None and self.end_time is not None and self.end_time <= self.start_time:
+            raise ValueError("end_time must be after start_time")
+        return self
+
+
+# --------------------------------------------------------------------------------------------------------
+# The PoseFrame shape (PoseFrame.to_dict)
+
+
+class _Shape(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RoomPosition(_Shape):
+    x: float
+    y: float
+    z: float
+
+
+class KeypointModel(_Shape):
+    name: str
+    x: float = Field(description="overlay view, 0..1 from the left")
+    y: float = Field(description="overlay view, 0..1 from the top")
+    position_m: RoomPosition = Field(description="room coordinates in metres")
+    confidence: float
+
+
+class BoundingBox(_Shape):
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+class PersonPoseModel(_Shape):
+    id: int = Field(description="the pipeline's id for this visit (a history person's live_id)")
+    keypoints: list[KeypointModel]
+    bbox: BoundingBox
+    zone: str | None
+    activity: str | None
+    confidence: float
+
+
+class LinkReadingModel(_Shape):
+    link: str
+    motion: bool
+    presence: bool
+    score: float
+    calibrated: bool
+
+
+class PoseFrameModel(_Shape):
+    """One reading of the room, as on every output (REST, WebSocket, MQTT, webhooks)."""
+
+    timestamp: float
+    frame_id: int
+    source: Literal["esp32", "atheros", "replay", "simulated"]
+    simulated: bool
+    estimator: Literal["model", "motion"]
+    model_version: str | None
+    presence: bool
+    motion: bool
+    motion_score: float
+    person_count: int | None = Field(description="null when the estimator cannot count (motion detector)")
+    persons: list[PersonPoseModel]
+    confidence: float
+    processing_ms: float
+    links: list[LinkReadingModel]
+
+
+# --------------------------------------------------------------------------------------------------------
+# Current
+
+
+class CurrentQuery(ApiModel):
+    zone_id: str | None = Field(None, max_length=64, description="only the persons in this zone")
+    min_confidence: float = Field(0.0, ge=0.0, le=1.0, description="only persons at least this confident")
+
+
+def no_reading_yet() -> web.Response:
+    return error_response(
+        503, "no_reading_yet", "the pipeline has not published a reading yet; retry shortly"
+    )
+
+
+@router.get(
+    "/api/v1/pose/current",
+    scope=Scope.POSE_READ,
+    summary="The latest reading, optionally only some persons",
+    query=CurrentQuery,
+    response=PoseFrameModel,
+    tags=_TAGS,
+)
+async def current(request: web.Request, query: CurrentQuery, body: None) -> web.Response:
+    """503 with the error shape before the first reading. With a filter, ``persons`` holds the persons
+    that pass it and ``person_count`` counts them."""
+    frame = request.app[PIPELINE].last_published
+    if frame is None:
+        return no_reading_yet()
+    data = frame.to_dict()
+    if query.zone_id is not None or query.min_confidence > 0:
+        data["persons"] = [
+            p
+            for p in data["persons"]
+            if p["confidence"] >= query.min_confidence and (query.zone_id in (None, p["zone"]))
+        ]
+        if data["person_count"] is not None:
+            data["person_count"] = len(data["persons"])
+    return web.Response(text=json.dumps(data), content_type=JSON_CONTENT_TYPE)
+
+
+# --------------------------------------------------------------------------------------------------------
+# History
+
+
+class HistoryQuery(TimeRange):
+    person_id: int | None = Field(None, ge=1, description="only the frames of this person's visit")
+    limit: int = Field(DEFAULT_PAGE_ROWS, ge=1, le=MAX_PAGE_ROWS)
+    skip: int = Field(0, ge=0)
+
+
+class PoseHistory(BaseModel):
+    items: list[PoseFrameModel] = Field(description="newest first")
+    has_more: bool = Field(description="a further page exists (skip + limit)")
+
+
+@router.get(
+    "/api/v1/pose/history",
+    scope=Scope.POSE_READ,
+    summary="Stored readings in a time range, newest first",
+    query=HistoryQuery,
+    response=PoseHistory,
+    tags=_TAGS,
+)
+async def pose_history(request: web.Request, query: HistoryQuery, body: None) -> web.Response:
+    """Stored at the history's sampling rate (``history.pose_rate_hz``), plus every change of presence or
+    person count. For a whole range use ``/api/v1/analytics/export``."""
+    page = await history_store(request.app).pose_history(
+        query.start_time, query.end_time, query.person_id, query.limit, query.skip
+    )
+    return web.Response(
+        text=json.dumps({"items": page.items, "has_more": page.has_more}), content_type=JSON_CONTENT_TYPE
+    )
+
+
+# --------------------------------------------------------------------------------------------------------
+# Persons
+
+
+class TrackPointModel(_Shape):
+    ts: float
+    position: RoomPosition
+    zone: str | None
+    activity: str | None
+    confidence: float
+    dwell_s: float = Field(description="seconds of presence this point stands for")
+
+
+class PersonModel(_Shape):
+    """One visit: from first sighting until lost."""
+
+    id: int = Field(description="stable across restarts")
+    live_id: int = Field(description="the pipeline's id during the visit (PoseFrame persons[].id)")
+    source: str
+    simulated: bool
+    active: bool
+    first_seen: float
+    last_seen: float
+    duration_s: float
+    zone: str | None = Field(description="the zone the person is in now (active visits only)")
+    zones_visited: list[str]
+    activity_seconds: dict[str, float] = Field(description="seconds spent per activity")
+    average_confidence: float
+    falls: int
+    trajectory: list[TrackPointModel] = Field(description="empty unless trajectory=true; oldest first")
+
+
+class PersonsQuery(ApiModel):
+    active_only: bool = Field(False, description="only the persons present now")
+    limit: int = Field(DEFAULT_PAGE_ROWS, ge=1, le=MAX_PAGE_ROWS)
+    skip: int = Field(0, ge=0)
+
+
+class PersonList(BaseModel):
+    items: list[PersonModel] = Field(description="most recently seen first")
+    has_more: bool
+
+
+class PersonQuery(ApiModel):
+    trajectory: bool = Field(False, description=f"include the latest {MAX_TRAJECTORY_POINTS} positions")
+
+
+def _current_zones(frame: PoseFrame | None) -> dict[int, str | None]:
+    return {} if frame is None else {p.id: p.zone for p in frame.persons}
+
+
+def _person(record: dict[str, Any], zones: dict[int, str | None]) -> dict[str, Any]:
+    return {**record, "zone": zones.get(record["live_id"]) if record["active"] else None}
+
+
+@router.get(
+    "/api/v1/pose/persons",
+    scope=Scope.POSE_READ,
+    summary="Persons seen (each visit), most recent first",
+    query=PersonsQuery,
+    response=PersonList,
+    tags=_TAGS,
+)
+async def persons(request: web.Request, query: PersonsQuery, body: None) -> web.Response:
+    store = history_store(request.app)
+    records = await store.persons(query.active_only, query.limit, query.skip)
+    has_more = len(records) == query.limit and bool(
+        await store.persons(query.active_only, 1, query.skip + query.limit)
+    )
+    zones = _current_zones(request.app[PIPELINE].last_published)
+    items = [_person(r.to_dict(), zones) for r in records]
+    return web.Response(
+        text=json.dumps({"items": items, "has_more": has_more}), content_type=JSON_CONTENT_TYPE
+    )
+
+
+@router.get(
+    "/api/v1/pose/persons/{id}",
+    scope=Scope.POSE_READ,
+    summary="One person's visit, optionally with its trajectory",
+    query=PersonQuery,
+    response=PersonModel,
+    tags=_TAGS,
+    responses={404: "no person with that id"},
+)
+async def person(request: web.Request, query: PersonQuery, body: None) -> web.Response:
+    raw_id = request.match_info["id"]
+    record = None
+    if raw_id.isascii() and raw_id.isdigit() and len(raw_id) <= len(str(2**63)):
+        record = await history_store(request.app).person(int(raw_id), query.trajectory, MAX_TRAJECTORY_POINTS)
+    if record is None:
+        return error_response(404, "not_found", f"no person {raw_id!r}", {"id": raw_id})
+    data = _person(record.to_dict(), _current_zones(request.app[PIPELINE].last_published))
+    return web.Response(text=json.dumps(data), content_type=JSON_CONTENT_TYPE)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Zones
+
+
+class ZoneOccupancy(BaseModel):
+    id: str
+    name: str
+    polygon: list[tuple[float, float]]
+    restricted: bool
+    occupancy: int | None = Field(
+        description="persons in the zone now; null when the estimator cannot count (motion detector)"
+    )
+    person_ids: list[int] = Field(description="their ids in the latest reading (persons[].id)")
+
+
+class ZonesNow(BaseModel):
+    timestamp: float | None = Field(description="of the reading the occupancy comes from; null before one")
+    estimator: Literal["model", "motion"] | None
+    simulated: bool | None
+    zones: list[ZoneOccupancy]
+
+
+@router.get(
+    "/api/v1/pose/zones",
+    scope=Scope.POSE_READ,
+    summary="Every zone with who is in it now",
+    response=ZonesNow,
+    tags=_TAGS,
+)
+async def zones(request: web.Request, query: None, body: None) -> ZonesNow:
+    """A person counts in the zone they entered most recently (``persons[].zone`` of the latest reading)."""
+    frame = request.app[PIPELINE].last_published
+    counting = frame is not None and frame.person_count is not None
+    items = []
+    for zone in live_config(request.app).zones:
+        inside = [p.id for p in frame.persons if p.zone == zone.id] if frame is not None else []
+        items.append(
+            ZoneOccupancy(
+                id=zone.id,
+                name=zone.name,
+                polygon=list(zone.polygon),
+                restricted=zone.restricted,
+                occupancy=len(inside) if counting else None,
+                person_ids=inside,
+            )
+        )
+    return ZonesNow(
+        timestamp=frame.timestamp if frame else None,
+        estimator=frame.estimator if frame else None,
+        simulated=frame.simulated if frame else None,
+        zones=items,
+    )

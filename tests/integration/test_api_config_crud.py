@@ -1,0 +1,183 @@
+"""Zones, nodes, alerts and templates through ``/api/v1/config``: CRUD round trips, validation errors that
+name the field, changes applied to the running scene, and changes that survive a restart on the same data
+directory (a zone from the YAML file deleted through the API stays deleted)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+from appliance.api.keys import PIPELINE
+from appliance.app import build_app
+from appliance.csi.prep import PreparedSample
+from appliance.pose.estimator import ModelEstimator
+from appliance.pose.features import ModelInputs, RoomGeometry
+from appliance.pose.scene import Scene
+from tests.auth_support import ADMIN, bearer, config_in, onboard
+from tests.integration.test_api_resources import GENEROUS_LIMITS, Client, error_fields, scoped, start
+
+KITCHEN = {"id": "kitchen", "name": "Kitchen", "polygon": [[3.0, 0.5], [4.5, 0.5], [4.5, 2.0], [3.0, 2.0]]}
+ZONES = "/api/v1/config/zones"
+NODES = "/api/v1/config/routers"
+ALERTS = "/api/v1/config/alerts"
+TEMPLATES = "/api/v1/config/templates"
+
+
+class SceneOnlyEstimator:
+    """The model path without a model: it holds the scene and room geometry that the configuration API
+    updates, and never offers a window, so the pipeline keeps to the motion detector."""
+
+    def __init__(self) -> None:
+        config = config_in(Path("/nonexistent"))
+        self.scene = Scene(config.scene, config.zones)
+        self.geometry = RoomGeometry.from_room_spec(config.room.to_spec())
+        self.references: dict[str, object] = {}
+
+    def learn_reference(self, link: str, samples: Sequence[PreparedSample]) -> None:
+        return None
+
+    def window(self, samples: Mapping[str, Sequence[PreparedSample]]) -> ModelInputs | None:
+        return None
+
+
+async def start_with_scene(
+    aiohttp_client: Any, data_dir: Path, *, restart: bool = False
+) -> tuple[Client, dict[str, str], Scene]:
+    """The application with a scene to watch; ``restart``: on a data directory already set up (log in)."""
+    app = build_app(config_in(data_dir, **GENEROUS_LIMITS, **{"model.enabled": False}))
+    estimator = SceneOnlyEstimator()
+    app[PIPELINE].estimator = cast(ModelEstimator, estimator)
+    client: Client = await aiohttp_client(app)
+    if not restart:
+        return client, await onboard(client), estimator.scene
+    login = await client.post("/api/v1/auth/token", json=ADMIN)
+    assert login.status == 200, await login.text()
+    return client, bearer((await login.json())["access_token"]), estimator.scene
+
+
+async def ids(client: Client, path: str, headers: dict[str, str]) -> list[str]:
+    response = await client.get(path, headers=headers)
+    assert response.status == 200
+    return [item["id"] for item in (await response.json())["items"]]
+
+
+async def test_zone_crud_round_trip_and_errors(aiohttp_client: Any, tmp_path: Path) -> None:
+    client, admin = await start(aiohttp_client, tmp_path, silent=True)
+    writer = await scoped(client, admin, "zone:write")
+    reader = await scoped(client, admin, "system:read")
+    assert await ids(client, ZONES, reader) == ["sofa", "doorway"]
+
+    created = await client.post(ZONES, json=KITCHEN, headers=writer)
+    assert created.status == 201 and created.headers["Location"] == f"{ZONES}/kitchen"
+    assert (await created.json())["restricted"] is False
+    assert (await (await client.get(f"{ZONES}/kitchen", headers=reader)).json())["name"] == "Kitchen"
+    renamed = await client.put(f"{ZONES}/kitchen", json={**KITCHEN, "name": "Galley"}, headers=writer)
+    assert renamed.status == 200 and (await renamed.json())["name"] == "Galley"
+    assert await ids(client, ZONES, reader) == ["sofa", "doorway", "kitchen"]
+    assert (await client.delete(f"{ZONES}/kitchen", headers=writer)).status == 204
+    assert (await client.get(f"{ZONES}/kitchen", headers=reader)).status == 404
+    assert (await client.delete(f"{ZONES}/kitchen", headers=writer)).status == 404
+    assert (await client.put(f"{ZONES}/kitchen", json=KITCHEN, headers=writer)).status == 404
+
+    duplicate = await client.post(ZONES, json={**KITCHEN, "id": "sofa"}, headers=writer)
+    assert duplicate.status == 409 and error_fields(await duplicate.json()) == {"id"}
+    outside = {**KITCHEN, "polygon": [[3.0, 0.5], [9.0, 0.5], [4.5, 2.0]]}
+    response = await client.post(ZONES, json=outside, headers=writer)
+    assert response.status == 400 and error_fields(await response.json()) == {"polygon.1"}
+    response = await client.post(
+        ZONES, json={k: v for k, v in KITCHEN.items() if k != "name"}, headers=writer
+    )
+    assert response.status == 400 and error_fields(await response.json()) == {"name"}
+    response = await client.post(ZONES, json={**KITCHEN, "colour": "red"}, headers=writer)
+    assert response.status == 400 and error_fields(await response.json()) == {"colour"}
+    response = await client.put(f"{ZONES}/sofa", json=KITCHEN, headers=writer)
+    assert response.status == 400 and error_fields(await response.json()) == {"id"}
+
+    assert (await client.post(ZONES, json=KITCHEN, headers=reader)).status == 403
+    assert (await client.put(ALERTS, json={"max_occupancy": 3}, headers=writer)).status == 403
+
+
+async def test_nodes_are_checked_against_the_room(aiohttp_client: Any, tmp_path: Path) -> None:
+    client, admin = await start(aiohttp_client, tmp_path, silent=True)
+    writer = await scoped(client, admin, "config:write")
+    reader = await scoped(client, admin, "system:read")
+    node = {"id": "rx7", "kind": "esp32", "role": "rx", "position": [2.0, 2.0, 0.5]}
+    assert (await client.post(NODES, json=node, headers=writer)).status == 201
+    assert (await ids(client, NODES, reader))[-1] == "rx7"
+    response = await client.put(f"{NODES}/rx7", json={**node, "position": [2.0, 2.0, 9.0]}, headers=writer)
+    assert response.status == 400 and error_fields(await response.json()) == {"position"}
+    response = await client.put(f"{NODES}/rx7", json={**node, "role": "antenna"}, headers=writer)
+    assert response.status == 400 and error_fields(await response.json()) == {"role"}
+    only_transmitter = await client.delete(f"{NODES}/ap", headers=writer)
+    assert only_transmitter.status == 409
+    assert "tx" in (await only_transmitter.json())["error"]["message"]
+    assert (await client.delete(f"{NODES}/rx7", headers=writer)).status == 204
+
+
+async def test_zones_and_alerts_apply_live_and_survive_a_restart(aiohttp_client: Any, tmp_path: Path) -> None:
+    client, admin, scene = await start_with_scene(aiohttp_client, tmp_path)
+    assert (await client.post(ZONES, json=KITCHEN, headers=admin)).status == 201
+    assert [z.id for z in scene.zones] == ["sofa", "doorway", "kitchen"]
+    live = await (await client.get("/api/v1/pose/zones", headers=admin)).json()
+    assert [z["id"] for z in live["zones"]] == ["sofa", "doorway", "kitchen"]
+
+    alerts = {"max_occupancy": 2, "restricted_zone_ids": ["kitchen"]}
+    response = await client.put(ALERTS, json=alerts, headers=admin)
+    assert response.status == 200 and await response.json() == alerts
+    assert scene.settings.max_occupancy == 2
+    assert {z.id for z in scene.zones if z.restricted} == {"kitchen"}
+    assert (await (await client.get(f"{ZONES}/kitchen", headers=admin)).json())["restricted"] is True
+    unknown = await client.put(ALERTS, json={"restricted_zone_ids": ["sofa", "attic"]}, headers=admin)
+    assert unknown.status == 400 and error_fields(await unknown.json()) == {"restricted_zone_ids.1"}
+
+    assert (await client.delete(f"{ZONES}/doorway", headers=admin)).status == 204
+    assert [z.id for z in scene.zones] == ["sofa", "kitchen"]
+    node = {"id": "rx7", "kind": "esp32", "role": "rx", "position": [2.0, 2.0, 0.5]}
+    assert (await client.post(NODES, json=node, headers=admin)).status == 201
+    geometry = cast(SceneOnlyEstimator, client.app[PIPELINE].estimator).geometry
+    assert "ap-rx7" in geometry.links
+    await client.close()
+
+    client, admin, scene = await start_with_scene(aiohttp_client, tmp_path, restart=True)
+    assert await ids(client, ZONES, admin) == ["sofa", "kitchen"]
+    assert [z.id for z in scene.zones] == ["sofa", "kitchen"]
+    assert await (await client.get(ALERTS, headers=admin)).json() == alerts
+    assert scene.settings.max_occupancy == 2 and [z.restricted for z in scene.zones] == [False, True]
+    assert (await ids(client, NODES, admin))[-1] == "rx7"
+
+
+async def test_templates_save_and_apply(aiohttp_client: Any, tmp_path: Path) -> None:
+    client, admin, scene = await start_with_scene(aiohttp_client, tmp_path)
+    writer = await scoped(client, admin, "zone:write", "system:read")
+    template = {
+        "id": "night",
+        "name": "Night",
+        "zones": [KITCHEN, {**KITCHEN, "id": "bed", "name": "Bed", "restricted": True}],
+        "alerts": {"max_occupancy": 1, "restricted_zone_ids": ["kitchen"]},
+    }
+    created = await client.post(TEMPLATES, json=template, headers=writer)
+    assert created.status == 201 and created.headers["Location"] == f"{TEMPLATES}/night"
+    saved = await created.json()
+    assert saved["alerts"]["restricted_zone_ids"] == ["kitchen", "bed"]
+    assert await ids(client, TEMPLATES, writer) == ["night"]
+    bad = {**template, "id": "bad", "alerts": {"restricted_zone_ids": ["attic"]}}
+    response = await client.post(TEMPLATES, json=bad, headers=writer)
+    assert response.status == 400 and error_fields(await response.json()) == {"alerts.restricted_zone_ids.0"}
+    response = await client.put(
+        f"{TEMPLATES}/night", json={**template, "zones": [KITCHEN, KITCHEN]}, headers=writer
+    )
+    assert response.status == 400 and error_fields(await response.json()) == {"zones.1.id"}
+
+    applied = await client.post(f"{TEMPLATES}/night/apply", headers=writer)
+    assert applied.status == 200 and [z["id"] for z in (await applied.json())["items"]] == ["kitchen", "bed"]
+    assert [(z.id, z.restricted) for z in scene.zones] == [("kitchen", True), ("bed", True)]
+    assert scene.settings.max_occupancy == 1
+    assert (await client.post(f"{TEMPLATES}/nope/apply", headers=writer)).status == 404
+    assert (await client.delete(f"{TEMPLATES}/night", headers=writer)).status == 204
+    assert await ids(client, TEMPLATES, writer) == []
+    await client.close()
+
+    client, admin, scene = await start_with_scene(aiohttp_client, tmp_path, restart=True)
+    assert await ids(client, ZONES, admin) == ["kitchen", "bed"]
+    assert await ids(client, TEMPLATES, admin) == []
