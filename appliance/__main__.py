@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     from appliance.api import auth_cli
     from appliance.csi import cli as csi_cli
     from appliance.csi.sources import cli as sources_cli
+    from appliance.pose import cli as pose_cli
 
     common = _common_options()
     parser = argparse.ArgumentParser(
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     csi_cli.register(commands, common)
     sources_cli.register(commands, common)
+    pose_cli.register(commands, common)
     auth_cli.register(commands, common)
     return parser
 

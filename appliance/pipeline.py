@@ -260,7 +260,7 @@ class Pipeline:
         loop = asyncio.get_running_loop()
         output = await loop.run_in_executor(self._inference_thread, estimator.infer, inputs)
         self.inference_s.append(time.perf_counter() - started)
-        update = estimator.track(output, base.timestamp)
+        update = estimator.track(output, base.timestamp, room_occupied=base.presence)
         for event in update.events:
             self.hub.publish(event)
         persons = tuple(estimator.pose(person) for person in update.persons)

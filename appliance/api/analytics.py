@@ -16,7 +16,7 @@ from aiohttp import hdrs, web
 from pydantic import BaseModel, Field, model_validator
 
 from appliance.api.keys import CONFIG, HUB
-from appliance.api.pose import TimeRange
+from appliance.api.pose import PersonId, TimeRange
 from appliance.api.resource_keys import history_store, live_config
 from appliance.api.routing import JSON_CONTENT_TYPE, ApiModel, ApiRouter, Scope, model_response
 from appliance.events import Event, EventType
@@ -63,7 +63,7 @@ def _range(query: TimeRange, now: float) -> tuple[float, float]:
 
 class ActivityQuery(TimeRange):
     by: Literal["person", "zone"] = Field("person", description="one timeline per person, or per zone")
-    person_id: int | None = Field(None, ge=1, description="only this person (a history person id)")
+    person_id: PersonId | None = Field(None, description="only this person (a history person id)")
     zone_id: str | None = Field(None, max_length=64, description="only this zone")
 
     @model_validator(mode="after")
@@ -112,7 +112,7 @@ async def activity(request: web.Request, query: ActivityQuery, body: None) -> Ac
 
 
 class HeatmapQuery(TimeRange):
-    person_id: int | None = Field(None, ge=1, description="only this person (a history person id)")
+    person_id: PersonId | None = Field(None, description="only this person (a history person id)")
     columns: int = Field(DEFAULT_HEATMAP_CELLS, ge=1, le=MAX_GRID_CELLS, description="cells along x")
     rows: int = Field(DEFAULT_HEATMAP_CELLS, ge=1, le=MAX_GRID_CELLS, description="cells along y")
     format: Literal["json", "png"] | None = Field(

@@ -29,6 +29,12 @@ _TAGS = ["pose"]
 DEFAULT_PAGE_ROWS = 100
 # Trajectory points returned with one person at most (the latest ones).
 MAX_TRAJECTORY_POINTS = MAX_PAGE_ROWS
+# Ids and offsets reach SQLite, whose integers are 64-bit signed: larger numbers cannot name a row and
+# SQLite refuses to even compare them. An offset leaves room for the page's limit (and one more row).
+SQLITE_MAX_INTEGER = 2**63 - 1
+MAX_PERSON_ID = SQLITE_MAX_INTEGER
+MAX_SKIP = SQLITE_MAX_INTEGER - MAX_PAGE_ROWS - 1
+PersonId = Annotated[int, Field(ge=1, le=MAX_PERSON_ID)]
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -199,9 +205,9 @@ async def current(request: web.Request, query: CurrentQuery, body: None) -> web.
 
 
 class HistoryQuery(TimeRange):
-    person_id: int | None = Field(None, ge=1, description="only the frames of this person's visit")
+    person_id: PersonId | None = Field(None, description="only the frames of this person's visit")
     limit: int = Field(DEFAULT_PAGE_ROWS, ge=1, le=MAX_PAGE_ROWS)
-    skip: int = Field(0, ge=0)
+    skip: int = Field(0, ge=0, le=MAX_SKIP)
 
 
 class PoseHistory(BaseModel):
@@ -263,7 +269,7 @@ class PersonModel(_Shape):
 class PersonsQuery(ApiModel):
     active_only: bool = Field(False, description="only the persons present now")
     limit: int = Field(DEFAULT_PAGE_ROWS, ge=1, le=MAX_PAGE_ROWS)
-    skip: int = Field(0, ge=0)
+    skip: int = Field(0, ge=0, le=MAX_SKIP)
 
 
 class PersonList(BaseModel):
@@ -316,7 +322,7 @@ async def persons(request: web.Request, query: PersonsQuery, body: None) -> web.
 async def person(request: web.Request, query: PersonQuery, body: None) -> web.Response:
     raw_id = request.match_info["id"]
     record = None
-    if raw_id.isascii() and raw_id.isdigit() and len(raw_id) <= len(str(2**63)):
+    if raw_id.isascii() and raw_id.isdigit() and int(raw_id) <= MAX_PERSON_ID:
         record = await history_store(request.app).person(int(raw_id), query.trajectory, MAX_TRAJECTORY_POINTS)
     if record is None:
         return error_response(404, "not_found", f"no person {raw_id!r}", {"id": raw_id})

@@ -33,6 +33,11 @@ class ModelSettings(BaseModel):
     )
     path: Path = Field(DEFAULT_MODEL, description="The int8 .tflite model (default: the shipped one).")
     threads: int = Field(1, ge=1, le=8, description="Interpreter threads (1 is usually fastest).")
+    presence_gate: bool = Field(
+        True,
+        description="Report the model's people only while the motion detector senses presence, so a "
+        "quiet, empty room never shows phantom people; false trusts the model alone.",
+    )
     min_links: int = Field(
         3,
         ge=1,
@@ -85,7 +90,11 @@ class ModelEstimator:
         """Blocking: run on the pipeline's inference thread."""
         return self.model.infer(inputs)
 
-    def track(self, output: ModelOutput, t_s: float) -> SceneUpdate:
+    def track(self, output: ModelOutput, t_s: float, *, room_occupied: bool = True) -> SceneUpdate:
+        """Feed one window to the tracker. With the presence gate on and the detector sensing nobody,
+        the window counts as empty: tracks fade and are lost as with any window without people."""
+        if self.settings.presence_gate and not room_occupied:
+            return self.scene.update(WindowEstimate(t_s, []))
         persons = [
             PersonEstimate(
                 presence=float(output.presence[slot]),

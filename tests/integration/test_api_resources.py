@@ -59,10 +59,12 @@ async def start(
 async def first_frame(client: Client, timeout_s: float = 10.0) -> PoseFrame:
     pipeline = client.app[PIPELINE]
     deadline = time.monotonic() + timeout_s
-    while pipeline.last_published is None:
+    while True:
+        frame: PoseFrame | None = pipeline.last_published
+        if frame is not None:
+            return frame
         assert time.monotonic() < deadline, "no PoseFrame published"
         await asyncio.sleep(0.05)
-    return pipeline.last_published
 
 
 async def record_visit(client: Client, t0: float, people: Sequence[Person], seconds: int = 20) -> None:
@@ -158,7 +160,7 @@ async def test_history_and_persons(aiohttp_client: Any, tmp_path: Path) -> None:
     frames = await client.get(f"/api/v1/pose/history?person_id={person.id}&limit=1000", headers=reader)
     assert all(any(p["id"] == 7 for p in f["persons"]) for f in (await frames.json())["items"])
 
-    for missing in ("999999", "abc", "1e3"):
+    for missing in ("999999", "abc", "1e3", "99999999999999999999999"):
         response = await client.get(f"/api/v1/pose/persons/{missing}", headers=reader)
         assert response.status == 404 and (await response.json())["error"]["code"] == "not_found"
     backwards = await client.get(f"/api/v1/pose/history?start_time={t0}&end_time={t0 - 1}", headers=reader)

@@ -321,9 +321,7 @@ class Scene:
         raises one, since nobody entered. A lowered limit alerts on the next window that is above it."""
         restricted = set(restricted_zone_ids)
         self.settings = self.settings.model_copy(update={"max_occupancy": max_occupancy})
-        self._zones = tuple(
-            Zone(z.id, z.name, z.polygon, restricted=z.id in restricted) for z in self._zones
-        )
+        self._zones = tuple(Zone(z.id, z.name, z.polygon, restricted=z.id in restricted) for z in self._zones)
 
     def history(self, person_id: int) -> PersonHistory | None:
         for record in self._records():

@@ -31,13 +31,13 @@ def _parser() -> argparse.ArgumentParser:
         ("dataset", "only simulate (and cache) the training data"),
     ):
         p = sub.add_parser(name, help=text, description=text)
-        p.add_argument("--episodes", type=int, default=600, help="simulated training episodes (%(default)s)")
-        p.add_argument("--duration", type=float, default=45.0, help="seconds per episode (%(default)s)")
+        p.add_argument("--episodes", type=int, default=500, help="simulated training episodes (%(default)s)")
+        p.add_argument("--duration", type=float, default=30.0, help="seconds per episode (%(default)s)")
         p.add_argument("--workers", type=int, default=2, help="simulation processes (%(default)s)")
         p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="dataset cache (%(default)s)")
         if name == "build":
             p.add_argument("--out", type=Path, required=True, help="folder for the .tflite and .json")
-            p.add_argument("--epochs", type=int, default=40, help="training epochs (%(default)s)")
+            p.add_argument("--epochs", type=int, default=14, help="training epochs (%(default)s)")
             p.add_argument("--batch-size", type=int, default=128, help="(%(default)s)")
             p.add_argument("--learning-rate", type=float, default=2e-3, help="(%(default)s)")
             p.add_argument("--seed", type=int, default=20260101, help="training seed (%(default)s)")

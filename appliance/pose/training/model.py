@@ -11,8 +11,9 @@ read by two small convolutions. The room head sees that floor image, every link'
 size, and emits, per slot (``MAX_PERSONS``):
 
 - ``presence`` [3] sigmoid;
-- ``centre`` [3, 3] sigmoid: the pelvis (midpoint of the hips) as fractions of the room's width, depth
-  and height;
+- ``centre`` [3, 3]: the pelvis (midpoint of the hips) as fractions of the room's width, depth and
+  height; (x, y) is the soft-argmax of a per-slot heat map over the floor cells (so position comes from
+  where the back-projected evidence is, not from a dense regression), z a sigmoid;
 - ``offsets`` [3, 17, 3] metres: keypoints relative to that centre (room axes);
 - ``confidence`` [3, 17] sigmoid: the expected closeness of each joint (trained towards
   exp(-(error / 0.1 m)^2));
@@ -24,6 +25,7 @@ About 0.4 M parameters and ~3 M multiply-adds per window.
 from __future__ import annotations
 
 import keras  # type: ignore[import-untyped]
+import numpy as np
 from keras import layers
 
 from appliance.coco import ACTIVITIES, N_KEYPOINTS
@@ -42,7 +44,7 @@ OUTPUT_NAMES = ("presence", "centre", "offsets", "confidence", "activity")
 
 
 def build_model(
-    batch_size: int | None = None, width: int = 64, hidden: int = 192, dropout: float = 0.2
+    batch_size: int | None = None, width: int = 64, hidden: int = 192, dropout: float = 0.3
 ) -> keras.Model:
     """The network; ``batch_size=1`` for export (a fixed batch keeps shape ops out of the TFLite graph)."""
     csi = keras.Input((N_STEPS, MAX_LINKS * LINK_FEATURES), batch_size=batch_size, name="csi")
@@ -68,6 +70,11 @@ def build_model(
     image = layers.Reshape((MAP_SIDE, MAP_SIDE, 24))(image)
     image = layers.Conv2D(24, 3, padding="same", activation="relu", name="floor_0")(image)
     image = layers.Conv2D(24, 3, padding="same", activation="relu", name="floor_1")(image)
+    # Soft-argmax per slot: a heat map over the floor cells whose expectation is the slot's (x, y).
+    heat = layers.Conv2D(MAX_PERSONS, 1, name="heat")(image)
+    heat = layers.Permute((2, 1))(layers.Reshape((MAP_CELLS, MAX_PERSONS))(heat))
+    heat = layers.Softmax(axis=-1, name="heat_softmax")(heat)
+    floor_xy = layers.Dense(2, use_bias=False, trainable=False, name="cell_centres")(heat)
     image = layers.Conv2D(12, 1, activation="relu", name="floor_2")(image)
     room = layers.Lambda(lambda g: g[:, MAX_LINKS * LINK_GEOMETRY_FEATURES :], name="room_size")(geometry)
     x = layers.Concatenate()([layers.Flatten()(image), layers.Flatten()(links), room])
@@ -76,9 +83,10 @@ def build_model(
     x = layers.Dense(hidden, activation="relu", name="room_1")(x)
 
     presence = layers.Dense(MAX_PERSONS, activation="sigmoid", name="presence")(x)
-    centre = layers.Reshape((MAX_PERSONS, 3), name="centre")(
-        layers.Dense(MAX_PERSONS * 3, activation="sigmoid", name="centre_dense")(x)
+    height = layers.Reshape((MAX_PERSONS, 1))(
+        layers.Dense(MAX_PERSONS, activation="sigmoid", name="centre_height")(x)
     )
+    centre = layers.Concatenate(axis=-1, name="centre")([floor_xy, height])
     offsets = layers.Reshape((MAX_PERSONS, N_KEYPOINTS, 3), name="offsets")(
         layers.Dense(MAX_PERSONS * N_KEYPOINTS * 3, name="offsets_dense")(x)
     )
@@ -90,6 +98,11 @@ def build_model(
             layers.Dense(MAX_PERSONS * len(ACTIVITIES), name="activity_dense")(x)
         )
     )
-    return keras.Model(
+    model = keras.Model(
         [csi, geometry, maps], [presence, centre, offsets, confidence, activity], name="invispose_pose"
     )
+    cells = (
+        np.stack(np.meshgrid(np.arange(MAP_SIDE), np.arange(MAP_SIDE), indexing="xy"), -1) + 0.5
+    ) / MAP_SIDE
+    model.get_layer("cell_centres").set_weights([cells.reshape(MAP_CELLS, 2).astype(np.float32)])
+    return model

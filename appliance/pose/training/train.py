@@ -44,7 +44,7 @@ class TrainSettings:
     epochs: int = 30
     batch_size: int = 128
     learning_rate: float = 2e-3
-    weight_decay: float = 1e-3
+    weight_decay: float = 4e-3
     seed: int = 20260101
     validation_episodes: float = 0.1
 
@@ -165,6 +165,7 @@ def fit(arrays: Arrays, settings: TrainSettings) -> keras.Model:
             {k: tf.constant(v[idx]) for k, v in truth.items()},
         )
 
+    best_loss, best_weights, best_epoch = float("inf"), model.get_weights(), 0
     for epoch in range(settings.epochs):
         started = time.monotonic()
         order = rng.permutation(train_idx)
@@ -185,4 +186,11 @@ def fit(arrays: Arrays, settings: TrainSettings) -> keras.Model:
             f"epoch {epoch + 1}/{settings.epochs} ({time.monotonic() - started:.0f} s): {text} | val {vtext}",
             flush=True,
         )
+        val_loss = val.get("loss", 0.0) / max(1, val_idx.size)
+        if val_loss < best_loss:
+            best_loss, best_weights, best_epoch = val_loss, model.get_weights(), epoch + 1
+    # Windows of one episode are alike, so the model soon starts to learn episodes rather than rooms:
+    # keep the weights of the epoch with the lowest loss on the held-back episodes.
+    model.set_weights(best_weights)
+    print(f"kept the weights of epoch {best_epoch} (validation loss {best_loss:.3f})", flush=True)
     return model
