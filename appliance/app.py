@@ -17,6 +17,8 @@ from appliance import __version__
 from appliance.api import auth, openapi, security, system
 from appliance.api.errors import error_middleware
 from appliance.api.keys import CONFIG, DATABASE, HUB, MODEL_UNAVAILABLE, PIPELINE, STARTED_AT
+from appliance.api.metrics import metrics_middleware
+from appliance.api.resources import setup_resources
 from appliance.api.routing import ApiRouter, install
 from appliance.config import AppConfig, SimulatorSourceConfig, SourceConfig
 from appliance.csi.simulator import Impairments, RoomSimulator, Scenario
@@ -72,7 +74,8 @@ def build_estimator(config: AppConfig) -> tuple[ModelEstimator | None, str | Non
 
 def build_app(config: AppConfig) -> web.Application:
     app = web.Application(
-        middlewares=[error_middleware, *security.middlewares()], client_max_size=MAX_REQUEST_BYTES
+        middlewares=[metrics_middleware, error_middleware, *security.middlewares()],
+        client_max_size=MAX_REQUEST_BYTES,
     )
     hub = Hub()
     estimator, model_unavailable = build_estimator(config)
@@ -92,9 +95,11 @@ def build_app(config: AppConfig) -> web.Application:
     app[MODEL_UNAVAILABLE] = model_unavailable or ""
     security.setup_security(app, config)
     app[auth.LOGIN_GUARD] = auth.LoginGuard(config.auth.login_attempts_per_minute)
-    install(app, ui, system.router, auth.router, openapi.router)
-    app.router.add_static("/ui/", WEB_DIR, append_version=True)
+    # Start-up order: the database, then the resources on it (history recorder), then the pipeline that
+    # feeds them; shutdown runs in reverse, so the recorder writes what the pipeline published last.
     app.cleanup_ctx.append(_database_ctx)
+    install(app, ui, system.router, auth.router, openapi.router, *setup_resources(app))
+    app.router.add_static("/ui/", WEB_DIR, append_version=True)
     app.cleanup_ctx.append(_pipeline_ctx)
     return app
 

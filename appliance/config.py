@@ -27,6 +27,7 @@ from appliance.csi.simulator import NodeSpec, RoomSpec
 from appliance.pose.estimator import ModelSettings
 from appliance.pose.motion import MotionSettings
 from appliance.pose.scene import SceneSettings
+from appliance.store.history import HistorySettings
 
 SECRETS_FILE = "secrets.yaml"
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -327,10 +328,6 @@ class VideoConfig(_Reserved):
     pass
 
 
-class HistoryConfig(_Reserved):
-    pass
-
-
 class AppConfig(_Section):
     server: ServerConfig = Field(default_factory=ServerConfig)
     data_dir: Path = Field(Path("data"), description="State: database, secrets, recordings.")
@@ -347,7 +344,7 @@ class AppConfig(_Section):
     webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig)
     mdns: MdnsConfig = Field(default_factory=MdnsConfig)
     video: VideoConfig = Field(default_factory=VideoConfig)
-    history: HistoryConfig = Field(default_factory=HistoryConfig)
+    history: HistorySettings = Field(default_factory=HistorySettings)
 
     @model_validator(mode="after")
     def _zones_unique(self) -> AppConfig:
