@@ -427,4 +427,3 @@ def test_settings_reject_unknown_keys_and_describe_every_field() -> None:
     with pytest.raises(pydantic.ValidationError):
         MotionSettings(window_s=2.0, calibration_s=1.0)
     assert all(field.description for field in MotionSettings.model_fields.values())
-
