@@ -180,6 +180,8 @@ class PoseModel:
                 f"{self.path} does not follow the tensor contract: no {exc} tensor"
             ) from exc
         self.sha256 = sha256_of(self.path)
+        self._maps_key = b""
+        self._maps: F32 = np.zeros(MAPS_SHAPE[1:], np.float32)
 
     @property
     def version(self) -> str:
@@ -201,7 +203,11 @@ class PoseModel:
     def infer_raw(self, csi: F32, geometry: F32) -> dict[str, F32]:
         """Run one window (no batch axis) and return every output dequantized, as the model emits it.
         The third input, the link maps, is computed here from the geometry (``features.link_maps``)."""
-        values = {"csi": csi, "geometry": geometry, "maps": link_maps(geometry)}
+        key = geometry.tobytes()
+        if key != self._maps_key:
+            # The geometry changes only when links come or go: reuse the maps until it does.
+            self._maps_key, self._maps = key, link_maps(geometry)
+        values = {"csi": csi, "geometry": geometry, "maps": self._maps}
         for name, tensor in self._in.items():
             self._interpreter.set_tensor(tensor.index, self._quantize(values[name], tensor)[None])
         self._interpreter.invoke()

@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "dataset":
         return 0
 
-    import tensorflow as tf  # type: ignore[import-untyped]
+    import tensorflow as tf
 
     from appliance.pose.evaluation import HIPS
     from appliance.pose.runtime import TRAINED_ON

@@ -2,7 +2,7 @@
 
 Each episode (``appliance.pose.evaluation.episode``: a random room, node layout, bodies, motions, SNR and
 impairments) runs through ``simulated_windows``, the same serving path the evaluation uses. Arrays per
-window: ``csi`` [40, 312] float16, ``geometry`` [51], ``present`` [3], ``keypoints`` [3, 17, 3] metres,
+window: ``csi`` [40, 318] float16, ``geometry`` [51], ``present`` [3], ``keypoints`` [3, 17, 3] metres,
 ``activity`` [3] (``empty`` for absent slots), ``room`` [3] metres and ``episode`` (its index, so that
 validation can hold out whole episodes). Persons fill slots in id order; training matches slots to
 persons without regard to order (see ``train``).

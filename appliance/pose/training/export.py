@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import keras  # type: ignore[import-untyped]
+import keras
 import numpy as np
 import numpy.typing as npt
-import tensorflow as tf  # type: ignore[import-untyped]
+import tensorflow as tf
 
 from appliance.pose.features import link_maps
 from appliance.pose.training.model import build_model

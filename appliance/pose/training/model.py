@@ -1,13 +1,14 @@
 """The pose network (Keras 3): a per-link temporal encoder shared by every link, then a room-level head.
 
-Inputs: ``csi`` [40, 312], ``geometry`` [51] and ``maps`` [6, 64] (``features.link_maps`` of the
-geometry). ``csi`` is reshaped to [40 steps, 6 links, 52 subcarriers] and every link goes through
-the same temporal convolutions (Conv2D with (k, 1) kernels: time only, weights shared across links), so a
-link's evidence means the same whatever slot it sits in. Each link's summary is joined with its own
-geometry (normalized tx/rx positions, kind, mask) before the links are combined, which is what lets the
-head triangulate: "the link from here to there is shadowed". Each link's evidence is then back-projected
-onto an 8 x 8 floor grid through its map (radio tomographic imaging with learnt per-link evidence) and
-read by two small convolutions. The room head sees that floor image, every link's summary and the room
+Inputs: ``csi`` [40, 318], ``geometry`` [51] and ``maps`` [6, 64] (``features.link_maps`` of the
+geometry). ``csi`` is reshaped to [40 steps, 6 links, 53 features (52 subcarriers, gain)] and every
+link goes through the same temporal convolutions (Conv2D with (k, 1) kernels: time only, weights shared
+across links), so a link's evidence means the same whatever slot it sits in. Each link's summary is
+joined with its own geometry (normalized tx/rx positions, kind, mask) before the links are combined,
+which is what lets the head triangulate: "the link from here to there is shadowed". Each link's evidence
+is then back-projected onto an 8 x 8 floor grid through its map (radio tomographic imaging with learnt
+per-link evidence) and read by two small convolutions. The room head (dropout 0.3) sees that floor
+image, every link's summary and the room
 size, and emits, per slot (``MAX_PERSONS``):
 
 - ``presence`` [3] sigmoid;
@@ -24,7 +25,7 @@ About 0.4 M parameters and ~3 M multiply-adds per window.
 
 from __future__ import annotations
 
-import keras  # type: ignore[import-untyped]
+import keras
 import numpy as np
 from keras import layers
 
@@ -39,8 +40,6 @@ from appliance.pose.features import (
     N_GEOMETRY,
     N_STEPS,
 )
-
-OUTPUT_NAMES = ("presence", "centre", "offsets", "confidence", "activity")
 
 
 def build_model(

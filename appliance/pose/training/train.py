@@ -18,10 +18,10 @@ import itertools
 import time
 from dataclasses import dataclass
 
-import keras  # type: ignore[import-untyped]
+import keras
 import numpy as np
 import numpy.typing as npt
-import tensorflow as tf  # type: ignore[import-untyped]
+import tensorflow as tf
 
 from appliance.coco import KEYPOINT_INDEX
 from appliance.pose.evaluation import MAX_PERSONS
@@ -135,7 +135,7 @@ def fit(arrays: Arrays, settings: TrainSettings) -> keras.Model:
         f"{train_idx.size} training windows, {val_idx.size} validation"
     )
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True)  # type: ignore[untyped-decorator]
     def train_step(
         x_csi: tf.Tensor, x_geo: tf.Tensor, x_maps: tf.Tensor, t: dict[str, tf.Tensor]
     ) -> dict[str, tf.Tensor]:
@@ -145,7 +145,7 @@ def fit(arrays: Arrays, settings: TrainSettings) -> keras.Model:
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return {"loss": loss, **log}
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True)  # type: ignore[untyped-decorator]
     def eval_step(
         x_csi: tf.Tensor, x_geo: tf.Tensor, x_maps: tf.Tensor, t: dict[str, tf.Tensor]
     ) -> dict[str, tf.Tensor]:
