@@ -106,7 +106,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per run (default 20)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per case, median shown (default 3)")
     args = parser.parse_args()
-    config = load_config(DEFAULT_CONFIG)
+    config = load_config(DEFAULT_CONFIG, overrides={"model.enabled": True})
     frames = make_frames(config, WARMUP_S + args.seconds + 2)
     links = len({f.link for f in frames})
     print(
