@@ -191,12 +191,27 @@ class Pipeline:
     async def _publish_loop(self) -> None:
         period = 1.0 / self.rate_hz
         next_tick = time.monotonic()
+        failing: str | None = None
         while True:
             next_tick += period
             await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
             if not self.links:
                 continue
-            await self.publish_frame()
+            try:
+                await self.publish_frame()
+            except Exception as exc:
+                # An error in one window (the model, the scene) must not end the task group, which would
+                # stop every source with it. Each new failure is logged and announced once; health
+                # reports the stall while it lasts.
+                error = f"{type(exc).__name__}: {exc}"
+                if error != failing:
+                    log.exception("publishing a frame failed")
+                    self.hub.publish(
+                        Event(EventType.ALERT_SYSTEM_ERROR, {"component": "pipeline", "error": error})
+                    )
+                failing = error
+            else:
+                failing = None
 
     async def _health_loop(self) -> None:
         while True:

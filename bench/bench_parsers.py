@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs < 5:
         parser.error("--runs must be at least 5: a median of fewer runs is too noisy to compare")
     try:
-        import csiread  # type: ignore[import-untyped]
+        import csiread
     except ImportError:
         csiread = None
         print("csiread is not installed (pip install csiread): no ratios, only our throughput")

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=60, help="how long to fuzz")
     parser.add_argument("corpus", nargs="*", help="optional corpus folders (e.g. the real captures)")
     args = parser.parse_args(argv)
-    import atheris  # type: ignore[import-untyped,unused-ignore]
+    import atheris
 
     atheris.instrument_all()  # coverage feedback from the already-imported parsers
     # libFuzzer's own time limit ends the run cleanly; raising from the target would count as a crash.

@@ -341,7 +341,8 @@ class LiveConfig:
         estimator.scene.set_zones(zones)
         estimator.scene.set_alerts(self._max_occupancy, [z.id for z in zones if z.restricted])
         geometry = RoomGeometry.from_room_spec(self._room.to_spec())
-        if geometry.links.keys() != estimator.geometry.links.keys():
+        # Compared whole, not by link ids: a node moved (same id, new position) changes the geometry too.
+        if geometry != estimator.geometry:
             estimator.geometry = geometry
             for link in set(estimator.references) - set(geometry.links):
                 del estimator.references[link]

@@ -131,6 +131,12 @@ def _dummy_hash() -> str:
     return hash_password(secrets.token_urlsafe(16))
 
 
+def _verify_or_dummy(password: str, stored: str | None) -> bool:
+    """``verify_password`` against ``stored``, or against the dummy hash when there is no such user; in a
+    worker thread, because making the dummy hash the first time is a whole scrypt run."""
+    return verify_password(password, _dummy_hash() if stored is None else stored)
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -190,8 +196,8 @@ class AccountStore:
         row = await self._db.fetchone(
             "SELECT username, is_admin, created, password_hash FROM users WHERE username = ?", (username,)
         )
-        stored = row["password_hash"] if row else _dummy_hash()
-        ok = await asyncio.to_thread(verify_password, password, stored)
+        stored = row["password_hash"] if row else None
+        ok = await asyncio.to_thread(_verify_or_dummy, password, stored)
         return _user(row) if row and ok else None
 
     async def delete_user(self, username: str) -> bool:

@@ -181,3 +181,12 @@ async def test_templates_save_and_apply(aiohttp_client: Any, tmp_path: Path) -> 
     client, admin, scene = await start_with_scene(aiohttp_client, tmp_path, restart=True)
     assert await ids(client, ZONES, admin) == ["kitchen", "bed"]
     assert await ids(client, TEMPLATES, admin) == []
+
+
+async def test_moving_a_node_moves_it_in_the_model_geometry(aiohttp_client: Any, tmp_path: Path) -> None:
+    client, admin, _ = await start_with_scene(aiohttp_client, tmp_path)
+    moved = {"id": "rx1", "kind": "esp32", "role": "rx", "position": [0.05, 2.0, 1.0]}
+    response = await client.put(f"{NODES}/rx1", json=moved, headers=admin)
+    assert response.status == 200, await response.text()
+    geometry = cast(SceneOnlyEstimator, client.app[PIPELINE].estimator).geometry
+    assert geometry.links["ap-rx1"].rx == (0.05, 2.0, 1.0)

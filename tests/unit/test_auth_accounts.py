@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -107,3 +108,25 @@ async def test_last_used_is_written_at_most_once_a_minute(accounts: AccountStore
     await accounts.touch_token(touched, 1030.0)
     again = await accounts.find_token(token)
     assert again is not None and again.last_used == 1000.0
+
+
+async def test_unknown_user_login_hashes_off_the_event_loop(
+    accounts: AccountStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dummy hash that an unknown name is checked against is a whole scrypt run the first time."""
+    from appliance.store import accounts as module
+
+    loop_thread = threading.get_ident()
+    hashed_in: list[int] = []
+
+    def recording_hash(password: str) -> str:
+        hashed_in.append(threading.get_ident())
+        return hash_password(password)
+
+    monkeypatch.setattr(module, "hash_password", recording_hash)
+    module._dummy_hash.cache_clear()
+    try:
+        assert await accounts.check_password("nobody", "whatever-password") is None
+    finally:
+        module._dummy_hash.cache_clear()
+    assert hashed_in and loop_thread not in hashed_in

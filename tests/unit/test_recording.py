@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import io
 import time
@@ -391,6 +392,15 @@ async def test_replay_loops(tmp_path: Path) -> None:
     frames = await replayed(source, limit=7)
     assert [f.seq for f in frames] == [1, 2, 3, 1, 2, 3, 1]
     assert source.stats.loops == 2
+
+
+async def test_replay_loop_of_a_file_without_frames_fails_instead_of_spinning(tmp_path: Path) -> None:
+    path = tmp_path / "empty.iprec"
+    write_recording(path, HEADER, [])
+    source = ReplaySource(path, speed=None, loop=True)
+    with pytest.raises(ValueError, match="no CSI frames"):
+        await asyncio.wait_for(replayed(source), timeout=5.0)
+    assert source.stats.loops == 0
 
 
 async def test_replay_reads_any_registry_format() -> None:

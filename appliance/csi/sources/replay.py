@@ -142,6 +142,7 @@ class ReplaySource:
         try:
             while True:
                 items = _items(self.path, self.fmt)
+                played = self.stats.frames
                 try:
                     while batch := await loop.run_in_executor(reader, _next_batch, items):
                         for item in batch:
@@ -152,6 +153,9 @@ class ReplaySource:
                     reader.submit(items.close)
                 if not self.loop:
                     return
+                if self.stats.frames == played:
+                    # Looping a file without a single frame would reread it forever without a pause.
+                    raise ValueError(f"{self.path} has no CSI frames to replay")
                 self.stats.loops += 1
                 self._clock.restart()
         finally:
