@@ -19,11 +19,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import socket
 import statistics
 import tempfile
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 
 import numpy as np
 from aiohttp import ClientSession, TCPConnector, web
@@ -32,7 +34,16 @@ from appliance.api import security
 from appliance.api.keys import PIPELINE
 from appliance.app import build_app
 from appliance.config import load_config
-from tests.conftest import DEFAULT_CONFIG, pick_free_port
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "appliance.yaml"
+
+
+def pick_free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
 
 ROUTE = "/api/v1/pose/current"
 CLIENTS = 50
