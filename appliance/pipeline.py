@@ -193,7 +193,8 @@ class Pipeline:
         next_tick = time.monotonic()
         failing: str | None = None
         while True:
-            next_tick += period
+            # After a stall, start again from now rather than publishing a burst to catch up.
+            next_tick = max(next_tick + period, time.monotonic())
             await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
             if not self.links:
                 continue

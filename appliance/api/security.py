@@ -450,7 +450,8 @@ def _unauthorized(description: str, *, with_error: bool) -> web.Response:
     """401 per RFC 6750: no error code when no credentials were sent, ``invalid_token`` when bad ones were."""
     challenge = f'Bearer realm="{REALM}"'
     if with_error:
-        challenge += f', error="invalid_token", error_description="{description}"'
+        quoted = description.replace("\\", "").replace('"', "'")
+        challenge += f', error="invalid_token", error_description="{quoted}"'
     response = error_response(401, "unauthorized" if not with_error else "invalid_token", description)
     response.headers[hdrs.WWW_AUTHENTICATE] = challenge
     return response

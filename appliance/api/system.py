@@ -33,7 +33,8 @@ def _component_health(pipeline: Pipeline, now: float, uptime_s: float) -> dict[s
     for state in pipeline.sources:
         name = f"source:{state.source.name}"
         if state.error:
-            components[name] = {"status": "down", "detail": state.error}
+            # Health is public: say that the source failed, not why (paths, addresses); status has it.
+            components[name] = {"status": "down", "detail": "source failed; see /api/v1/system/status"}
         elif state.frames == 0:
             status = "starting" if uptime_s < _STARTUP_GRACE_S else "down"
             components[name] = {"status": status, "detail": "no frames received yet"}

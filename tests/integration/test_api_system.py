@@ -53,3 +53,25 @@ async def test_unknown_api_route_uses_the_error_shape(aiohttp_client: Any, tmp_p
     body = await response.json()
     assert body["error"]["code"] == "not_found"
     assert set(body["error"]) == {"code", "message", "details"}
+
+
+async def test_public_health_does_not_disclose_why_a_source_failed(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    """Health is anonymous: it says a source is down, while the reason (here a file path) needs a token."""
+    missing = tmp_path / "secret-name" / "gone.ipr"
+    config = config_in(tmp_path, sources=[{"type": "replay", "path": str(missing)}])
+    client = await aiohttp_client(build_app(config))
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        response = await client.get("/api/v1/system/health")
+        body = await response.json()
+        component = next(c for name, c in body["components"].items() if name.startswith("source:"))
+        if component["status"] == "down" or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    assert response.status == 503
+    assert component == {"status": "down", "detail": "source failed; see /api/v1/system/status"}
+    assert "secret-name" not in await response.text()
+    status = await (await client.get("/api/v1/system/status", headers=await onboard(client))).json()
+    assert "secret-name" in status["sources"][0]["error"]

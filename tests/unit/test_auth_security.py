@@ -152,3 +152,12 @@ def test_auth_config_rejects_paths_and_schemes() -> None:
         AuthConfig(cors_origins=["http://ha.local:8123/"])
     with pytest.raises(ValueError, match="allowed_hosts"):
         AuthConfig(allowed_hosts=["http://box"])
+
+
+def test_invalid_token_challenge_stays_a_well_formed_header() -> None:
+    """PyJWT's messages quote claim names; they must not end the quoted error_description early."""
+    from appliance.api.security import _unauthorized
+
+    challenge = _unauthorized('Token is missing the "sub" claim', with_error=True).headers["WWW-Authenticate"]
+    assert challenge.endswith("error_description=\"Token is missing the 'sub' claim\"")
+    assert challenge.count('"') == 6
