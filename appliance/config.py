@@ -347,11 +347,46 @@ class AppConfig(_Section):
     history: HistorySettings = Field(default_factory=HistorySettings)
 
     @model_validator(mode="after")
-    def _zones_unique(self) -> AppConfig:
+    def _zones_fit(self) -> AppConfig:
         ids = [z.id for z in self.zones]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
             raise ValueError(f"zone ids must be unique; repeated: {', '.join(duplicates)}")
+        width, depth = self.room.width_m, self.room.depth_m
+        for index, zone in enumerate(self.zones):
+            for x, y in zone.polygon:
+                if not (0 <= x <= width and 0 <= y <= depth):
+                    raise ValueError(
+                        f"zones[{index}] ({zone.id}): corner [{x}, {y}] is outside the room "
+                        f"(0..{width} x 0..{depth} m)"
+                    )
+        return self
+
+    @model_validator(mode="after")
+    def _sources_can_all_start(self) -> AppConfig:
+        """Catch at the door what would otherwise leave a source dead at start-up."""
+        listeners: dict[tuple[str, int], str] = {}
+        serial_urls: set[str] = set()
+        for index, source in enumerate(self.sources):
+            where = f"sources[{index}] ({source.type})"
+            if isinstance(source, Esp32UdpSourceConfig | AtherosTcpSourceConfig):
+                protocol = "udp" if isinstance(source, Esp32UdpSourceConfig) else "tcp"
+                key = (protocol, source.port)
+                if key in listeners:
+                    raise ValueError(
+                        f"{where}: {protocol} port {source.port} is already used by {listeners[key]}"
+                    )
+                listeners[key] = where
+            elif isinstance(source, Esp32SerialSourceConfig):
+                if source.url in serial_urls:
+                    raise ValueError(f"{where}: serial port {source.url} is listed twice")
+                serial_urls.add(source.url)
+            elif isinstance(source, ReplaySourceConfig):
+                path = source.path if source.path.is_absolute() else self.data_dir / source.path
+                if not path.is_file():
+                    raise ValueError(
+                        f"{where}: {path} does not exist (relative paths are taken from data_dir)"
+                    )
         return self
 
 

@@ -59,8 +59,10 @@ async def test_public_health_does_not_disclose_why_a_source_failed(
     aiohttp_client: Any, tmp_path: Path
 ) -> None:
     """Health is anonymous: it says a source is down, while the reason (here a file path) needs a token."""
-    missing = tmp_path / "secret-name" / "gone.ipr"
-    config = config_in(tmp_path, sources=[{"type": "replay", "path": str(missing)}])
+    empty = tmp_path / "secret-name" / "empty.ipr"
+    empty.parent.mkdir()
+    empty.write_bytes(b"")
+    config = config_in(tmp_path, sources=[{"type": "replay", "path": str(empty)}])
     client = await aiohttp_client(build_app(config))
     deadline = asyncio.get_running_loop().time() + 10
     while True:

@@ -170,6 +170,8 @@ def test_every_source_type_validates_and_builds(tmp_path: Path) -> None:
     from appliance.app import build_source
 
     text = MINIMAL.replace("  - type: simulator\n", HARDWARE_SOURCES)
+    (tmp_path / "data" / "recordings").mkdir(parents=True)
+    (tmp_path / "data" / "recordings" / "evening.ipr").write_bytes(b"")
     config = load_config(write(tmp_path, text), overrides={"data_dir": str(tmp_path / "data")})
     kinds = [build_source(config, s).kind for s in config.sources]
     assert kinds == ["esp32", "esp32", "atheros", "replay"]
@@ -179,3 +181,18 @@ def test_source_options_are_checked_per_type(tmp_path: Path) -> None:
     text = MINIMAL.replace("  - type: simulator\n", "  - type: esp32_udp\n    url: /dev/ttyUSB0\n")
     [issue] = issues_of(write(tmp_path, text))
     assert ":9: sources[0].url: unknown key; allowed here: type, name, host, port, links" in issue
+
+
+def test_sources_that_could_not_start_are_refused(tmp_path: Path) -> None:
+    twice = "  - {type: esp32_udp, port: 5566}\n  - {type: esp32_udp, name: b, port: 5566}\n"
+    [issue] = issues_of(write(tmp_path, MINIMAL.replace("  - type: simulator\n", twice)))
+    assert "sources[1] (esp32_udp): udp port 5566 is already used by sources[0] (esp32_udp)" in issue
+    text = MINIMAL.replace("  - type: simulator\n", "  - {type: replay, path: nowhere.ipr}\n")
+    [issue] = issues_of(write(tmp_path, text))
+    assert "sources[0] (replay):" in issue and "nowhere.ipr does not exist" in issue
+
+
+def test_zone_outside_the_room_is_refused(tmp_path: Path) -> None:
+    text = MINIMAL + "zones:\n  - {id: porch, name: Porch, polygon: [[0, 0], [6, 0], [6, 1]]}\n"
+    [issue] = issues_of(write(tmp_path, text))
+    assert "zones[0] (porch): corner [6.0, 0.0] is outside the room (0..4.0 x 0..3.0 m)" in issue
