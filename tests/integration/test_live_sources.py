@@ -313,3 +313,15 @@ async def test_serial_fixed_link_and_socket_url(free_port: int) -> None:
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_serial_reader_bug_becomes_the_source_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unexpected exception in the reader thread ends frames() with it, instead of a silent hang."""
+
+    def broken(self: SerialSource, deliver: object, stop: object) -> None:
+        raise RuntimeError("reader bug")
+
+    monkeypatch.setattr(SerialSource, "_run", broken)
+    source = SerialSource("loop://")
+    with pytest.raises(RuntimeError, match="reader bug"):
+        await asyncio.wait_for(anext(source.frames()), timeout=5)

@@ -19,13 +19,14 @@ link is ``esp32-<mac without colons>``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import serial
 
@@ -120,13 +121,26 @@ class SerialSource:
                 return False
             return True
 
-        thread = threading.Thread(
-            target=self._run, args=(deliver, stop), name=f"serial-csi:{self.url}", daemon=True
-        )
+        failed: asyncio.Future[None] = loop.create_future()
+
+        def read() -> None:
+            try:
+                self._run(deliver, stop)
+            except Exception as exc:  # an unexpected bug must surface as the source's error, not hang it
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(failed.set_exception, exc)
+
+        thread = threading.Thread(target=read, name=f"serial-csi:{self.url}", daemon=True)
         thread.start()
         try:
             while True:
-                yield await queue.get()
+                getting: asyncio.Future[CsiFrame] = asyncio.ensure_future(queue.get())
+                waiting: set[asyncio.Future[Any]] = {getting, failed}
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if not getting.done():
+                    getting.cancel()
+                    failed.result()
+                yield getting.result()
         finally:
             stop.set()
             await asyncio.to_thread(thread.join)
