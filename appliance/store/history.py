@@ -629,7 +629,8 @@ def _give_back_free_pages(connection: sqlite3.Connection) -> None:
 @dataclass(frozen=True, slots=True)
 class RecorderStats:
     """How the recorder is keeping up: ``dropped`` items the hub discarded because it fell behind,
-    ``lag_s`` the age of the oldest row not yet written, ``lost_rows`` rows of batches that failed."""
+    ``lag_s`` the age of the oldest row not yet written, ``lost_rows`` rows of batches that failed and items
+    that could not be recorded at all."""
 
     received: int
     dropped: int
@@ -931,7 +932,13 @@ class HistoryRecorder:
 
     async def _consume(self, subscription: Subscription) -> None:
         async for item in subscription:
-            self.record(item)
+            try:
+                self.record(item)
+            except (TypeError, ValueError):
+                # One item the store cannot represent (e.g. event data JSON cannot encode) is counted and
+                # logged; it must not end the recording of everything after it.
+                self._lost_rows += 1
+                log.exception("history: cannot record %s", type(item).__name__)
             if self._buffered() >= self.settings.batch_rows:
                 # Waiting here (not buffering more) is what lets the hub drop for a slow disk while the
                 # recorder's memory stays bounded.

@@ -318,3 +318,14 @@ async def test_pages_stream_oldest_first_without_repeats(store: HistoryStore) ->
     assert [len(p) for p in pages] == [3, 3, 2]
     assert [row[-1] for page in pages for row in page] == [str(i) for i in range(8)]
     assert [row[-1] for page in [p async for p in store.pose_pages(T0 + 0.5)] for row in page] == ["7"]
+
+
+async def test_an_unrecordable_event_is_counted_and_recording_goes_on(store: HistoryStore) -> None:
+    hub = Hub()
+    async with HistoryRecorder(store, hub, FAST) as recorder:
+        hub.publish(Event(EventType.SYSTEM_STARTED, {"not json": object()}))
+        hub.publish(Event(EventType.SYSTEM_STOPPED, {"uptime_s": 1.0}))
+        await asyncio.sleep(0.2)
+        assert recorder.stats().lost_rows == 1
+    page = await store.events(None, None, None, 10, 0)
+    assert [e["type"] for e in page.items] == ["system.stopped"]
