@@ -13,6 +13,7 @@ have depth (``y``) growing downward from the room's ``y = 0`` wall and width (``
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -196,6 +197,13 @@ async def activity_timeline(
     (``subject`` = zone id; overlapping people doing the same thing make one interval), sorted by start.
     ``person_id`` and ``zone_id`` narrow the result to one person or one zone."""
     points = await _load_points(store, start, end, person_id)
+    # Up to a month of points: the grouping and merging run on a worker thread, not on the event loop.
+    return await asyncio.to_thread(_timeline, points, by, zone_id, merge_gap_s)
+
+
+def _timeline(
+    points: _Points, by: TimelineSubject, zone_id: str | None, merge_gap_s: float
+) -> list[ActivityInterval]:
     subjects: list[str | None] = (
         [str(t) for t in points.track.tolist()] if by == "person" else list(points.zone)
     )
@@ -511,17 +519,25 @@ async def occupancy_report(
     async def build(day_: date, kind: ReportPeriod, start: float, end: float) -> OccupancyReport:
         falls = await _falls_by_zone(store, start, end)
         total_falls = sum(falls.values())
+
+        def occupancy() -> tuple[Occupancy, tuple[Occupancy, ...]]:
+            room = _occupancy(None, "room", points, everything, start, end, total_falls)
+            per_zone = tuple(
+                _occupancy(z, name, points, by_zone.get(z, empty), start, end, falls.get(z, 0))
+                for z, name in names.items()
+            )
+            return room, per_zone
+
+        # The interval arithmetic over a week of points runs on a worker thread, not on the event loop.
+        room, per_zone = await asyncio.to_thread(occupancy)
         return OccupancyReport(
             period=kind,
             day=day_,
             start=start,
             end=end,
             tz=tz,
-            room=_occupancy(None, "room", points, everything, start, end, total_falls),
-            zones=tuple(
-                _occupancy(z, name, points, by_zone.get(z, empty), start, end, falls.get(z, 0))
-                for z, name in names.items()
-            ),
+            room=room,
+            zones=per_zone,
             falls=total_falls,
             simulated="simulated" in sources,
         )

@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
 import tracemalloc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -222,3 +224,26 @@ async def test_a_large_export_streams_in_chunks_with_bounded_memory(store: Histo
     assert total == rows * (len(frame) + 1)
     assert chunks >= rows // 2000
     assert peak < total / 10  # one page of rows and its chunk, never the range
+
+
+async def test_timelines_and_reports_compute_off_the_event_loop(
+    store: HistoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A month of points must not stall the loop: the interval arithmetic runs on a worker thread."""
+    seen: list[int] = []
+    timeline, occupancy = analytics._timeline, analytics._occupancy
+
+    def spy_timeline(*args: Any) -> Any:
+        seen.append(threading.get_ident())
+        return timeline(*args)
+
+    def spy_occupancy(*args: Any) -> Any:
+        seen.append(threading.get_ident())
+        return occupancy(*args)
+
+    monkeypatch.setattr(analytics, "_timeline", spy_timeline)
+    monkeypatch.setattr(analytics, "_occupancy", spy_occupancy)
+    await analytics.activity_timeline(store, 0.0, 1e10)
+    await analytics.occupancy_report(store, date(2026, 11, 24))
+    assert seen
+    assert threading.get_ident() not in seen
