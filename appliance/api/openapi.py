@@ -69,7 +69,9 @@ router = ApiRouter()
 async def openapi_document(request: web.Request, query: None, body: None) -> web.Response:
     """Built from the same endpoint table that the authentication check and the router use."""
     table: EndpointTable = request.app[ENDPOINTS]
-    return web.json_response(build_openapi(table))
+    if table.openapi_document is None:
+        table.openapi_document = build_openapi(table)
+    return web.json_response(table.openapi_document)
 
 
 def build_openapi(endpoints: Iterable[Endpoint]) -> dict[str, Any]:

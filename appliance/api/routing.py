@@ -346,9 +346,12 @@ class EndpointTable:
     """Every declared endpoint of an application, found from the aiohttp route a request matched."""
 
     _by_route: dict[web.AbstractRoute, Endpoint] = field(default_factory=dict)
+    # The OpenAPI document built from this table, kept once built: routes never change after start-up.
+    openapi_document: dict[str, Any] | None = None
 
     def add(self, route: web.AbstractRoute, endpoint: Endpoint) -> None:
         self._by_route[route] = endpoint
+        self.openapi_document = None
 
     def for_route(self, route: web.AbstractRoute) -> Endpoint | None:
         return self._by_route.get(route)

@@ -521,3 +521,21 @@ async def test_openapi_document_is_valid_and_lists_every_route(app_client: Clien
     assert status["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Status"}
     assert "Status" in document["components"]["schemas"]
     assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+
+
+async def test_openapi_document_is_built_once(app_client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """It is public and costs ~20 ms to build: anonymous callers must not be able to make us rebuild it."""
+    from appliance.api import openapi
+
+    builds: list[int] = []
+    build = openapi.build_openapi
+
+    def counted(table: Any) -> dict[str, Any]:
+        builds.append(1)
+        return build(table)
+
+    monkeypatch.setattr(openapi, "build_openapi", counted)
+    first = await (await app_client.get("/api/v1/openapi.json")).json()
+    second = await (await app_client.get("/api/v1/openapi.json")).json()
+    assert first == second
+    assert len(builds) <= 1
