@@ -10,7 +10,8 @@ to the running scene before answering. Reading needs ``system:read``; nodes and 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from aiohttp import web
@@ -20,11 +21,12 @@ from appliance.api.errors import error_response
 from appliance.api.live_config import (
     AlertSettings,
     ConfigRejectedError,
+    LiveConfig,
     NotFoundError,
     Template,
 )
 from appliance.api.resource_keys import live_config
-from appliance.api.routing import ApiRouter, Scope, model_response
+from appliance.api.routing import ApiRouter, Handler, Scope, model_response
 from appliance.config import NodeConfig, ZoneConfig
 
 router = ApiRouter()
@@ -36,6 +38,8 @@ _NOT_FOUND = {404: "no item with that id"}
 _WRITE_ERRORS = {404: "no item with that id", 409: "the id exists already, or the change conflicts"}
 
 ItemT = TypeVar("ItemT", bound=BaseModel)
+# The items of a collection: each has an ``id`` that its path names.
+IdItemT = TypeVar("IdItemT", NodeConfig, ZoneConfig, Template)
 
 
 class ItemList(BaseModel, Generic[ItemT]):
@@ -85,153 +89,148 @@ def _created(model: BaseModel, location: str) -> web.Response:
 
 
 # --------------------------------------------------------------------------------------------------------
-# Nodes (CSI routers)
+# Collections: nodes (CSI routers), zones and templates each answer list, get, create, replace, delete
 
 
-@router.get(
-    f"{PREFIX}/routers",
-    scope=Scope.SYSTEM_READ,
-    summary="The room's CSI nodes and routers",
-    response=NodeList,
-    tags=_TAGS,
-)
-async def list_nodes(request: web.Request, query: None, body: None) -> NodeList:
-    return NodeList(items=live_config(request.app).nodes)
+@dataclass(frozen=True, kw_only=True)
+class _Collection(Generic[IdItemT]):
+    """One collection's routes under ``{PREFIX}/{path}``.
+
+    ``kind`` names an item in error messages and in the operationIds (``list_zones``, ``get_zone``, ...),
+    ``noun`` in the get and replace summaries; ``saved`` is what create and replace answer with once the
+    change is made.
+    """
+
+    kind: str
+    noun: str
+    path: str
+    item: type[IdItemT]
+    listing: type[ItemList[IdItemT]]
+    write_scope: Scope
+    items: Callable[[LiveConfig], list[IdItemT]]
+    lookup: Callable[[LiveConfig, str], IdItemT]
+    put: Callable[[LiveConfig, IdItemT, bool], Awaitable[None]]
+    remove: Callable[[LiveConfig, str], Awaitable[None]]
+    saved: Callable[[LiveConfig, IdItemT], IdItemT] = lambda live, item: item
+    list_summary: str
+    create_summary: str
+    delete_summary: str
+    create_description: str
+    create_conflict: str
+    replace_responses: Mapping[int, str] = field(default_factory=lambda: _NOT_FOUND)
+    delete_responses: Mapping[int, str] = field(default_factory=lambda: _NOT_FOUND)
 
 
-@router.get(
-    f"{PREFIX}/routers/{{id}}",
-    scope=Scope.SYSTEM_READ,
-    summary="One CSI node",
-    response=NodeConfig,
-    tags=_TAGS,
-    responses=_NOT_FOUND,
-)
-async def get_node(request: web.Request, query: None, body: None) -> NodeConfig | web.Response:
-    node_id = request.match_info["id"]
-    for node in live_config(request.app).nodes:
-        if node.id == node_id:
-            return node
-    return _not_found("node", node_id)
+def _named(handler: Handler, name: str, doc: str | None = None) -> Handler:
+    """Name a generated handler: its name is the OpenAPI operationId, its doc the operation's description."""
+    handler.__name__ = handler.__qualname__ = name
+    handler.__doc__ = doc
+    return handler
 
 
-@router.post(
-    f"{PREFIX}/routers",
-    scope=Scope.CONFIG_WRITE,
-    summary="Add a CSI node",
-    body=NodeConfig,
-    response=NodeConfig,
-    status=_CREATED,
-    tags=_TAGS,
-    responses={409: "a node with that id exists, or the room would not be valid"},
-)
-async def create_node(request: web.Request, query: None, body: NodeConfig) -> web.Response:
-    """The node must lie inside the room; the model's room geometry follows at once."""
-    refused = await _attempt("node", body.id, live_config(request.app).put_node(body, create=True))
-    return refused or _created(body, f"{PREFIX}/routers/{body.id}")
+def _add_collection(c: _Collection[IdItemT]) -> None:
+    collection = f"{PREFIX}/{c.path}"
+    one = f"{collection}/{{id}}"
 
+    async def list_items(request: web.Request, query: None, body: None) -> ItemList[IdItemT]:
+        return c.listing(items=c.items(live_config(request.app)))
 
-@router.put(
-    f"{PREFIX}/routers/{{id}}",
-    scope=Scope.CONFIG_WRITE,
-    summary="Replace a CSI node",
-    body=NodeConfig,
-    response=NodeConfig,
-    tags=_TAGS,
-    responses=_WRITE_ERRORS,
-)
-async def replace_node(request: web.Request, query: None, body: NodeConfig) -> NodeConfig | web.Response:
-    node_id = request.match_info["id"]
-    refused = _id_mismatch(node_id, body.id) or await _attempt(
-        "node", node_id, live_config(request.app).put_node(body, create=False)
+    async def get_item(request: web.Request, query: None, body: None) -> IdItemT | web.Response:
+        item_id = request.match_info["id"]
+        try:
+            return c.lookup(live_config(request.app), item_id)
+        except NotFoundError:
+            return _not_found(c.kind, item_id)
+
+    async def create_item(request: web.Request, query: None, body: IdItemT) -> web.Response:
+        live = live_config(request.app)
+        refused = await _attempt(c.kind, body.id, c.put(live, body, True))
+        return refused or _created(c.saved(live, body), f"{collection}/{body.id}")
+
+    async def replace_item(request: web.Request, query: None, body: IdItemT) -> IdItemT | web.Response:
+        item_id = request.match_info["id"]
+        live = live_config(request.app)
+        refused = _id_mismatch(item_id, body.id) or await _attempt(c.kind, item_id, c.put(live, body, False))
+        return refused or c.saved(live, body)
+
+    async def delete_item(request: web.Request, query: None, body: None) -> web.Response | None:
+        item_id = request.match_info["id"]
+        return await _attempt(c.kind, item_id, c.remove(live_config(request.app), item_id))
+
+    read = {"scope": Scope.SYSTEM_READ, "tags": _TAGS}
+    write = {"scope": c.write_scope, "tags": _TAGS}
+    router.get(collection, summary=c.list_summary, response=c.listing, **read)(
+        _named(list_items, f"list_{c.kind}s")
     )
-    return refused or body
-
-
-@router.delete(
-    f"{PREFIX}/routers/{{id}}",
-    scope=Scope.CONFIG_WRITE,
-    summary="Remove a CSI node",
-    status=_DELETED,
-    tags=_TAGS,
-    responses={404: "no node with that id", 409: "the room would lose its last transmitter or receiver"},
-)
-async def delete_node(request: web.Request, query: None, body: None) -> web.Response | None:
-    node_id = request.match_info["id"]
-    return await _attempt("node", node_id, live_config(request.app).delete_node(node_id))
-
-
-# --------------------------------------------------------------------------------------------------------
-# Zones
-
-
-@router.get(
-    f"{PREFIX}/zones", scope=Scope.SYSTEM_READ, summary="The room's zones", response=ZoneList, tags=_TAGS
-)
-async def list_zones(request: web.Request, query: None, body: None) -> ZoneList:
-    return ZoneList(items=live_config(request.app).zones)
-
-
-@router.get(
-    f"{PREFIX}/zones/{{id}}",
-    scope=Scope.SYSTEM_READ,
-    summary="One zone",
-    response=ZoneConfig,
-    tags=_TAGS,
-    responses=_NOT_FOUND,
-)
-async def get_zone(request: web.Request, query: None, body: None) -> ZoneConfig | web.Response:
-    zone_id = request.match_info["id"]
-    try:
-        return live_config(request.app).zone(zone_id)
-    except NotFoundError:
-        return _not_found("zone", zone_id)
-
-
-@router.post(
-    f"{PREFIX}/zones",
-    scope=Scope.ZONE_WRITE,
-    summary="Add a zone",
-    body=ZoneConfig,
-    response=ZoneConfig,
-    status=_CREATED,
-    tags=_TAGS,
-    responses={409: "a zone with that id exists"},
-)
-async def create_zone(request: web.Request, query: None, body: ZoneConfig) -> web.Response:
-    """The polygon must lie inside the room; the running scene uses the zone from its next window."""
-    refused = await _attempt("zone", body.id, live_config(request.app).put_zone(body, create=True))
-    return refused or _created(body, f"{PREFIX}/zones/{body.id}")
-
-
-@router.put(
-    f"{PREFIX}/zones/{{id}}",
-    scope=Scope.ZONE_WRITE,
-    summary="Replace a zone",
-    body=ZoneConfig,
-    response=ZoneConfig,
-    tags=_TAGS,
-    responses=_NOT_FOUND,
-)
-async def replace_zone(request: web.Request, query: None, body: ZoneConfig) -> ZoneConfig | web.Response:
-    zone_id = request.match_info["id"]
-    refused = _id_mismatch(zone_id, body.id) or await _attempt(
-        "zone", zone_id, live_config(request.app).put_zone(body, create=False)
+    router.get(one, summary=f"One {c.noun}", response=c.item, responses=_NOT_FOUND, **read)(
+        _named(get_item, f"get_{c.kind}")
     )
-    return refused or body
+    router.post(
+        collection,
+        summary=c.create_summary,
+        body=c.item,
+        response=c.item,
+        status=_CREATED,
+        responses={409: c.create_conflict},
+        **write,
+    )(_named(create_item, f"create_{c.kind}", c.create_description))
+    router.put(
+        one,
+        summary=f"Replace a {c.noun}",
+        body=c.item,
+        response=c.item,
+        responses=c.replace_responses,
+        **write,
+    )(_named(replace_item, f"replace_{c.kind}"))
+    router.delete(one, summary=c.delete_summary, status=_DELETED, responses=c.delete_responses, **write)(
+        _named(delete_item, f"delete_{c.kind}")
+    )
 
 
-@router.delete(
-    f"{PREFIX}/zones/{{id}}",
-    scope=Scope.ZONE_WRITE,
-    summary="Remove a zone (a zone from the YAML file stays removed)",
-    status=_DELETED,
-    tags=_TAGS,
-    responses=_NOT_FOUND,
+_add_collection(
+    _Collection(
+        kind="node",
+        noun="CSI node",
+        path="routers",
+        item=NodeConfig,
+        listing=NodeList,
+        write_scope=Scope.CONFIG_WRITE,
+        items=lambda live: live.nodes,
+        lookup=LiveConfig.node,
+        put=lambda live, node, create: live.put_node(node, create=create),
+        remove=LiveConfig.delete_node,
+        list_summary="The room's CSI nodes and routers",
+        create_summary="Add a CSI node",
+        delete_summary="Remove a CSI node",
+        create_description="The node must lie inside the room; the model's room geometry follows at once.",
+        create_conflict="a node with that id exists, or the room would not be valid",
+        replace_responses=_WRITE_ERRORS,
+        delete_responses={
+            404: "no node with that id",
+            409: "the room would lose its last transmitter or receiver",
+        },
+    )
 )
-async def delete_zone(request: web.Request, query: None, body: None) -> web.Response | None:
-    zone_id = request.match_info["id"]
-    return await _attempt("zone", zone_id, live_config(request.app).delete_zone(zone_id))
+_add_collection(
+    _Collection(
+        kind="zone",
+        noun="zone",
+        path="zones",
+        item=ZoneConfig,
+        listing=ZoneList,
+        write_scope=Scope.ZONE_WRITE,
+        items=lambda live: live.zones,
+        lookup=LiveConfig.zone,
+        put=lambda live, zone, create: live.put_zone(zone, create=create),
+        remove=LiveConfig.delete_zone,
+        list_summary="The room's zones",
+        create_summary="Add a zone",
+        delete_summary="Remove a zone (a zone from the YAML file stays removed)",
+        create_description="The polygon must lie inside the room; the running scene uses the zone from its "
+        "next window.",
+        create_conflict="a zone with that id exists",
+    )
+)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -269,80 +268,28 @@ async def replace_alerts(
 # Templates
 
 
-@router.get(
-    f"{PREFIX}/templates",
-    scope=Scope.SYSTEM_READ,
-    summary="Saved zone templates",
-    response=TemplateList,
-    tags=_TAGS,
-)
-async def list_templates(request: web.Request, query: None, body: None) -> TemplateList:
-    return TemplateList(items=live_config(request.app).templates)
-
-
-@router.get(
-    f"{PREFIX}/templates/{{id}}",
-    scope=Scope.SYSTEM_READ,
-    summary="One zone template",
-    response=Template,
-    tags=_TAGS,
-    responses=_NOT_FOUND,
-)
-async def get_template(request: web.Request, query: None, body: None) -> Template | web.Response:
-    template_id = request.match_info["id"]
-    try:
-        return live_config(request.app).template(template_id)
-    except NotFoundError:
-        return _not_found("template", template_id)
-
-
-@router.post(
-    f"{PREFIX}/templates",
-    scope=Scope.ZONE_WRITE,
-    summary="Save a zone template",
-    body=Template,
-    response=Template,
-    status=_CREATED,
-    tags=_TAGS,
-    responses={409: "a template with that id exists"},
-)
-async def create_template(request: web.Request, query: None, body: Template) -> web.Response:
-    """Its zones are checked against the room now; a zone listed in ``alerts.restricted_zone_ids`` is
-    saved as restricted."""
-    live = live_config(request.app)
-    refused = await _attempt("template", body.id, live.put_template(body, create=True))
-    return refused or _created(live.template(body.id), f"{PREFIX}/templates/{body.id}")
-
-
-@router.put(
-    f"{PREFIX}/templates/{{id}}",
-    scope=Scope.ZONE_WRITE,
-    summary="Replace a zone template",
-    body=Template,
-    response=Template,
-    tags=_TAGS,
-    responses=_NOT_FOUND,
-)
-async def replace_template(request: web.Request, query: None, body: Template) -> Template | web.Response:
-    template_id = request.match_info["id"]
-    live = live_config(request.app)
-    refused = _id_mismatch(template_id, body.id) or await _attempt(
-        "template", template_id, live.put_template(body, create=False)
+_add_collection(
+    _Collection(
+        kind="template",
+        noun="zone template",
+        path="templates",
+        item=Template,
+        listing=TemplateList,
+        write_scope=Scope.ZONE_WRITE,
+        items=lambda live: live.templates,
+        lookup=LiveConfig.template,
+        put=lambda live, template, create: live.put_template(template, create=create),
+        remove=LiveConfig.delete_template,
+        # The stored template: a zone listed in the alerts' restricted zones comes back restricted.
+        saved=lambda live, template: live.template(template.id),
+        list_summary="Saved zone templates",
+        create_summary="Save a zone template",
+        delete_summary="Delete a zone template",
+        create_description="Its zones are checked against the room now; a zone listed in "
+        "``alerts.restricted_zone_ids`` is saved as restricted.",
+        create_conflict="a template with that id exists",
     )
-    return refused or live.template(template_id)
-
-
-@router.delete(
-    f"{PREFIX}/templates/{{id}}",
-    scope=Scope.ZONE_WRITE,
-    summary="Delete a zone template",
-    status=_DELETED,
-    tags=_TAGS,
-    responses=_NOT_FOUND,
 )
-async def delete_template(request: web.Request, query: None, body: None) -> web.Response | None:
-    template_id = request.match_info["id"]
-    return await _attempt("template", template_id, live_config(request.app).delete_template(template_id))
 
 
 @router.post(
