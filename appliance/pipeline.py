@@ -294,6 +294,10 @@ class Pipeline:
             confidence=confidence,
         )
 
+    def links_by_id(self) -> list[LinkChannel]:
+        """Every link seen since start, in a stable order for pages and tables."""
+        return sorted(self.links.values(), key=lambda c: c.link)
+
     def link_up(self, channel: LinkChannel, now: float) -> bool:
         return now - channel.last_seen <= self.link_timeout_s
 

@@ -20,11 +20,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from captures import CAPTURES
 
 from appliance.csi.formats.atheros import AtherosStreamParser, read_atheros_batches
 from appliance.csi.formats.esp_csv import iter_esp_csv
 
-CAPTURE = Path(__file__).resolve().parents[2] / "shared" / "captures" / "atheros" / "ath_csi_1.dat"
+CAPTURE = CAPTURES / "atheros" / "ath_csi_1.dat"
 
 
 def _median_s(fns: list[Callable[[], object]], runs: int) -> list[float]:

@@ -11,24 +11,20 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import statistics
 import time
 from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from captures import CAPTURES
 
 from appliance.csi.formats.atheros import read_atheros_file
 from appliance.csi.formats.espectre_npz import read_espectre_npz
 from appliance.csi.frame import CsiFrame
 from appliance.csi.prep import CANONICAL_SUBCARRIERS, LinkPreparer, PrepSettings
 
-CAPTURES = Path(
-    os.environ.get("INVISPOSE_CAPTURES", Path(__file__).resolve().parents[2] / "shared" / "captures")
-)
 ESP32_CAPTURE = CAPTURES / "esp32" / "movement_esp32_64sc_20260214_183141.npz"
 ATHEROS_CAPTURE = CAPTURES / "atheros" / "ath_csi_1.dat"
 TARGET_PACKETS_PER_S = 6 * 100

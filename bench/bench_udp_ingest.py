@@ -18,14 +18,13 @@ import argparse
 import asyncio
 import contextlib
 import multiprocessing
-import os
 import socket
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
+from captures import CAPTURES
 
 from appliance.csi.formats.esp_udp import ADR018_HEADER, ADR018_MAGIC
 from appliance.csi.frame import CsiFrame
@@ -33,9 +32,6 @@ from appliance.csi.prep import LinkPreparer
 from appliance.csi.sources.udp import UdpSource
 from appliance.pose.motion import MotionSettings, RoomMotion
 
-CAPTURES = Path(
-    os.environ.get("INVISPOSE_CAPTURES", Path(__file__).resolve().parents[2] / "shared" / "captures")
-)
 N_NODES = 6
 
 

@@ -11,19 +11,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
+from captures import CAPTURES
 
 from appliance.csi.formats.espectre_npz import read_espectre_npz
 from appliance.csi.frame import CsiFrame
 from appliance.csi.simulator import RoomSimulator, Scenario, default_room
 from appliance.pose.motion import LinkMotionDetector, MotionSettings, RoomMotion
-
-_DEFAULT_CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "captures"
-CAPTURES = Path(os.environ.get("INVISPOSE_CAPTURES", _DEFAULT_CAPTURES))
 
 
 def _scores(truth: Sequence[bool], predicted: Sequence[bool]) -> tuple[float, float, float]:

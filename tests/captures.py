@@ -10,10 +10,15 @@ import pytest
 CAPTURES_ENV = "INVISPOSE_CAPTURES"
 
 
-def captures_dir() -> Path:
-    """The captures folder (``$INVISPOSE_CAPTURES`` overrides); skips the test when it does not exist."""
+def captures_path() -> Path:
+    """Where the captures should be (``$INVISPOSE_CAPTURES`` overrides), whether or not they are there."""
     override = os.environ.get(CAPTURES_ENV)
-    path = Path(override) if override else Path(__file__).resolve().parents[2] / "shared" / "captures"
+    return Path(override) if override else Path(__file__).resolve().parents[2] / "shared" / "captures"
+
+
+def captures_dir() -> Path:
+    """The captures folder; skips the test when it does not exist."""
+    path = captures_path()
     if not path.is_dir():
         pytest.skip(f"real captures not found at {path} (set {CAPTURES_ENV} to their folder)")
     return path

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from appliance.api.keys import HUB, PIPELINE
 from appliance.api.resource_keys import RESOURCES
 from appliance.api.routing import ApiRouter, Scope
-from appliance.api.system import Percentiles, _memory_mb
+from appliance.api.system import Percentiles, memory_mb
 from appliance.pipeline import Pipeline, percentiles_ms
 
 router = ApiRouter()
@@ -121,7 +121,7 @@ async def performance(request: web.Request, query: None, body: None) -> Performa
     now = time.time()
     links = [
         LinkRate(link=channel.link, packets_per_s=round(channel.rate_hz(now), 1))
-        for channel in sorted(pipeline.links.values(), key=lambda c: c.link)
+        for channel in pipeline.links_by_id()
     ]
     return Performance(
         measured_over_s=round(rates.span_s, 2) if rates else None,
@@ -133,7 +133,7 @@ async def performance(request: web.Request, query: None, body: None) -> Performa
         processing_ms=Percentiles.model_validate(percentiles_ms(pipeline.processing_s)),
         inference_ms=Percentiles.model_validate(percentiles_ms(pipeline.inference_s)),
         cpu_percent=round(rates.cpu_percent, 1) if rates else None,
-        memory_rss_mb=round(_memory_mb(), 1),
+        memory_rss_mb=round(memory_mb(), 1),
         sinks=[
             SinkLag(
                 name=sub.name,

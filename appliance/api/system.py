@@ -196,7 +196,7 @@ async def health(request: web.Request, query: None, body: None) -> web.Response:
     return model_response(result, status=200 if overall == "healthy" else 503)
 
 
-def _memory_mb() -> float:
+def memory_mb() -> float:
     """Resident set size from /proc (current), falling back to the peak from getrusage."""
     try:
         with open("/proc/self/statm") as statm:
@@ -228,7 +228,7 @@ async def status(request: web.Request, query: None, body: None) -> Status:
         }
         for s in pipeline.sources
     ]
-    links = [_link_summary(pipeline, channel, now) for channel in _sorted_links(pipeline)]
+    links = [_link_summary(pipeline, channel, now) for channel in pipeline.links_by_id()]
     result: dict[str, Any] = {
         "version": __version__,
         "room": config.room.name,
@@ -243,7 +243,7 @@ async def status(request: web.Request, query: None, body: None) -> Status:
         "frames_published": pipeline.frame_id,
         "latency_ms": percentiles_ms(pipeline.latency_s),
         "processing_ms": percentiles_ms(pipeline.processing_s),
-        "memory_mb": round(_memory_mb(), 1),
+        "memory_mb": round(memory_mb(), 1),
         "current": pipeline.last_published.to_dict() if pipeline.last_published else None,
         "simulation": _simulation_truth(pipeline),
     }
@@ -263,10 +263,6 @@ def _model_status(unavailable: str, pipeline: Pipeline) -> dict[str, Any]:
         "min_links": estimator.settings.min_links,
         "inference_ms": percentiles_ms(pipeline.inference_s),
     }
-
-
-def _sorted_links(pipeline: Pipeline) -> list[LinkChannel]:
-    return sorted(pipeline.links.values(), key=lambda c: c.link)
 
 
 def _link_summary(pipeline: Pipeline, channel: LinkChannel, now: float) -> dict[str, Any]:
@@ -295,7 +291,7 @@ async def routers(request: web.Request, query: None, body: None) -> Routers:
     pipeline = request.app[PIPELINE]
     now = time.time()
     items = []
-    for channel in _sorted_links(pipeline):
+    for channel in pipeline.links_by_id():
         stats = channel.stats
         items.append(
             {

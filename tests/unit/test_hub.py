@@ -53,7 +53,10 @@ async def test_full_queue_drops_oldest_and_counts_it() -> None:
 
 
 async def test_stalled_subscriber_does_not_slow_another() -> None:
-    """One subscriber never reads; the other still gets all 5000 items while the publisher keeps pace."""
+    """One subscriber never reads; the other still gets all 5000 items, in order, and loses none.
+
+    ``publish`` is synchronous, so it cannot wait for a subscriber by construction; what can go wrong is
+    one queue's state leaking into another's, which the counts below would show."""
     hub = Hub()
     stalled = hub.subscribe("stalled", maxsize=8)
     live = hub.subscribe("live", maxsize=10_000)
@@ -67,18 +70,14 @@ async def test_stalled_subscriber_does_not_slow_another() -> None:
                 return
 
     consumer = asyncio.create_task(consume())
-    started = time.perf_counter()
     for i in range(5000):
         hub.publish(pose_frame(i))
         if i % 100 == 0:
             await asyncio.sleep(0)
-    publish_s = time.perf_counter() - started
     await asyncio.wait_for(consumer, timeout=5)
     assert received == list(range(5000))
     assert stalled.dropped == 5000 - 8
     assert live.dropped == 0
-    # Publishing is a non-blocking fan-out: far below a millisecond per item even with a stalled reader.
-    assert publish_s / 5000 < 1e-3
 
 
 async def test_subscribers_choose_frames_or_events() -> None:

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 import pydantic
@@ -23,14 +21,12 @@ from appliance.pose.motion import (
     RoomMotion,
     detect,
 )
+from tests.captures import CAPTURES_ENV, captures_path
 
-CAPTURES = Path(
-    os.environ.get("INVISPOSE_CAPTURES", Path(__file__).resolve().parents[3] / "shared" / "captures")
-)
-ESP32_CAPTURES = CAPTURES / "esp32"
+ESP32_CAPTURES = captures_path() / "esp32"
 needs_captures = pytest.mark.skipif(
     not ESP32_CAPTURES.is_dir(),
-    reason=f"real ESP32 captures not found at {ESP32_CAPTURES} (set INVISPOSE_CAPTURES to their folder)",
+    reason=f"real ESP32 captures not found at {ESP32_CAPTURES} (set {CAPTURES_ENV} to their folder)",
 )
 
 SUBCARRIERS = np.arange(-32, 32, dtype=np.int16)

@@ -34,7 +34,7 @@ from appliance.csi.formats.errors import CsiFormatError
 from appliance.csi.formats.esp_csv import LINE_TAG, parse_csi_line
 from appliance.csi.frame import CsiFrame
 from appliance.csi.sources import SourceKind
-from appliance.csi.sources.udp import BoundedFrameQueue
+from appliance.csi.sources.queue import BoundedFrameQueue
 
 log = logging.getLogger(__name__)
 

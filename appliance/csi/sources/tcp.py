@@ -37,7 +37,7 @@ from appliance.csi.formats.atheros import AtherosStreamParser
 from appliance.csi.formats.errors import CsiFormatError
 from appliance.csi.frame import CsiFrame
 from appliance.csi.sources import SourceKind
-from appliance.csi.sources.udp import BoundedFrameQueue
+from appliance.csi.sources.queue import BoundedFrameQueue
 
 log = logging.getLogger(__name__)
 

@@ -34,6 +34,7 @@ from appliance.csi.formats.esp_csv import LINE_TAG
 from appliance.csi.formats.esp_udp import ADR018_MAGIC, ESPECTRE_MAGIC, parse_datagram
 from appliance.csi.frame import CsiFrame
 from appliance.csi.sources import SourceKind
+from appliance.csi.sources.queue import BoundedFrameQueue
 
 log = logging.getLogger(__name__)
 
@@ -47,32 +48,6 @@ LINK_PREFIX: Final = "esp32"
 _ADR018_PREFIX: Final = ADR018_MAGIC.to_bytes(4, "little")
 _ESPECTRE_PREFIX: Final = ESPECTRE_MAGIC.to_bytes(2, "little")
 _LINE_TAG_BYTES: Final = LINE_TAG.encode()
-
-
-class BoundedFrameQueue:
-    """A frame queue between a producer and the pipeline that drops its *oldest* frame when full.
-
-    Live CSI loses value with age, so a consumer that falls behind should see the newest packets; the
-    producer (a socket, a serial thread) must never block. ``dropped`` counts what was thrown away.
-    """
-
-    def __init__(self, maxsize: int) -> None:
-        if maxsize < 1:
-            raise ValueError("maxsize must be at least 1")
-        self._queue: asyncio.Queue[CsiFrame] = asyncio.Queue(maxsize)
-        self.dropped = 0
-
-    def put(self, frame: CsiFrame) -> None:
-        if self._queue.full():
-            self._queue.get_nowait()
-            self.dropped += 1
-        self._queue.put_nowait(frame)
-
-    async def get(self) -> CsiFrame:
-        return await self._queue.get()
-
-    def qsize(self) -> int:
-        return self._queue.qsize()
 
 
 def datagram_kind(data: bytes) -> str:
