@@ -41,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--batch-size", type=int, default=128, help="(%(default)s)")
             p.add_argument("--learning-rate", type=float, default=2e-3, help="(%(default)s)")
             p.add_argument("--seed", type=int, default=20260101, help="training seed (%(default)s)")
+            p.add_argument(
+                "--falling-weight",
+                type=float,
+                default=1.0,
+                help="weight of 'falling' in the activity loss (%(default)s; falls are ~3 %% of persons)",
+            )
     return parser
 
 
@@ -63,7 +69,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from appliance.pose.training.train import TrainSettings, fit
 
     settings = TrainSettings(
-        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        falling_weight=args.falling_weight,
     )
     fit_started = time.monotonic()
     model = fit(arrays, settings)
@@ -92,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "epochs": args.epochs,
             "batch_size": args.batch_size,
             "learning_rate": args.learning_rate,
+            "falling_weight": args.falling_weight,
             "parameters": int(model.count_params()),
             "data_seconds": round(data_s),
             "train_seconds": round(train_s),
