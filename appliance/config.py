@@ -208,6 +208,12 @@ class AtherosTcpSourceConfig(_Section):
     links: dict[str, str] = Field(
         default_factory=dict, description="Router IP -> link id. Unset: atheros-<router ip>."
     )
+    max_connections: int = Field(
+        16,
+        ge=1,
+        le=1024,
+        description="Router streams open at once; a connection beyond this is closed at once (logged).",
+    )
 
 
 class ReplaySourceConfig(_Section):

@@ -234,9 +234,7 @@ def main() -> None:
             if (activities == a).any()
         )
         within = float(np.mean(errors <= torso))
-        print(
-            f"  {name:<22} {np.median(errors):.2f} m ({by_activity}); within {torso:.2f} m {within:.3f}"
-        )
+        print(f"  {name:<22} {np.median(errors):.2f} m ({by_activity}); within {torso:.2f} m {within:.3f}")
 
 
 if __name__ == "__main__":

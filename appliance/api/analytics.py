@@ -3,13 +3,21 @@
 Everything reads the stored history through ``appliance.store.analytics``. Rendering a PNG is CPU work
 and runs in the default executor, off the event loop. Exports are streamed page by page as the history
 yields them, so a year of data costs one page of memory, and the client sees bytes from the first page.
+Because the ``200`` is sent before the history has been read to the end, an export whose read fails
+part-way cannot change its status: it is logged at error level with the rows sent, a JSON-lines export
+ends with an ``{"error": {"code": "export_failed", ...}}`` line, and in both formats the connection is
+closed without chunked encoding's final chunk, so the client sees an incomplete body, never a short
+export that looks whole. A complete export is only its rows, ended by that final chunk.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
+import logging
 import time
+from contextlib import aclosing, suppress
 from typing import Literal
 
 from aiohttp import hdrs, web
@@ -30,16 +38,19 @@ from appliance.store.analytics import (
     Dataset,
     ExportFormat,
     activity_timeline,
-    export_rows,
+    export_chunks,
     heatmap,
     occupancy_report,
     render_heatmap_png,
 )
 
+log = logging.getLogger(__name__)
 router = ApiRouter()
 _TAGS = ["analytics"]
 PNG_MEDIA_TYPE = "image/png"
 SECONDS_PER_DAY = 86_400.0
+# The error code of the line that ends a JSON-lines export cut short by a history failure.
+EXPORT_FAILED = "export_failed"
 # Range a timeline covers when none is given, and the longest it may cover: a timeline gathers its
 # trajectory points in memory, which a month of them fits comfortably and a year may not.
 DEFAULT_RANGE_S = SECONDS_PER_DAY
@@ -274,7 +285,18 @@ def _filename(dataset: Dataset, fmt: ExportFormat, start: float | None, end: flo
     tags=_TAGS,
 )
 async def export(request: web.Request, query: ExportQuery, body: None) -> web.StreamResponse:
-    """Oldest first; an open side of the range exports everything on that side."""
+    """Oldest first; an open side of the range exports everything on that side.
+
+    The body is sent with chunked transfer encoding as the history is read, so the `200` status goes out
+    before the last row is known to be readable. A complete export ends with chunked encoding's final
+    (zero-length) chunk and nothing else: the rows are exactly the data. If reading the history fails
+    part-way, the export is cut short and the connection is closed **without** that final chunk, so every
+    HTTP client reports an incomplete body (curl: exit 18; requests: `ChunkedEncodingError`; aiohttp:
+    `ClientPayloadError`). A JSON-lines export also gets, before the close, one last line in the API's
+    error shape: `{"error": {"code": "export_failed", "message": "...", "details": {"rows_sent": N}}}`,
+    `N` being the rows before it (no data row has a top-level `error` key). A CSV export gets no extra
+    row: its body simply ends after the last whole page of rows. Treat an export as complete only when the
+    body ended normally."""
     response = web.StreamResponse(
         headers={
             hdrs.CONTENT_TYPE: EXPORT_MEDIA_TYPES[query.format],
@@ -284,10 +306,48 @@ async def export(request: web.Request, query: ExportQuery, body: None) -> web.St
     )
     response.enable_chunked_encoding()
     await response.prepare(request)
-    rows = export_rows(
-        history_store(request.app), query.dataset, query.format, query.start_time, query.end_time
-    )
-    async for chunk in rows:
-        await response.write(chunk)
+    rows_sent = 0
+    async with aclosing(
+        export_chunks(
+            history_store(request.app), query.dataset, query.format, query.start_time, query.end_time
+        )
+    ) as chunks:
+        while True:
+            try:
+                chunk, rows = await anext(chunks)
+            except StopAsyncIteration:
+                break
+            except Exception:
+                # The status line is gone: say so in the body where the format allows, then cut it short.
+                log.error(
+                    "export of %s as %s failed after %d rows sent; the client gets a truncated body",
+                    query.dataset, query.format, rows_sent, exc_info=True,
+                )  # fmt: skip
+                if query.format == "jsonl":
+                    with suppress(ConnectionError):  # the client may be gone too; nothing to tell then
+                        await response.write(_export_error_line(rows_sent))
+                _abort(request)
+                return response
+            await response.write(chunk)
+            rows_sent += rows
     await response.write_eof()
     return response
+
+
+def _export_error_line(rows_sent: int) -> bytes:
+    """The last line of a failed JSON-lines export, in the API's error shape (``appliance.api.errors``)."""
+    error = {
+        "code": EXPORT_FAILED,
+        "message": "reading the history failed; the export is incomplete (see the appliance log)",
+        "details": {"rows_sent": rows_sent},
+    }
+    return json.dumps({"error": error}, separators=(",", ":")).encode() + b"\n"
+
+
+def _abort(request: web.Request) -> None:
+    """Close the connection without chunked encoding's final chunk. What was written is still flushed
+    first (``Transport.close``), and the client then sees the body end early. aiohttp's own ``write_eof``
+    after the handler returns finds the transport closing and treats it as a client disconnection."""
+    transport = request.transport
+    if transport is not None:
+        transport.close()

@@ -313,8 +313,13 @@ class LiveConfig:
             new = {z.id: z for z in template.zones}
             changes: dict[str, Item | None] = {zone_id: None for zone_id in self._zones if zone_id not in new}
             changes.update({zone_id: _dump(zone) for zone_id, zone in new.items()})
-            await self._store.save(ZONE_KIND, changes)
-            await self._store.put(ALERTS_KIND, ALERTS_ID, {"max_occupancy": template.alerts.max_occupancy})
+            # One transaction: a failure leaves both the old zones and the old alerts, never a mix.
+            await self._store.save_kinds(
+                {
+                    ZONE_KIND: changes,
+                    ALERTS_KIND: {ALERTS_ID: {"max_occupancy": template.alerts.max_occupancy}},
+                }
+            )
             self._zones = new
             self._max_occupancy = template.alerts.max_occupancy
             self._apply()
@@ -327,8 +332,12 @@ class LiveConfig:
             for zone_id, zone in self._zones.items()
             if zone.restricted != (zone_id in restricted)
         }
-        await self._store.save(ZONE_KIND, {zone_id: _dump(zone) for zone_id, zone in flipped.items()})
-        await self._store.put(ALERTS_KIND, ALERTS_ID, {"max_occupancy": alerts.max_occupancy})
+        await self._store.save_kinds(
+            {
+                ZONE_KIND: {zone_id: _dump(zone) for zone_id, zone in flipped.items()},
+                ALERTS_KIND: {ALERTS_ID: {"max_occupancy": alerts.max_occupancy}},
+            }
+        )
         self._zones.update(flipped)
         self._max_occupancy = alerts.max_occupancy
 

@@ -46,9 +46,19 @@ class Database:
         private_directory(path.parent)
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         loop = asyncio.get_running_loop()
-        connection = await loop.run_in_executor(executor, _connect, path)
+        try:
+            connection = await loop.run_in_executor(executor, _connect, path)
+        except BaseException:
+            executor.shutdown(wait=True)
+            raise
         database = cls(path, executor, connection)
-        await database.run(_migrate)
+        try:
+            await database.run(_migrate)
+        except BaseException:
+            # A file newer than this software, or a script that fails: the caller gets the migration's own
+            # error, and neither the connection (which would keep the file open) nor the thread is left over.
+            await database._close_quietly()
+            raise
         return database
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -76,8 +86,17 @@ class Database:
         return row
 
     async def close(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._connection.close)
-        self._executor.shutdown(wait=True)
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._connection.close)
+        finally:
+            self._executor.shutdown(wait=True)
+
+    async def _close_quietly(self) -> None:
+        """Close while another error is on its way up: a failure here is logged, never raised over it."""
+        try:
+            await self.close()
+        except Exception:
+            log.exception("could not close %s after a failed open", self.path)
 
 
 def private_directory(path: Path) -> Path:
@@ -92,11 +111,15 @@ def private_directory(path: Path) -> Path:
 
 def _connect(path: Path) -> sqlite3.Connection:
     connection = sqlite3.connect(path, check_same_thread=False, isolation_level="DEFERRED")
-    connection.row_factory = sqlite3.Row
-    connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-    connection.execute("PRAGMA journal_mode = WAL")
-    connection.execute("PRAGMA synchronous = NORMAL")
-    connection.execute("PRAGMA foreign_keys = ON")
+    try:
+        connection.row_factory = sqlite3.Row
+        connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = NORMAL")
+        connection.execute("PRAGMA foreign_keys = ON")
+    except BaseException:
+        connection.close()  # e.g. "file is not a database": do not keep the file open
+        raise
     return connection
 
 

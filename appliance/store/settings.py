@@ -83,12 +83,25 @@ class SettingsStore:
 
     async def save(self, kind: str, items: Mapping[str, Item | None]) -> None:
         """Write several items of ``kind`` in one transaction; a None value marks that id deleted."""
+        await self.save_kinds({kind: items})
+
+    async def save_kinds(self, changes: Mapping[str, Mapping[str, Item | None]]) -> None:
+        """Write items of several kinds (``{kind: {id: item or None}}``) in one transaction: all of them
+        are saved, or, if any write fails, none is. A None value marks that id deleted."""
         now = time.time()
-        rows = [
-            (kind, item_id, None if data is None else json.dumps(data), int(data is None), now, now)
-            for item_id, data in items.items()
+        batches = [
+            [
+                (kind, item_id, None if data is None else json.dumps(data), int(data is None), now, now)
+                for item_id, data in items.items()
+            ]
+            for kind, items in changes.items()
         ]
-        await self.database.run(lambda c: _upsert(c, rows))
+
+        def write(connection: sqlite3.Connection) -> None:
+            for rows in batches:
+                _upsert(connection, rows)
+
+        await self.database.run(write)
 
     async def put(self, kind: str, item_id: str, data: Item) -> None:
         await self.save(kind, {item_id: data})

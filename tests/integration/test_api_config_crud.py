@@ -4,9 +4,12 @@ directory (a zone from the YAML file deleted through the API stays deleted)."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
+
+import pytest
 
 from appliance.api.keys import PIPELINE
 from appliance.app import build_app
@@ -14,6 +17,7 @@ from appliance.csi.prep import PreparedSample
 from appliance.pose.estimator import ModelEstimator
 from appliance.pose.features import ModelInputs, RoomGeometry
 from appliance.pose.scene import Scene
+from appliance.store import settings
 from tests.auth_support import ADMIN, bearer, config_in, onboard
 from tests.integration.test_api_resources import GENEROUS_LIMITS, Client, error_fields, scoped, start
 
@@ -181,6 +185,51 @@ async def test_templates_save_and_apply(aiohttp_client: Any, tmp_path: Path) -> 
     client, admin, scene = await start_with_scene(aiohttp_client, tmp_path, restart=True)
     assert await ids(client, ZONES, admin) == ["kitchen", "bed"]
     assert await ids(client, TEMPLATES, admin) == []
+
+
+def fail_alert_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the store fail while saving the alert settings, after it wrote any zones in the same call."""
+    real_upsert = settings._upsert
+
+    def upsert(connection: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+        real_upsert(connection, rows)
+        if any(row[0] == "alerts" for row in rows):
+            raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(settings, "_upsert", upsert)
+
+
+async def test_a_failed_template_apply_changes_neither_zones_nor_alerts(
+    aiohttp_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, admin, scene = await start_with_scene(aiohttp_client, tmp_path)
+    alerts = {"max_occupancy": 4, "restricted_zone_ids": ["doorway"]}
+    assert (await client.put(ALERTS, json=alerts, headers=admin)).status == 200
+    template = {"id": "night", "name": "Night", "zones": [KITCHEN], "alerts": {"max_occupancy": 1}}
+    assert (await client.post(TEMPLATES, json=template, headers=admin)).status == 201
+
+    fail_alert_writes(monkeypatch)
+    failed = await client.post(f"{TEMPLATES}/night/apply", headers=admin)
+    assert failed.status == 500 and (await failed.json())["error"]["code"] == "internal_error"
+    refused = await client.put(ALERTS, json={"max_occupancy": 9, "restricted_zone_ids": []}, headers=admin)
+    assert refused.status == 500
+    assert await ids(client, ZONES, admin) == ["sofa", "doorway"]
+    assert await (await client.get(ALERTS, headers=admin)).json() == alerts
+    assert [(z.id, z.restricted) for z in scene.zones] == [("sofa", False), ("doorway", True)]
+    assert scene.settings.max_occupancy == 4
+    await client.close()
+
+    # What was saved is what was in force: no zone of the template, no zone flag of the refused alerts.
+    monkeypatch.undo()
+    client, admin, scene = await start_with_scene(aiohttp_client, tmp_path, restart=True)
+    assert await ids(client, ZONES, admin) == ["sofa", "doorway"]
+    assert await (await client.get(ALERTS, headers=admin)).json() == alerts
+    applied = await client.post(f"{TEMPLATES}/night/apply", headers=admin)
+    assert applied.status == 200 and [z["id"] for z in (await applied.json())["items"]] == ["kitchen"]
+    assert await (await client.get(ALERTS, headers=admin)).json() == {
+        "max_occupancy": 1,
+        "restricted_zone_ids": [],
+    }
 
 
 async def test_moving_a_node_moves_it_in_the_model_geometry(aiohttp_client: Any, tmp_path: Path) -> None:

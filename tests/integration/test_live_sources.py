@@ -10,6 +10,7 @@ name, as udev's ``/dev/serial/by-id`` link would).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import tty
@@ -225,6 +226,59 @@ async def test_atheros_source_disconnects_routers_when_stopped() -> None:
     assert events == [("router-lab", True), ("router-lab", False)]
     assert await asyncio.wait_for(reader.read(), WAIT_S) == b""  # the appliance hung up
     writer.close()
+
+
+async def test_atheros_connections_beyond_max_connections_are_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    path = capture("atheros/ath_csi_1.dat")
+    data = path.read_bytes()
+    reference = read_atheros_file(path)
+    record = 2 + int.from_bytes(data[:2], "little")
+    source = AtherosTcpSource(host="127.0.0.1", port=0, max_connections=1)
+    caplog.set_level(logging.WARNING, logger="appliance.csi.sources.tcp")
+    async with collecting(source) as collector:
+        await asyncio.wait_for(source.ready.wait(), WAIT_S)
+        address = source.local_address
+        assert address is not None
+
+        # The first router streams ...
+        _, first = await asyncio.open_connection(*address)
+        first.write(data[: 10 * record])
+        await first.drain()
+        await collector.wait_for(10)
+
+        # ... a second sender is hung up on at once ...
+        extra_reader, extra = await asyncio.open_connection(*address)
+        assert await asyncio.wait_for(extra_reader.read(), WAIT_S) == b""
+        extra.close()
+        await extra.wait_closed()
+        assert source.stats.refused == 1
+        assert source.connected_links == {"atheros-127.0.0.1": 1}
+        [refusal] = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert "refused tcp connection from 127.0.0.1" in refusal.getMessage()
+        assert "raise sources[].max_connections or stop the extra sender" in refusal.getMessage()
+
+        # ... while the first one's frames keep arriving.
+        first.write(data[10 * record : 20 * record])
+        await first.drain()
+        frames = await collector.wait_for(20)
+        assert [f.seq for f in frames] == [f.seq for f in reference[:20]]
+
+        # Once it hangs up, its slot is free for the next router.
+        first.close()
+        await first.wait_closed()
+        await until(lambda: source.connected_links == {}, "first router gone")
+        await stream_to(address, data, np.random.default_rng(5))
+        await collector.wait_for(20 + ATHEROS_RECORDS)
+        assert source.stats.connections == 2
+        assert source.stats.refused == 1
+        assert source.stats.bad_records == 0
+
+
+def test_atheros_max_connections_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_connections must be at least 1"):
+        AtherosTcpSource(max_connections=0)
 
 
 async def wait_event(events: asyncio.Queue[tuple[str, bool]]) -> tuple[str, bool]:

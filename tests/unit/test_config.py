@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from appliance.__main__ import main
-from appliance.config import ConfigError, load_config
+from appliance.config import AtherosTcpSourceConfig, ConfigError, load_config
+from appliance.csi.sources.tcp import AtherosTcpSource
 from tests.conftest import DEFAULT_CONFIG
 
 MINIMAL = """\
@@ -160,6 +161,7 @@ HARDWARE_SOURCES = """\
     links: {"3": ap-rx1}
   - type: atheros_tcp
     links: {192.0.2.10: router-1}
+    max_connections: 4
   - type: replay
     path: recordings/evening.ipr
     speed: null
@@ -173,14 +175,25 @@ def test_every_source_type_validates_and_builds(tmp_path: Path) -> None:
     (tmp_path / "data" / "recordings").mkdir(parents=True)
     (tmp_path / "data" / "recordings" / "evening.ipr").write_bytes(b"")
     config = load_config(write(tmp_path, text), overrides={"data_dir": str(tmp_path / "data")})
-    kinds = [build_source(config, s).kind for s in config.sources]
-    assert kinds == ["esp32", "esp32", "atheros", "replay"]
+    sources = [build_source(config, s) for s in config.sources]
+    assert [s.kind for s in sources] == ["esp32", "esp32", "atheros", "replay"]
+    assert isinstance(sources[2], AtherosTcpSource)
+    assert sources[2].max_connections == 4
 
 
 def test_source_options_are_checked_per_type(tmp_path: Path) -> None:
     text = MINIMAL.replace("  - type: simulator\n", "  - type: esp32_udp\n    url: /dev/ttyUSB0\n")
     [issue] = issues_of(write(tmp_path, text))
     assert ":9: sources[0].url: unknown key; allowed here: type, name, host, port, links" in issue
+
+
+def test_atheros_max_connections_must_be_at_least_one(tmp_path: Path) -> None:
+    source = "  - type: atheros_tcp\n    max_connections: 0\n"
+    [issue] = issues_of(write(tmp_path, MINIMAL.replace("  - type: simulator\n", source)))
+    assert ":9: sources[0].max_connections: Input should be greater than or equal to 1" in issue
+    default = load_config(write(tmp_path, MINIMAL.replace("type: simulator", "type: atheros_tcp")))
+    assert isinstance(default.sources[0], AtherosTcpSourceConfig)
+    assert default.sources[0].max_connections == 16
 
 
 def test_sources_that_could_not_start_are_refused(tmp_path: Path) -> None:

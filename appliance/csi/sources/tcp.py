@@ -18,6 +18,11 @@ Each connection gets its own ``AtherosStreamParser``: records are length-framed,
 awaited when a router connects and when it goes away; the pipeline's ``router.connected`` and
 ``router.disconnected`` events come from frames and silence, the same for every source.
 
+At most ``max_connections`` streams are open at once: a connection beyond that is closed as soon as it
+is accepted (counted in ``stats.refused`` and logged), so a misbehaving or hostile sender cannot make
+the appliance hold a parser and buffers per connection without bound. Open streams are not affected, and
+a slot frees when one of them ends.
+
 Parsing runs on the event loop: records are decoded in vectorized batches per read, well under a
 millisecond for the 64 KiB a read returns at most.
 """
@@ -46,6 +51,8 @@ DEFAULT_TCP_PORT: Final = 5567
 READ_BYTES: Final = 64 * 2**10
 # Ten seconds of three routers at ~500 packets/s.
 DEFAULT_QUEUE_FRAMES: Final = 16384
+# A few routers per room; the cap only stops runaway or hostile senders.
+DEFAULT_MAX_CONNECTIONS: Final = 16
 LINK_PREFIX: Final = "atheros"
 
 LinkChangeCallback = Callable[[str, bool], Awaitable[None]]
@@ -57,6 +64,7 @@ class TcpStats:
     bytes: int = 0
     frames: int = 0
     bad_records: int = 0
+    refused: int = 0  # connections closed at once because max_connections were already open
     last_error: str | None = None
 
 
@@ -64,7 +72,8 @@ class AtherosTcpSource:
     """TCP server for ``recv_csi`` streams, running while ``frames()`` is iterated.
 
     ``local_address`` is the bound address once ``ready`` is set (useful with port 0); ``connected_links``
-    counts the open connections per link.
+    counts the open connections per link. A connection arriving while ``max_connections`` are open is
+    closed at once and counted in ``stats.refused``.
     """
 
     def __init__(
@@ -76,7 +85,10 @@ class AtherosTcpSource:
         links: Mapping[str, str] | None = None,
         on_link_change: LinkChangeCallback | None = None,
         queue_frames: int = DEFAULT_QUEUE_FRAMES,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1, not {max_connections}")
         self._name = name
         self.host = host
         self.port = port
@@ -84,6 +96,8 @@ class AtherosTcpSource:
         self.on_link_change = on_link_change
         self._queue_frames = queue_frames
         self._queue = BoundedFrameQueue(queue_frames)
+        self.max_connections = max_connections
+        self._open = 0
         self._connections: set[asyncio.Task[None]] = set()
         self.connected_links: dict[str, int] = {}
         self.stats = TcpStats()
@@ -124,10 +138,14 @@ class AtherosTcpSource:
             await server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = str(writer.get_extra_info("peername")[0])
+        if self._open >= self.max_connections:
+            await self._refuse(writer, peer)
+            return
+        self._open += 1
         task = asyncio.current_task()
         if task is not None:
             self._connections.add(task)
-        peer = str(writer.get_extra_info("peername")[0])
         link = self.link_for(peer)
         parser = AtherosStreamParser(link)
         self.stats.connections += 1
@@ -143,6 +161,7 @@ class AtherosTcpSource:
             self.stats.last_error = f"{peer}: {exc}"
             log.warning("router %s (%s): connection lost: %s", peer, link, exc)
         finally:
+            self._open -= 1  # first: an await below may be cancelled, and the slot must free anyway
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
@@ -153,6 +172,19 @@ class AtherosTcpSource:
             if task is not None:
                 self._connections.discard(task)
             await self._report(link, connected=False)
+
+    async def _refuse(self, writer: asyncio.StreamWriter, peer: str) -> None:
+        self.stats.refused += 1
+        log.warning(
+            "%s: refused tcp connection from %s: %d connections already open (max_connections); "
+            "raise sources[].max_connections or stop the extra sender",
+            self._name,
+            peer,
+            self._open,
+        )
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
 
     def _take(self, items: list[CsiFrame | CsiFormatError], parser: AtherosStreamParser) -> None:
         # The parser also keeps every error in ``errors``; on a stream that runs for weeks that list
