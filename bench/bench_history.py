@@ -18,7 +18,7 @@ from pathlib import Path
 
 from appliance.coco import KEYPOINT_NAMES
 from appliance.pose.frame import Keypoint, PersonPose, PoseFrame
-from appliance.store.analytics import ExportFormat, export_rows
+from appliance.store.analytics import ExportFormat, export_chunks
 from appliance.store.database import Database
 from appliance.store.history import HistoryBatch, HistoryStore, Row
 
@@ -64,7 +64,7 @@ async def _export(directory: Path, rows: list[Row], fmt: ExportFormat) -> float:
             await store.write(HistoryBatch(pose=rows[start : start + BATCH_ROWS]))
         began = time.perf_counter()
         size = 0
-        async for chunk in export_rows(store, "pose", fmt):
+        async for chunk, _ in export_chunks(store, "pose", fmt):
             size += len(chunk)
         elapsed = time.perf_counter() - began
         await db.close()

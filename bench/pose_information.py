@@ -37,7 +37,7 @@ from appliance.csi.prep import CANONICAL_SUBCARRIERS, LinkPreparer, PreparedSamp
 from appliance.csi.simulator import RoomSimulator, Scenario
 from appliance.csi.simulator.channel import SUBCARRIER_SPACING_HZ
 from appliance.csi.simulator.room import SPEED_OF_LIGHT_M_S, wavelength_m
-from appliance.pose.evaluation import STRIDE_S, Episode, _feed, episode, pelvis
+from appliance.pose.evaluation import STRIDE_S, Episode, episode, pelvis, prepare_frames
 from appliance.pose.features import N_SUBCARRIERS, RoomGeometry
 
 F64 = npt.NDArray[np.float64]
@@ -69,7 +69,7 @@ def _run(
         buffers.setdefault(sample.link, deque(maxlen=recent)).append(sample)
 
     while simulator.t_s < seconds - 1e-9:
-        _feed(simulator.advance(STRIDE_S).frames, preparers, sink, settings)
+        prepare_frames(simulator.advance(STRIDE_S).frames, preparers, sink, settings)
         yield simulator, buffers
 
 

@@ -23,6 +23,7 @@ from typing import Literal
 from aiohttp import hdrs, web
 from pydantic import BaseModel, Field, model_validator
 
+from appliance.api.errors import error_body
 from appliance.api.keys import CONFIG, HUB
 from appliance.api.pose import PersonId, TimeRange
 from appliance.api.resource_keys import history_store, live_config
@@ -335,13 +336,13 @@ async def export(request: web.Request, query: ExportQuery, body: None) -> web.St
 
 
 def _export_error_line(rows_sent: int) -> bytes:
-    """The last line of a failed JSON-lines export, in the API's error shape (``appliance.api.errors``)."""
-    error = {
-        "code": EXPORT_FAILED,
-        "message": "reading the history failed; the export is incomplete (see the appliance log)",
-        "details": {"rows_sent": rows_sent},
-    }
-    return json.dumps({"error": error}, separators=(",", ":")).encode() + b"\n"
+    """The last line of a failed JSON-lines export, in the API's error shape."""
+    body = error_body(
+        EXPORT_FAILED,
+        "reading the history failed; the export is incomplete (see the appliance log)",
+        {"rows_sent": rows_sent},
+    )
+    return json.dumps(body, separators=(",", ":")).encode() + b"\n"
 
 
 def _abort(request: web.Request) -> None:

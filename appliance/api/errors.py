@@ -7,8 +7,13 @@ from typing import Any
 from aiohttp import web
 
 
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    """The error shape itself, for responses and for a streamed body that must end with an error."""
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
 def error_response(status: int, code: str, message: str, details: Any = None) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message, "details": details}}, status=status)
+    return web.json_response(error_body(code, message, details), status=status)
 
 
 @web.middleware

@@ -188,12 +188,14 @@ class LabelledWindow:
     person_ids: tuple[int, ...]
 
 
-def _feed(
+def prepare_frames(
     frames: Sequence[Any],
     preparers: dict[str, LinkPreparer],
     sink: Callable[[PreparedSample], None],
     settings: PrepSettings,
 ) -> None:
+    """Push simulated frames through their links' preparers (created on a link's first frame, as the
+    pipeline's ``LinkChannel`` does) and hand every prepared sample to ``sink``."""
     for frame in frames:
         preparer = preparers.get(frame.link)
         if preparer is None:
@@ -215,7 +217,7 @@ def empty_room_references(ep: Episode, settings: PrepSettings) -> dict[str, Empt
         references.setdefault(sample.link, EmptyRoomReference(min_s=REFERENCE_S / 2)).update(sample)
 
     while simulator.t_s < REFERENCE_S - 1e-9:
-        _feed(simulator.advance(STRIDE_S).frames, preparers, sink, settings)
+        prepare_frames(simulator.advance(STRIDE_S).frames, preparers, sink, settings)
     return references
 
 
@@ -240,7 +242,7 @@ def simulated_windows(ep: Episode, settings: PrepSettings | None = None) -> Iter
 
     while simulator.t_s < ep.duration_s - 1e-9:
         chunk = simulator.advance(STRIDE_S)
-        _feed(chunk.frames, preparers, sink, settings)
+        prepare_frames(chunk.frames, preparers, sink, settings)
         truths.extend(chunk.truth)
         end = simulator.t_s
         if end < WINDOW_S + 0.1:

@@ -18,7 +18,6 @@ import csv
 import io
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any, Literal
@@ -606,9 +605,13 @@ async def export_chunks(
     start: float | None = None,
     end: float | None = None,
 ) -> AsyncGenerator[tuple[bytes, int], None]:
-    """``export_rows``' chunks, each with the number of stored rows it holds (0 for the CSV header row),
-    so a server streaming them knows how many rows it has sent when the history fails mid-range. A
-    database error reading a page is raised from the iteration, after the chunks of the pages before it."""
+    """``dataset`` in ``[start, end)`` as UTF-8 CSV (a header row first; nested data as JSON text) or JSON
+    lines, oldest first, one ``bytes`` chunk per page of the history's keyset-paged stream: memory holds
+    one page however long the range. Serve with ``EXPORT_MEDIA_TYPES[fmt]``.
+
+    Each chunk comes with the number of stored rows it holds (0 for the CSV header row), so a server
+    streaming them knows how many rows it has sent when the history fails mid-range. A database error
+    reading a page is raised from the iteration, after the chunks of the pages before it."""
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
@@ -622,18 +625,3 @@ async def export_chunks(
         return
     async for page in _pages(store, dataset, start, end):
         yield _jsonl(dataset, page).encode(), len(page)
-
-
-async def export_rows(
-    store: HistoryStore,
-    dataset: Dataset,
-    fmt: ExportFormat = "csv",
-    start: float | None = None,
-    end: float | None = None,
-) -> AsyncIterator[bytes]:
-    """``dataset`` in ``[start, end)`` as UTF-8 CSV (a header row first; nested data as JSON text) or JSON
-    lines, oldest first, one ``bytes`` chunk per page of the history's keyset-paged stream: memory holds
-    one page however long the range. Serve with ``EXPORT_MEDIA_TYPES[fmt]``."""
-    async with aclosing(export_chunks(store, dataset, fmt, start, end)) as chunks:
-        async for chunk, _ in chunks:
-            yield chunk

@@ -173,7 +173,7 @@ async def test_daily_report_on_a_synthetic_day(store: HistoryStore) -> None:
 async def _export_bytes(
     store: HistoryStore, dataset: analytics.Dataset, fmt: analytics.ExportFormat
 ) -> bytes:
-    return b"".join([chunk async for chunk in analytics.export_rows(store, dataset, fmt)])
+    return b"".join([chunk async for chunk, _ in analytics.export_chunks(store, dataset, fmt)])
 
 
 async def test_csv_and_jsonl_exports_of_every_dataset(store: HistoryStore) -> None:
@@ -215,7 +215,7 @@ async def test_a_large_export_streams_in_chunks_with_bounded_memory(store: Histo
     total = 0
     tracemalloc.start()
     try:
-        async for chunk in analytics.export_rows(store, "pose", "jsonl"):
+        async for chunk, _ in analytics.export_chunks(store, "pose", "jsonl"):
             chunks += 1
             total += len(chunk)
         _, peak = tracemalloc.get_traced_memory()

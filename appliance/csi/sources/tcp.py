@@ -97,7 +97,6 @@ class AtherosTcpSource:
         self._queue_frames = queue_frames
         self._queue = BoundedFrameQueue(queue_frames)
         self.max_connections = max_connections
-        self._open = 0
         self._connections: set[asyncio.Task[None]] = set()
         self.connected_links: dict[str, int] = {}
         self.stats = TcpStats()
@@ -115,6 +114,10 @@ class AtherosTcpSource:
     @property
     def dropped(self) -> int:
         return self._queue.dropped
+
+    @property
+    def open_connections(self) -> int:
+        return sum(self.connected_links.values())
 
     def link_for(self, peer_ip: str) -> str:
         return self._links.get(peer_ip, f"{LINK_PREFIX}-{peer_ip}")
@@ -139,10 +142,9 @@ class AtherosTcpSource:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = str(writer.get_extra_info("peername")[0])
-        if self._open >= self.max_connections:
+        if self.open_connections >= self.max_connections:
             await self._refuse(writer, peer)
             return
-        self._open += 1
         task = asyncio.current_task()
         if task is not None:
             self._connections.add(task)
@@ -161,13 +163,13 @@ class AtherosTcpSource:
             self.stats.last_error = f"{peer}: {exc}"
             log.warning("router %s (%s): connection lost: %s", peer, link, exc)
         finally:
-            self._open -= 1  # first: an await below may be cancelled, and the slot must free anyway
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
+            # First: an await below may be cancelled, and the connection's slot must free anyway.
             remaining = self.connected_links.pop(link, 1) - 1
             if remaining:
                 self.connected_links[link] = remaining
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
             log.info("router %s (%s) disconnected", peer, link)
             if task is not None:
                 self._connections.discard(task)
@@ -180,7 +182,7 @@ class AtherosTcpSource:
             "raise sources[].max_connections or stop the extra sender",
             self._name,
             peer,
-            self._open,
+            self.open_connections,
         )
         writer.close()
         with contextlib.suppress(ConnectionError):
