@@ -14,7 +14,7 @@ from pathlib import Path
 from aiohttp import web
 
 from appliance import __version__
-from appliance.api import auth, openapi, security, system
+from appliance.api import auth, openapi, security, stream, system
 from appliance.api.errors import error_middleware
 from appliance.api.keys import CONFIG, DATABASE, HUB, MODEL_UNAVAILABLE, PIPELINE, STARTED_AT
 from appliance.api.metrics import metrics_middleware
@@ -29,7 +29,9 @@ from appliance.csi.sources.simulated import SimulatedSource
 from appliance.hub import Hub
 from appliance.integrations.base import Sink
 from appliance.integrations.history import HistoryRecorder
+from appliance.integrations.reports import ScheduledReports
 from appliance.integrations.runner import SinkRunner
+from appliance.integrations.websocket import WebSocketStream
 from appliance.live_config import LiveConfig
 from appliance.pipeline import Pipeline, stop_task
 from appliance.pose.estimator import ModelEstimator
@@ -92,6 +94,7 @@ def build_app(config: AppConfig) -> web.Application:
         hub,
         rate_hz=config.pipeline.rate_hz,
         link_timeout_s=config.pipeline.link_timeout_s,
+        status_interval_s=config.pipeline.status_interval_s,
         prep=config.prep,
         estimator=estimator,
     )
@@ -105,7 +108,9 @@ def build_app(config: AppConfig) -> web.Application:
     # Start-up order: the database, the services on it (history, live configuration), the sinks, then the
     # pipeline that feeds them; shutdown runs in reverse, so the sinks deliver what the pipeline published
     # last before the database closes.
-    install(app, ui, system.router, auth.router, openapi.router, *setup_resources(app))
+    install(app, ui, system.router, auth.router, openapi.router, stream.router, *setup_resources(app))
+    # Open streams are closed when shutdown begins; otherwise aiohttp would wait for them to end.
+    app.on_shutdown.append(_close_streams)
     app.router.add_static("/ui/", WEB_DIR, append_version=True)
     app.cleanup_ctx.extend([_database_ctx, _services_ctx, _sinks_ctx, _pipeline_ctx])
     return app
@@ -117,6 +122,10 @@ def build_sinks(config: AppConfig, hub: Hub, history: HistoryStore) -> list[Sink
     sinks: list[Sink] = []
     if config.history.enabled:
         sinks.append(HistoryRecorder(history, hub, config.history))
+    if config.reports.enabled and config.history.enabled:
+        sinks.append(ScheduledReports(history, hub, config.reports))
+    if config.websocket.enabled:
+        sinks.append(WebSocketStream(hub, config.websocket))
     return sinks
 
 
@@ -143,6 +152,13 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await database.close()
+
+
+async def _close_streams(app: web.Application) -> None:
+    sinks = app[RESOURCES].sinks
+    stream_sink = sinks.sink("websocket") if sinks is not None else None
+    if isinstance(stream_sink, WebSocketStream):
+        await stream_sink.close_all()
 
 
 async def _services_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -301,14 +301,14 @@ class Pipeline:
             frame = await self._model_frame(self.estimator, inputs, frame)
         self.frame_id = frame.frame_id
         frame = dataclasses.replace(frame, processing_ms=(time.perf_counter() - started) * 1000.0)
-        self._publish(frame)
+        self.announce(frame)
         self.last_published_at = frame.timestamp
         self.processing_s.append(time.perf_counter() - started)
         if self._newest_frame_host_ts:
             self.latency_s.append(max(0.0, time.time() - self._newest_frame_host_ts))
         return frame
 
-    def _publish(self, frame: PoseFrame) -> None:
+    def announce(self, frame: PoseFrame) -> None:
         """The frame, each person in it, and each zone whose occupancy changed."""
         self.hub.publish(frame)
         for person in frame.persons:

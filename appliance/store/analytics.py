@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from appliance.contracts.events import EventType
-from appliance.pose.scene.zones import ZoneLike
+from appliance.contracts.system import ZoneLike
 from appliance.store.history import (
     EVENT_COLUMNS,
     MAX_POINT_GAP_S,

@@ -6,9 +6,10 @@ person) and ``scene`` (``Scene``, which ties them together and emits ``Event``s 
 Imports only numpy, scipy, pydantic, ``appliance.contracts.coco`` and ``appliance.contracts.events``.
 """
 
+from appliance.contracts.system import ZoneLike
 from appliance.pose.scene.estimate import PersonEstimate, WindowEstimate
 from appliance.pose.scene.scene import PersonHistory, Scene, SceneSettings, SceneUpdate, TrackedPerson
-from appliance.pose.scene.zones import Zone, ZoneLike
+from appliance.pose.scene.zones import Zone
 
 __all__ = [
     "PersonEstimate",
