@@ -13,7 +13,7 @@ from typing import Final
 from esptool.targets import CHIP_DEFS
 
 AUTO: Final = "auto"
-# Chips with a Wi-Fi radio that reports CSI (esp-csi's supported list); the others flash fine but sense nothing.
+# Chips whose Wi-Fi radio reports CSI (esp-csi's list); the others flash fine but sense nothing.
 CSI_CHIPS: Final = frozenset({"esp32", "esp32s2", "esp32s3", "esp32c3", "esp32c5", "esp32c6", "esp32c61"})
 # Where an application goes when the device has no partition table to say so (ESP-IDF's default layout).
 DEFAULT_APP_OFFSET: Final = 0x10000
@@ -46,7 +46,7 @@ def chip_for_image_id(image_chip_id: int) -> str | None:
     """The chip an application image was built for, from the chip id in its extended header."""
     for name, rom in CHIP_DEFS.items():
         if getattr(rom, "IMAGE_CHIP_ID", None) == image_chip_id:
-            return name
+            return str(name)
     return None
 
 
@@ -63,7 +63,7 @@ class UsbHint:
 
 # (vendor id, product id) -> what the USB device is. Espressif's own ids name the chip family.
 USB_HINTS: Final[dict[tuple[int, int], UsbHint]] = {
-    (0x303A, 0x1001): UsbHint("Espressif USB Serial/JTAG (built into the chip)", "esp32s3, esp32c3, esp32c5, esp32c6"),
+    (0x303A, 0x1001): UsbHint("Espressif USB Serial/JTAG (in the chip)", "esp32s3, c3, c5, c6"),
     (0x303A, 0x0002): UsbHint("Espressif USB OTG (TinyUSB CDC)", "esp32s2, esp32s3"),
     (0x10C4, 0xEA60): UsbHint("Silicon Labs CP210x USB-UART bridge", "any; classic esp32 DevKitC boards"),
     (0x1A86, 0x7523): UsbHint("WCH CH340 USB-UART bridge", "any; many esp32 boards"),

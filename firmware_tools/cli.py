@@ -18,7 +18,6 @@ from typing import Any, TextIO
 
 from appliance import __version__
 from appliance.csi.sources.tcp import DEFAULT_TCP_PORT
-
 from firmware_tools.chips import AUTO, UnknownChipError, check_chip, chip_names
 from firmware_tools.console import DEFAULT_PROMPT, run_command
 from firmware_tools.device import DEFAULT_FLASH_BAUD, PARTITION_TABLE_OFFSET, Device, DeviceError
@@ -110,7 +109,9 @@ def cmd_flash(args: argparse.Namespace, out: TextIO) -> int:
 def _sink(args: argparse.Namespace) -> tuple[str, int]:
     if args.sink == "auto":
         appliance = find_sink(timeout_s=args.mdns_timeout, interfaces=args.mdns_interface)
-        logging.getLogger(__name__).info("found %s at %s:%d", appliance.name, appliance.address, appliance.csi_port)
+        logging.getLogger(__name__).info(
+            "found %s at %s:%d", appliance.name, appliance.address, appliance.csi_port
+        )
         return appliance.address, appliance.csi_port
     host, sep, port = args.sink.rpartition(":")
     if not sep or not host or not port.isdigit():
@@ -159,7 +160,9 @@ def cmd_provision(args: argparse.Namespace, out: TextIO) -> int:
         lines.append(f"  {item['namespace']}/{item['key']} ({item['type']}) = {item['value']}")
     lines.append(f"kept {result.kept} other entries")
     if args.output is not None:
-        lines.append(f"flash it at {result.nvs_offset:#x}: esptool write-flash {result.nvs_offset:#x} {args.output}")
+        lines.append(
+            f"flash it at {result.nvs_offset:#x}: esptool write-flash {result.nvs_offset:#x} {args.output}"
+        )
     lines += [f"warning: dropped a damaged entry: {s}" for s in result.skipped]
     _emit(args, out, result.as_json(), "\n".join(lines))
     return EXIT_OK
@@ -187,8 +190,11 @@ def cmd_monitor(args: argparse.Namespace, out: TextIO) -> int:
         [
             f"{report.port} at {report.baud} baud for {report.duration_s:.1f} s: {report.lines} lines, "
             f"{report.csi_lines} CSI_DATA, {report.frames} parsed, {report.bad_lines} bad",
-            f"packets/s {report.packets_per_s}, longest gap {report.max_gap_s} s, lost {report.lost_packets}, "
-            f"RSSI {rssi['min']}..{rssi['max']} dBm (mean {rssi['mean']})" if rssi else "no RSSI (no frames)",
+            f"packets/s {report.packets_per_s}, longest gap {report.max_gap_s} s, "
+            f"lost {report.lost_packets}, "
+            f"RSSI {rssi['min']}..{rssi['max']} dBm (mean {rssi['mean']})"
+            if rssi
+            else "no RSSI (no frames)",
             f"serial link {report.link_fill:.0%} full",
             f"verdict: {report.verdict}: {report.advice}",
         ]
@@ -224,7 +230,9 @@ def cmd_router_script(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_router_check(args: argparse.Namespace, out: TextIO) -> int:
-    print(f"listening on {args.listen}:{args.listen_port} for up to {args.timeout:.0f} s ...", file=sys.stderr)
+    print(
+        f"listening on {args.listen}:{args.listen_port} for up to {args.timeout:.0f} s ...", file=sys.stderr
+    )
     report = asyncio.run(
         check(host=args.listen, port=args.listen_port, timeout_s=args.timeout, listen_s=args.listen_seconds)
     )
@@ -262,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="invispose-node",
         description="Flash, provision and monitor ESP32 CSI nodes; set up Atheros CSI routers.",
-        epilog="Run 'invispose-node COMMAND --help' for a command's options. Hardware guide: docs/hardware.md",
+        epilog="Run 'invispose-node COMMAND --help' for a command's options. Hardware: docs/hardware.md",
     )
     parser.add_argument("--version", action="version", version=f"invispose-node {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -299,7 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     provision.add_argument("--ssid", help="Wi-Fi network name (2.4 GHz for most chips)")
     provision.add_argument("--password", default="", help="Wi-Fi passphrase (8-63 characters; '' for open)")
     provision.add_argument("--keep-wifi", action="store_true", help="keep the node's Wi-Fi settings")
-    provision.add_argument("--sink", help="appliance HOST:PORT (its UDP CSI port, 5566 by default) or auto (mDNS)")
+    provision.add_argument(
+        "--sink", help="appliance HOST:PORT (its UDP CSI port, 5566 by default) or auto (mDNS)"
+    )
     provision.add_argument("--node-id", type=int, help="this node's number, 0-255")
     provision.add_argument("--channel", type=int, help="Wi-Fi channel to measure on (default: the AP's)")
     provision.add_argument("--rate", type=int, help="CSI packets per second to aim for")
@@ -349,7 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     console.add_argument("--port", required=True, help="serial port of the node")
     console.add_argument("--baud", type=int, default=ESP_CSI_BAUD, help="console speed (default %(default)s)")
     console.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the answer")
-    console.add_argument("--prompt", default=DEFAULT_PROMPT, help="the console's prompt (default %(default)s)")
+    console.add_argument(
+        "--prompt", default=DEFAULT_PROMPT, help="the console's prompt (default %(default)s)"
+    )
     console.add_argument("words", nargs=argparse.REMAINDER, metavar="COMMAND", help="the command, after --")
     console.set_defaults(handler=cmd_console)
 
@@ -357,7 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     router_commands = router.add_subparsers(dest="router_command", required=True, metavar="COMMAND")
     script = router_commands.add_parser(
         "script", parents=[common], help="print (or write) the router's procd init script",
-        description="An OpenWrt procd init script that runs recv_csi into a TCP connection to the appliance's "
+        description="An OpenWrt procd init script that runs recv_csi into a TCP connection to the appliance's"
+        " "
         "Atheros source and starts it again whenever it ends.",
     )  # fmt: skip
     script.add_argument("--appliance", required=True, help="the appliance's address as the router reaches it")

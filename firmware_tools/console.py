@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from appliance.csi.formats.esp_csv import LINE_TAG
-
 from firmware_tools.serial_io import LineReader, open_port
 
 DEFAULT_PROMPT: Final = "csi>"

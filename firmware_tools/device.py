@@ -39,7 +39,7 @@ class DeviceError(RuntimeError):
 
 
 class _TqdmTask:
-    def __init__(self, bar: tqdm) -> None:  # type: ignore[type-arg]
+    def __init__(self, bar: tqdm) -> None:
         self._bar = bar
 
     def update(self, advance: int = 1, description: str | None = None) -> None:
@@ -185,4 +185,6 @@ class Device:
         try:
             reset_chip(self._esp, "hard-reset")
         except (FatalError, serial.SerialException, OSError) as exc:
-            raise DeviceError(f"resetting {self.port} failed ({exc}); press the board's RESET button") from exc
+            raise DeviceError(
+                f"resetting {self.port} failed ({exc}); press the board's RESET button"
+            ) from exc

@@ -15,9 +15,10 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Final
 
-from appliance.csi.sources.udp import DEFAULT_UDP_PORT
-from zeroconf import IPVersion, ServiceStateChange, Zeroconf
+from zeroconf import InterfaceChoice, IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
+
+from appliance.csi.sources.udp import DEFAULT_UDP_PORT
 
 SERVICE_TYPE: Final = "_invispose._tcp.local."
 CSI_UDP_TXT: Final = "csi_udp"
@@ -37,7 +38,9 @@ class Appliance:
 
 
 def _decode(properties: dict[bytes, bytes | None]) -> dict[str, str]:
-    return {k.decode("utf-8", "replace"): (v or b"").decode("utf-8", "replace") for k, v in properties.items()}
+    return {
+        k.decode("utf-8", "replace"): (v or b"").decode("utf-8", "replace") for k, v in properties.items()
+    }
 
 
 async def find_appliances(
@@ -46,7 +49,7 @@ async def find_appliances(
     """Every appliance that answers within ``timeout_s``."""
     v4_only = interfaces is not None and all(ipaddress.ip_address(i).version == 4 for i in interfaces)
     aiozc = AsyncZeroconf(
-        interfaces=interfaces if interfaces is not None else "All",  # type: ignore[arg-type]
+        interfaces=interfaces if interfaces is not None else InterfaceChoice.All,
         ip_version=IPVersion.V4Only if v4_only else IPVersion.All,
     )
     names: list[str] = []
@@ -81,8 +84,8 @@ def find_sink(*, timeout_s: float = DEFAULT_TIMEOUT_S, interfaces: list[str] | N
     found = asyncio.run(find_appliances(timeout_s=timeout_s, interfaces=interfaces))
     if not found:
         raise DiscoveryError(
-            f"no appliance answered mDNS ({SERVICE_TYPE}) within {timeout_s:.0f} s: is it running and on this "
-            "network (mDNS does not cross routers or VLANs)? Give --sink HOST:PORT instead."
+            f"no appliance answered mDNS ({SERVICE_TYPE}) within {timeout_s:.0f} s: is it running and on "
+            "this network (mDNS does not cross routers or VLANs)? Give --sink HOST:PORT instead."
         )
     if len(found) > 1:
         listed = ", ".join(f"{a.name} at {a.address}:{a.csi_port}" for a in found)

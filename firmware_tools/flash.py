@@ -98,13 +98,17 @@ def load_firmware(path: Path) -> Firmware:
         raise FirmwareError(f"no such firmware file or folder: {path}")
     data = path.read_bytes()
     if data[:4] == b"\x7fELF":
-        raise FirmwareError(f"{path} is an ELF file: flash the .bin next to it, or give the whole build folder")
+        raise FirmwareError(
+            f"{path} is an ELF file: flash the .bin next to it, or give the whole build folder"
+        )
     if _has_partition_table(data):
         for offset in _BOOTLOADER_OFFSETS:
             chip = _image_chip(data[offset:], f"{path} at {offset:#x}")
             if chip is not None and bootloader_offset(chip) == offset:
                 return Firmware("merged", chip, (Region(0, data, path.name),))
-        raise FirmwareError(f"{path} has a partition table at 0x8000 but no bootloader where its chip needs one")
+        raise FirmwareError(
+            f"{path} has a partition table at 0x8000 but no bootloader where its chip needs one"
+        )
     chip = _image_chip(data, str(path))
     if chip is None:
         raise FirmwareError(

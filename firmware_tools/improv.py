@@ -25,7 +25,11 @@ DEVICE_INFO_TIMEOUT_S: Final = 5.0
 TYPE_CURRENT_STATE, TYPE_ERROR_STATE, TYPE_RPC, TYPE_RPC_RESULT = 0x01, 0x02, 0x03, 0x04
 CMD_WIFI_SETTINGS, CMD_CURRENT_STATE, CMD_DEVICE_INFO = 0x01, 0x02, 0x03
 STATE_READY, STATE_PROVISIONING, STATE_PROVISIONED = 0x02, 0x03, 0x04
-STATE_NAMES: Final = {STATE_READY: "ready", STATE_PROVISIONING: "provisioning", STATE_PROVISIONED: "provisioned"}
+STATE_NAMES: Final = {
+    STATE_READY: "ready",
+    STATE_PROVISIONING: "provisioning",
+    STATE_PROVISIONED: "provisioned",
+}
 ERRORS: Final = {
     0x01: "the device found our packet invalid",
     0x02: "the device does not know the command",
@@ -86,7 +90,7 @@ class PacketReader:
 
     def feed(self, chunk: bytes) -> list[Packet]:
         self._buffer += chunk
-        found = []
+        found: list[Packet] = []
         while True:
             start = self._buffer.find(HEADER)
             if start < 0:
@@ -120,7 +124,7 @@ class ImprovResult:
 class ImprovClient:
     """One Improv exchange after another over an open port."""
 
-    def __init__(self, port: serial.SerialBase, *, timeout_s: float) -> None:
+    def __init__(self, port: serial.Serial, *, timeout_s: float) -> None:
         self.port = port
         self.timeout_s = timeout_s
         self.reader = PacketReader()

@@ -53,7 +53,9 @@ class NodeSettings:
         if not 0 <= self.node_id <= 0xFF:
             raise SettingsError(f"node id {self.node_id} is outside 0..255 (firmware store it in one byte)")
         if self.channel is not None and not (1 <= self.channel <= 14 or 36 <= self.channel <= 177):
-            raise SettingsError(f"channel {self.channel} is neither a 2.4 GHz (1-14) nor a 5 GHz (36-177) one")
+            raise SettingsError(
+                f"channel {self.channel} is neither a 2.4 GHz (1-14) nor a 5 GHz (36-177) one"
+            )
         if self.rate_hz is not None and not 1 <= self.rate_hz <= MAX_RATE_HZ:
             raise SettingsError(f"rate {self.rate_hz} Hz is outside 1..{MAX_RATE_HZ}")
 
@@ -110,7 +112,9 @@ def _ruview_entries(s: NodeSettings) -> list[NvsEntry]:
             f"RuView's firmware needs the sink as a dotted IPv4 address (its target_ip), not {s.sink_host!r}"
         )
     if s.rate_hz is not None:
-        raise SettingsError("RuView's firmware has no rate setting (it sends at most 50 frames/s); drop --rate")
+        raise SettingsError(
+            "RuView's firmware has no rate setting (it sends at most 50 frames/s); drop --rate"
+        )
     ns = RUVIEW_NAMESPACE
     out = []
     if s.ssid is not None:

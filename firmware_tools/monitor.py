@@ -18,11 +18,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Final
 
+from tqdm import tqdm
+
 from appliance.csi.formats.errors import CsiFormatError
 from appliance.csi.formats.esp_csv import LINE_TAG, parse_csi_line
 from appliance.csi.prep import SequenceTracker
-from tqdm import tqdm
-
 from firmware_tools.serial_io import LineReader, PortError, open_port
 
 _TAG = LINE_TAG.encode()
@@ -57,7 +57,7 @@ class MonitorReport:
     advice: str = ""
 
     def as_json(self) -> dict[str, object]:
-        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 def _printable_share(data: bytes) -> float:

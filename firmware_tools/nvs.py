@@ -119,7 +119,8 @@ def _crc(data: bytes) -> int:
 
 
 def _entry_crc_ok(entry: bytes) -> bool:
-    return _crc(entry[0:4] + entry[8:32]) == struct.unpack_from("<I", entry, 4)[0]
+    (stored,) = struct.unpack_from("<I", entry, 4)
+    return _crc(entry[0:4] + entry[8:32]) == int(stored)
 
 
 def _key(entry: bytes) -> str:
@@ -229,7 +230,7 @@ def read_nvs(image: bytes) -> NvsContents:
 
 
 def merge(existing: Iterable[NvsEntry], updates: Iterable[NvsEntry]) -> list[NvsEntry]:
-    """``existing`` with each update put in place of the entry of the same namespace and key (new keys last)."""
+    """``existing`` with each update in place of the entry with its namespace and key (new keys last)."""
     merged = {entry.ref: entry for entry in existing}
     for entry in updates:
         merged[entry.ref] = entry

@@ -72,7 +72,7 @@ def parse_partition_table(data: bytes, *, offset: int = 0x8000) -> list[Partitio
 
 
 def find_nvs(partitions: list[Partition]) -> Partition:
-    """The NVS partition the firmware's ``nvs_flash_init()`` uses: the one labelled ``nvs``, else the first."""
+    """The NVS partition ``nvs_flash_init()`` uses: the one labelled ``nvs``, else the first."""
     candidates = [p for p in partitions if p.type == TYPE_DATA and p.subtype == SUBTYPE_NVS]
     if not candidates:
         listed = ", ".join(p.label for p in partitions)

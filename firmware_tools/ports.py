@@ -31,7 +31,9 @@ class PortInfo:
         return {
             "device": self.device,
             "description": self.description,
-            "usb_id": f"{self.vid:04x}:{self.pid:04x}" if self.vid is not None and self.pid is not None else None,
+            "usb_id": f"{self.vid:04x}:{self.pid:04x}"
+            if self.vid is not None and self.pid is not None
+            else None,
             "serial_number": self.serial_number,
             "usb": self.usb,
             "chip_guess": self.chips,

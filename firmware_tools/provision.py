@@ -104,7 +104,9 @@ def provision_node(
         device.write([(partition.offset, image)])
         device.reset()
         destination = f"{device.port} ({device.chip}), partition {partition.describe()}"
-    return ProvisionResult(keys.name, entries, kept, partition.offset, partition.size, destination, current.skipped)
+    return ProvisionResult(
+        keys.name, entries, kept, partition.offset, partition.size, destination, current.skipped
+    )
 
 
 def provision_file(

@@ -127,7 +127,7 @@ class RouterReport:
     advice: str = ""
 
     def as_json(self) -> dict[str, object]:
-        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 def judge(r: RouterReport) -> tuple[str, str]:
@@ -224,7 +224,9 @@ async def check(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    listen = f"{source.local_address[0]}:{source.local_address[1]}" if source.local_address else f"{host}:{port}"
+    listen = (
+        f"{source.local_address[0]}:{source.local_address[1]}" if source.local_address else f"{host}:{port}"
+    )
     report = RouterReport(listen, round(time.monotonic() - start, 1))
     report.connections = source.stats.connections
     report.links = links

@@ -22,7 +22,7 @@ class PortError(RuntimeError):
     """A serial port that cannot be opened or used; says what to check."""
 
 
-def open_port(url: str, baud: int) -> serial.SerialBase:
+def open_port(url: str, baud: int) -> serial.Serial:
     try:
         return serial.serial_for_url(url, baudrate=baud, timeout=READ_TIMEOUT_S)
     except (serial.SerialException, OSError, ValueError) as exc:
@@ -36,7 +36,7 @@ def open_port(url: str, baud: int) -> serial.SerialBase:
 class LineReader:
     """Reads a port into complete lines; also counts raw bytes and remembers when each chunk arrived."""
 
-    def __init__(self, port: serial.SerialBase) -> None:
+    def __init__(self, port: serial.Serial) -> None:
         self.port = port
         self.bytes = 0
         self.overlong = 0
@@ -49,7 +49,9 @@ class LineReader:
             try:
                 chunk = self.port.read(max(1, self.port.in_waiting))
             except (serial.SerialException, OSError) as exc:
-                raise PortError(f"{self.port.name}: the port went away ({exc}); is the board still plugged in?")
+                raise PortError(
+                    f"{self.port.name}: the port went away ({exc}); is the board still plugged in?"
+                ) from exc
             if not chunk:
                 yield time.monotonic(), None
                 continue
