@@ -17,9 +17,8 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 import serial
-from esp_pylib.logger import EspLogBase
+from esp_pylib.logger import EspLog, EspLogBase
 from esptool.cmds import attach_flash, connect_esp, read_flash, reset_chip, run_stub, write_flash
-from esptool.logger import log as esptool_log
 from esptool.util import FatalError
 from tqdm import tqdm
 
@@ -143,7 +142,7 @@ class Device:
     @classmethod
     @contextlib.contextmanager
     def open(cls, port: str, *, chip: str = "auto", baud: int = DEFAULT_FLASH_BAUD) -> Iterator[Device]:
-        esptool_log.set_logger(TqdmLog())
+        EspLog.set_logger(TqdmLog())  # esptool logs through esp-pylib's singleton
         try:
             esp = connect_loader(port, chip, baud)
         except (FatalError, serial.SerialException, OSError) as exc:
