@@ -50,6 +50,12 @@ def fake_loader_class(chip: str) -> type:
         def get_secure_boot_enabled(self) -> bool:
             return False
 
+        def get_secure_boot_v1_enabled(self) -> bool:
+            return False
+
+        def command(self, *args: Any, **kwargs: Any) -> Any:
+            raise AssertionError(f"the fake loader does not emulate raw command {args[:1]}")
+
         def get_flash_encryption_enabled(self) -> bool:
             return False
 
