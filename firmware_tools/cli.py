@@ -208,7 +208,7 @@ def cmd_console(args: argparse.Namespace, out: TextIO) -> int:
     if not command:
         raise SettingsError("give the console command after --, e.g. invispose-node console --port P -- sta")
     answer = run_command(args.port, command, baud=args.baud, timeout_s=args.timeout, prompt=args.prompt)
-    lines = answer.lines or ["(no answer)"]
+    lines = [*answer.lines] or ["(no answer)"]
     if answer.csi_lines:
         lines.append(f"({answer.csi_lines} CSI_DATA lines not shown)")
     _emit(args, out, answer.as_json(), "\n".join(lines))
