@@ -12,7 +12,6 @@ crashed ``recv_csi`` heals on its own.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import re
 import statistics
@@ -217,13 +216,12 @@ async def check(
             raise RouterError(
                 f"port {port} is in use, most likely by the running appliance (its Atheros TCP source): its "
                 "status page already shows the router's link. Stop it to run this check, or point the router "
-                "at another port and pass the same --port here."
+                "at another port and pass the same --listen-port here."
             ) from exc
         raise RouterError(f"cannot listen on {host}:{port}: {exc}") from exc
     finally:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await asyncio.gather(task, return_exceptions=True)  # its error, if any, was handled above
     listen = (
         f"{source.local_address[0]}:{source.local_address[1]}" if source.local_address else f"{host}:{port}"
     )

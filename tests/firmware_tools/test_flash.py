@@ -37,7 +37,12 @@ def build_folder(tmp_path: Path, chip: str = "esp32s3") -> dict[int, bytes]:
                 "write_flash_args": ["--flash_mode", "dio", "--flash_size", "4MB", "--flash_freq", "80m"],
                 "flash_settings": {"flash_mode": "dio", "flash_size": "4MB", "flash_freq": "80m"},
                 "flash_files": {hex(offset): name for offset, (name, _) in files.items()},
-                "extra_esptool_args": {"after": "hard_reset", "before": "default_reset", "stub": True, "chip": chip},
+                "extra_esptool_args": {
+                    "after": "hard_reset",
+                    "before": "default_reset",
+                    "stub": True,
+                    "chip": chip,
+                },
             }
         )
     )

@@ -137,7 +137,9 @@ def test_keep_wifi_leaves_the_nodes_wifi_settings(tmp_path: Path, fake_node: Fak
 
 
 def test_keep_wifi_without_wifi_on_the_node_is_refused(fake_node: FakeNode) -> None:
-    code, _, err = run_cli("provision", "--port", "/dev/ttyFAKE", "--keep-wifi", "--sink", "10.1.1.1:1", "--node-id", "1")
+    code, _, err = run_cli(
+        "provision", "--port", "/dev/ttyFAKE", "--keep-wifi", "--sink", "10.1.1.1:1", "--node-id", "1"
+    )
     assert code == 1
     assert "--keep-wifi: the node has no ssid, password" in err
     assert fake_node.recorder.writes == []
@@ -168,7 +170,9 @@ BAD_INPUT = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUT))
-def test_bad_input_is_refused_before_anything_is_written(case: str, tmp_path: Path, fake_node: FakeNode) -> None:
+def test_bad_input_is_refused_before_anything_is_written(
+    case: str, tmp_path: Path, fake_node: FakeNode
+) -> None:
     extra, message = BAD_INPUT[case]
     args = ["provision", "--port", "/dev/ttyFAKE", "--sink", "10.0.0.2:5566", "--node-id", "1", *extra]
     code, _, err = run_cli(*args)
@@ -184,21 +188,47 @@ def test_bad_input_is_refused_before_anything_is_written(case: str, tmp_path: Pa
 
 def test_unknown_chip_is_a_usage_error(fake_node: FakeNode, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        run_cli("provision", "--port", "/dev/ttyFAKE", "--chip", "esp33", "--ssid", "N", "--sink", "1.2.3.4:1", "--node-id", "1")
+        run_cli(
+            "provision",
+            "--port",
+            "/dev/ttyFAKE",
+            "--chip",
+            "esp33",
+            "--ssid",
+            "N",
+            "--sink",
+            "1.2.3.4:1",
+            "--node-id",
+            "1",
+        )
     assert exit_info.value.code == 2
     assert "unknown chip 'esp33'; known: auto, esp32," in capsys.readouterr().err
     assert fake_node.recorder.calls == []
 
 
 def test_partition_table_without_nvs_is_refused(fake_node: FakeNode, tmp_path: Path) -> None:
-    fake_node.put(0x8000, partition_table(("factory", 0, 0, 0x10000, 0x100000), ("spiffs", 1, 0x82, 0x110000, 0x10000)))
+    fake_node.put(
+        0x8000, partition_table(("factory", 0, 0, 0x10000, 0x100000), ("spiffs", 1, 0x82, 0x110000, 0x10000))
+    )
     out = tmp_path / "nvs.bin"
     for extra in ([], ["--output", str(out)]):
         code, _, err = run_cli(
-            "provision", "--port", "/dev/ttyFAKE", "--ssid", "N", "--sink", "10.0.0.2:1", "--node-id", "1", *extra
+            "provision",
+            "--port",
+            "/dev/ttyFAKE",
+            "--ssid",
+            "N",
+            "--sink",
+            "10.0.0.2:1",
+            "--node-id",
+            "1",
+            *extra,
         )
         assert code == 1
-        assert "the partition table has no NVS partition (type data, subtype nvs); it lists: factory, spiffs" in err
+        assert (
+            "the partition table has no NVS partition (type data, subtype nvs); it lists: factory, spiffs"
+            in err
+        )
     assert fake_node.recorder.writes == []
     assert not out.exists()
 
@@ -207,7 +237,9 @@ def test_damaged_nvs_is_not_rewritten(tmp_path: Path, fake_node: FakeNode) -> No
     image = bytearray(generated_nvs(tmp_path, EXISTING))
     image[4] ^= 0xFF  # the first page's sequence number no longer matches its header CRC
     fake_node.put(NVS_OFFSET, bytes(image))
-    code, _, err = run_cli("provision", "--port", "/dev/ttyFAKE", "--ssid", "N", "--sink", "10.0.0.2:1", "--node-id", "1")
+    code, _, err = run_cli(
+        "provision", "--port", "/dev/ttyFAKE", "--ssid", "N", "--sink", "10.0.0.2:1", "--node-id", "1"
+    )
     assert code == 1
     assert "NVS page 0 fails its header CRC" in err
     assert fake_node.recorder.writes == []

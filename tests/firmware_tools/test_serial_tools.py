@@ -28,7 +28,7 @@ def esp_csi_lines() -> tuple[str, str]:
 
 
 def with_sequence(line: str, seq: int) -> str:
-    """The capture's line with its sequence column (the second) set to ``seq``; every other byte as printed."""
+    """The capture's line with its sequence column (the second) set to ``seq``; other bytes as printed."""
     tag, _, rest = line.split(",", 2)
     return f"{tag},{seq},{rest}"
 
@@ -49,7 +49,7 @@ def play(serial_pty: Pty) -> Iterator[Callable[[Callable[[Pty], None]], None]]:
 
 
 def monitor(serial_pty: Pty, *extra: str) -> tuple[int, dict[str, object]]:
-    code, out, err = run_cli("monitor", "--port", serial_pty.path, "--json", *extra)
+    code, out, _ = run_cli("monitor", "--port", serial_pty.path, "--json", *extra)
     return code, json.loads(out)
 
 
