@@ -3,10 +3,10 @@ Atheros TCP source, and ``router check``, which listens in the appliance's place
 
 The script's ``stream`` command gives ``recv_csi`` a FIFO as its log file and feeds the FIFO to ``nc``
 (busybox's, present on OpenWrt): ``recv_csi`` writes records to the file it is given and a text line per
-packet to stdout, which goes to /dev/null. Busybox ``nc`` does not exit when its input ends, so the script
-watches both and ends the other when one exits; then it exits itself and procd starts it again after five
-seconds, for ever (``respawn 3600 5 0``: a retry count of 0 never gives up), so a rebooted appliance or a
-crashed ``recv_csi`` heals on its own.
+packet to stdout, which goes to /dev/null. Busybox ``nc`` does not exit when its input ends (it waits for
+the far end to close), so the script watches both and ends the other when one exits; then it exits itself
+and procd starts it again after five seconds, for ever (``respawn 3600 5 0``: a retry count of 0 never
+gives up), so a rebooted appliance or a crashed ``recv_csi`` heals on its own.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ stream() {{
 	"$recv_csi" "$fifo" >/dev/null &
 	recv_pid=$!
 	trap 'kill "$nc_pid" "$recv_pid" 2>/dev/null; rm -f "$fifo"; exit 0' INT TERM
-	# busybox nc does not exit when its input ends: whichever of the two ends first ends the other.
+	# busybox nc waits for the far end after its input ends: whichever of the two ends first ends the other.
 	while kill -0 "$nc_pid" 2>/dev/null && kill -0 "$recv_pid" 2>/dev/null; do
 		sleep 1
 	done
