@@ -13,10 +13,10 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any, TextIO
 
-from appliance import __version__
 from appliance.csi.sources.tcp import DEFAULT_TCP_PORT
 from firmware_tools.chips import AUTO, UnknownChipError, check_chip, chip_names
 from firmware_tools.console import DEFAULT_PROMPT, run_command
@@ -272,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Flash, provision and monitor ESP32 CSI nodes; set up Atheros CSI routers.",
         epilog="Run 'invispose-node COMMAND --help' for a command's options. Hardware: docs/hardware.md",
     )
-    parser.add_argument("--version", action="version", version=f"invispose-node {__version__}")
+    parser.add_argument("--version", action="version", version=f"invispose-node {version('invispose')}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     ports = commands.add_parser(
