@@ -50,7 +50,9 @@ def _component_health(
         else:
             components[name] = {"status": "ok", "detail": f"{source.frames} frames"}
     published = pipeline.last_published_at
-    if published is None:
+    if not pipeline.detection_enabled:
+        components["pipeline"] = {"status": "ok", "detail": "detection switched off: no readings"}
+    elif published is None:
         components["pipeline"] = {"status": "starting", "detail": "no PoseFrame published yet"}
     elif now - published > max(2.0, 5.0 / pipeline.rate_hz):
         components["pipeline"] = {"status": "down", "detail": "publishing has stalled"}

@@ -2,9 +2,10 @@
 
 A client authenticates (a token with ``stream:subscribe``, as ``?token=`` or in a first ``auth`` message
 within ``auth_timeout_s``), subscribes to hub topics with MQTT-style filters (``pose``, ``person/+``,
-``zone/kitchen``, ``event/#``, ``alert/#``, ``status``, ``config/zones``), optionally filtered by zone,
-person or confidence, and may cap a topic's rate (``configure``/``max_fps``). Data messages carry the hub's
-JSON untouched (encoded once) in an envelope: ``{"type": "pose_update", "topic": "pose", "data": {...}}``.
+``zone/kitchen``, ``event/#``, ``alert/#``, ``status``, ``controls``, ``config/zones``), optionally
+filtered by zone, person or confidence, and may cap a topic's rate (``configure``/``max_fps``). Data
+messages carry the hub's JSON untouched (encoded once) in an envelope:
+``{"type": "pose_update", "topic": "pose", "data": {...}}``.
 The message shapes are the models below, shipped as JSON Schemas (``docs/schemas/ws-*.schema.json``).
 
 Backpressure: each client owns a bounded hub subscription and one sender task. A client that reads too
@@ -36,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from appliance import __version__
 from appliance.contracts import Event, PersonUpdate, PoseFrame, ZoneOccupancy
 from appliance.contracts.schemas import (
+    ControlStateModel,
     EventModel,
     PersonUpdateModel,
     PoseFrameModel,
@@ -49,7 +51,7 @@ from appliance.integrations.base import Sink, SinkStats
 log = logging.getLogger(__name__)
 
 # First levels of the hub's topics; a subscription must start with one of them or a wildcard.
-TOPIC_ROOTS = ("pose", "person", "zone", "status", "config", "event", "alert")
+TOPIC_ROOTS = ("pose", "person", "zone", "status", "controls", "config", "event", "alert")
 ZONE_EVENTS = frozenset({"person.entered_zone", "person.left_zone"})
 CLOSE_AUTH_FAILED = 4001
 CLOSE_FORBIDDEN = 4003
@@ -216,6 +218,7 @@ DATA_MESSAGES: dict[str, type[BaseModel]] = {
     "system_alert": _data_message("system_alert", EventModel),
     "system_status": _data_message("system_status", SystemStatusModel),
     "zone_layout": _data_message("zone_layout", ZoneLayoutModel),
+    "control_state": _data_message("control_state", ControlStateModel),
 }
 _KIND_OF_ROOT = {
     "pose": "pose_update",
@@ -225,6 +228,7 @@ _KIND_OF_ROOT = {
     "alert": "system_alert",
     "status": "system_status",
     "config": "zone_layout",
+    "controls": "control_state",
 }
 
 # The shipped schemas of the protocol (docs/schemas/ws-<name>.schema.json).
