@@ -5,14 +5,14 @@ BIN    := $(VENV)/bin
 CONFIG ?= config/appliance.yaml
 
 # Debian packages the test suite drives as real services (installed by `make test` when missing).
-TEST_APT_PACKAGES := chromium shellcheck busybox
+TEST_APT_PACKAGES := chromium shellcheck busybox ffmpeg nginx libnginx-mod-rtmp
 
 .PHONY: install install-test run test lint format bench clean
 
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
-	@scripts/system-deps.sh python3-venv
+	@scripts/system-deps.sh python3-venv ffmpeg
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e .

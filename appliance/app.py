@@ -18,7 +18,7 @@ from pathlib import Path
 from aiohttp import web
 
 from appliance import __version__
-from appliance.api import auth, controls, openapi, security, stream, system
+from appliance.api import auth, controls, openapi, security, stream, system, video
 from appliance.api.errors import error_middleware
 from appliance.api.keys import CONFIG, DATABASE, HUB, MODEL_UNAVAILABLE, PIPELINE, STARTED_AT
 from appliance.api.metrics import metrics_middleware
@@ -36,9 +36,12 @@ from appliance.integrations.base import Sink
 from appliance.integrations.history import HistoryRecorder
 from appliance.integrations.reports import ScheduledReports
 from appliance.integrations.runner import SinkRunner
+from appliance.integrations.video.render import RoomPlan
+from appliance.integrations.video.sink import VideoSink
 from appliance.integrations.websocket import WebSocketStream
 from appliance.live_config import LiveConfig
 from appliance.pipeline import Pipeline, stop_task
+from appliance.pose.camera import camera_for_room
 from appliance.pose.estimator import ModelEstimator
 from appliance.pose.features import RoomGeometry
 from appliance.pose.motion import RoomMotion
@@ -52,6 +55,8 @@ from appliance.store.settings import SettingsStore
 log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).parent / "web"
+# The overlay video's HLS and DASH files, in the data directory.
+VIDEO_DIR = "video"
 # JSON bodies larger than this are refused with 413 before they are read.
 MAX_REQUEST_BYTES = 1 * 2**20
 
@@ -133,6 +138,7 @@ def build_app(config: AppConfig, *, can_restart: bool = False) -> web.Applicatio
         auth.router,
         openapi.router,
         stream.router,
+        video.router,
         *setup_resources(app),
     )
     # Open streams are closed when shutdown begins; otherwise aiohttp would wait for them to end.
@@ -154,7 +160,28 @@ def build_sinks(config: AppConfig, hub: Hub, history: HistoryStore) -> list[Sink
         sinks.append(ScheduledReports(history, hub, config.reports))
     if config.websocket.enabled:
         sinks.append(WebSocketStream(hub, config.websocket))
+    if config.video.enabled:
+        directory = config.data_dir.expanduser().resolve() / VIDEO_DIR
+        sinks.append(VideoSink(hub, config.video, room_plan(config), directory))
     return sinks
+
+
+def room_plan(config: AppConfig) -> RoomPlan:
+    """The room as the overlay video draws it: floor, radios, and the floor's corners in the overlay view."""
+    room = config.room
+    corners = [
+        (0.0, 0.0, 0.0),
+        (room.width_m, 0.0, 0.0),
+        (room.width_m, room.depth_m, 0.0),
+        (0.0, room.depth_m, 0.0),
+    ]
+    outline = camera_for_room(room.width_m, room.depth_m, room.height_m).project(corners)
+    return RoomPlan(
+        width_m=room.width_m,
+        depth_m=room.depth_m,
+        nodes=tuple((node.id, node.position[0], node.position[1]) for node in room.nodes),
+        floor_outline=tuple((float(u), float(v)) for u, v in outline),
+    )
 
 
 ui = ApiRouter()
@@ -187,6 +214,9 @@ async def _close_streams(app: web.Application) -> None:
     stream_sink = sinks.sink("websocket") if sinks is not None else None
     if isinstance(stream_sink, WebSocketStream):
         await stream_sink.close_all()
+    video_sink = sinks.sink("video") if sinks is not None else None
+    if isinstance(video_sink, VideoSink):
+        await video_sink.close_viewers()
 
 
 async def _services_ctx(app: web.Application) -> AsyncIterator[None]:

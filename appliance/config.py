@@ -26,6 +26,7 @@ from appliance.csi.prep import PrepSettings
 from appliance.csi.simulator import NodeSpec, RoomSpec
 from appliance.integrations.history import HistorySettings
 from appliance.integrations.reports import ReportSettings
+from appliance.integrations.video.settings import VideoSettings
 from appliance.integrations.websocket import WebSocketSettings
 from appliance.pose.estimator import ModelSettings
 from appliance.pose.motion import MotionSettings
@@ -338,6 +339,7 @@ class AppConfig(_Section):
     history: HistorySettings = Field(default_factory=HistorySettings)
     reports: ReportSettings = Field(default_factory=ReportSettings)
     websocket: WebSocketSettings = Field(default_factory=WebSocketSettings)
+    video: VideoSettings = Field(default_factory=VideoSettings)
 
     @model_validator(mode="after")
     def _zones_fit(self) -> AppConfig:

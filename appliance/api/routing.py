@@ -61,7 +61,7 @@ SCOPE_DESCRIPTIONS: Mapping[Scope, str] = {
     Scope.ZONE_WRITE: "create, change and delete zones",
     Scope.ADMIN_ALL: "everything, including users and API tokens",
     Scope.STREAM_SUBSCRIBE: "open WebSocket and video streams",
-    Scope.STREAM_PUBLISH: "publish into the pipeline (external sources)",
+    Scope.STREAM_PUBLISH: "publish into the pipeline (external sources); start and stop RTMP pushes",
 }
 
 
@@ -104,6 +104,7 @@ class Endpoint:
     tier: RateTier
     responses: Mapping[int, str]
     deprecated: bool
+    query_token: bool = False
 
     @property
     def operation_id(self) -> str:
@@ -115,7 +116,7 @@ class Endpoint:
 
     @property
     def token_in_query(self) -> bool:
-        return self.tier is RateTier.STREAMING
+        return self.tier is RateTier.STREAMING or self.query_token
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """The aiohttp handler: validate, call, serialize."""
@@ -280,11 +281,15 @@ class ApiRouter:
         tier: RateTier = RateTier.AUTHENTICATED,
         responses: Mapping[int, str] | None = None,
         deprecated: bool = False,
+        token_in_query: bool = False,
     ) -> Callable[[Handler], Handler]:
         """Declare an endpoint. ``scope``: what a token needs; ``public``: no token at all (login, health).
 
         ``responses`` documents further statuses (``{404: "no such token"}``); ``tier=RateTier.STREAMING``
         puts a stream on the streaming bucket and lets it take the token from ``?access_token=``.
+        ``token_in_query`` lets a route of the authenticated bucket take it there too: the playlists and
+        segments of HLS and DASH, which a player fetches every few seconds, too often for the streaming
+        bucket, and which players such as Safari fetch without any header.
         """
         method = method.upper()
         if public == (scope is not None):
@@ -322,6 +327,7 @@ class ApiRouter:
                     tier=RateTier.ANONYMOUS if public else tier,
                     responses=dict(responses or {}),
                     deprecated=deprecated,
+                    query_token=token_in_query,
                 )
             )
             return handler
