@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
@@ -116,6 +117,22 @@ class PipelineCollector(Collector):
             delivered.add_metric([status.name], status.stats.delivered)
             restarts.add_metric([status.name], status.restarts)
         yield from (up, lag, dropped, delivered, restarts, connections)
+        yield from _video_metrics(next((s.stats.details for s in statuses if s.name == "video"), {}))
+
+
+def _video_metrics(details: Mapping[str, Any]) -> Iterable[Metric]:
+    """The overlay video's viewers per output kind and its encoders' restarts (from its sink stats)."""
+    viewers = GaugeMetricFamily(
+        f"{NAMESPACE}_video_viewers", "People watching the overlay video", labels=["output"]
+    )
+    for kind, count in details.get("viewers", {}).items():
+        viewers.add_metric([kind], count)
+    encoder_restarts = CounterMetricFamily(
+        f"{NAMESPACE}_video_encoder_restarts", "Times a video output's ffmpeg restarted", labels=["output"]
+    )
+    for output, count in details.get("restarts", {}).items():
+        encoder_restarts.add_metric([output], count)
+    yield from (viewers, encoder_restarts)
 
 
 class ApiMetrics:
