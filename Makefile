@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 CONFIG ?= config/appliance.yaml
 
 # Debian packages the test suite drives as real services (installed by `make test` when missing).
-TEST_APT_PACKAGES := chromium shellcheck busybox ffmpeg nginx libnginx-mod-rtmp iproute2
+TEST_APT_PACKAGES := chromium shellcheck busybox ffmpeg nginx libnginx-mod-rtmp iproute2 tesseract-ocr
 
 .PHONY: install install-test run test lint format bench clean
 

@@ -156,17 +156,18 @@ async def _segment_file(request: web.Request, name: str, manifest: str, kind: st
     if sink is None or sink.segment_files is None or not enabled:
         return _disabled(kind.upper(), f"video.{kind}")
     files = sink.segment_files
-    wrong_kind = name.endswith(".mpd") if kind == "hls" else name.endswith(".m3u8")
-    principal = request[PRINCIPAL]
-    sink.hls_viewer(f"{principal.kind}:{principal.id}@{request[CLIENT_IP]}")
+    viewer = f"{request[PRINCIPAL].kind}:{request[PRINCIPAL].id}@{request[CLIENT_IP]}"
     if name == manifest:
+        sink.hls_viewer(viewer)  # starts the encoder if nobody watched
         path = await files.wait_for(name, sink.settings.startup_timeout_s)
         if path is None:
             return _busy("stream_starting", "the encoder has not written the playlist yet; retry shortly")
     else:
+        wrong_kind = name.endswith(".mpd") if kind == "hls" else name.endswith(".m3u8")
         path = None if wrong_kind else files.path(name)
-    if path is None:
-        return error_response(404, "no_such_file", f"{name!r} is not a current {kind.upper()} file")
+        if path is None:
+            return error_response(404, "no_such_file", f"{name!r} is not a current {kind.upper()} file")
+        sink.hls_viewer(viewer)
     try:
         data = await asyncio.to_thread(path.read_bytes)
     except FileNotFoundError:  # removed by ffmpeg since it was listed

@@ -47,6 +47,9 @@ MAX_EXAMPLES = 25
 BUDGET_S = 60.0
 REQUEST_TIMEOUT_S = 15.0
 SKIPPED_TAGS = frozenset({"auth"})
+# A stream that never ends (a client reading the whole body waits forever) and pushes to whatever URL the
+# generator makes up (hosts off this machine): the video tests check those.
+SKIPPED_OPERATIONS = frozenset({"GET /api/v1/stream/mjpeg", "POST /api/v1/stream/rtmp"})
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -120,6 +123,8 @@ def test_every_operation_conforms_to_the_document(served_app: ServedApp) -> None
             continue
         operation = result.ok()
         if SKIPPED_TAGS & set(operation.definition.raw.get("tags", [])):
+            continue
+        if operation.label in SKIPPED_OPERATIONS:
             continue
         if time.monotonic() > deadline:
             skipped.append(operation.label)

@@ -17,7 +17,13 @@ import pytest
 
 from appliance.api.keys import HUB
 from appliance.contracts import Event
+from appliance.hub import Hub
+from appliance.integrations.runner import SinkRunner
+from appliance.integrations.video.render import RoomPlan
+from appliance.integrations.video.settings import VideoSettings
+from appliance.integrations.video.sink import VideoSink
 from tests.app_support import scoped, start
+from tests.conftest import pick_free_port
 from tests.video_support import (
     RTMP_MODULE,
     STANDING,
@@ -33,6 +39,7 @@ from tests.video_support import (
     saturation,
     stream_status,
     until,
+    video_sink,
 )
 
 pytestmark = pytest.mark.slow
@@ -200,3 +207,50 @@ async def test_pushes_start_and_stop_through_the_api_with_stream_publish(
         body = await stream_status(client, viewer)
         assert not body["render"]["active"], "nothing renders once no output needs frames"
         assert ffmpeg_children(os.getpid()) == []
+
+
+def _missing_ffmpeg(url: str) -> dict[str, Any]:
+    return {
+        "video.rtmp_urls": [url],
+        "video.ffmpeg": "/nonexistent/ffmpeg",
+        "video.restart_first_s": 0.05,
+        "video.restart_max_s": 0.2,
+    }
+
+
+async def test_a_missing_ffmpeg_is_reported_degrades_health_and_renders_nothing(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    url = f"rtmp://127.0.0.1:{pick_free_port()}/live/{KEY}"
+    client, admin = await start(aiohttp_client, tmp_path, silent=True, **VIDEO, **_missing_ffmpeg(url))
+    await until(lambda: _push(client, admin, lambda p: p["restarts"] >= 4), 10, "restarts with backoff")
+    push = output(await stream_status(client, admin), "rtmp-1")
+    assert push["last_error"] == (
+        "cannot start /nonexistent/ffmpeg: No such file or directory (is ffmpeg installed?)"
+    )
+    health = await (await client.get("/api/v1/system/health")).json()
+    assert health["components"]["sink:video"]["status"] == "degraded"
+    metrics = await (await client.get("/metrics", headers=admin)).text()
+    assert 'invispose_video_encoder_restarts_total{output="rtmp-1"}' in metrics
+    assert video_sink(client).frames == 0, "no frame is rendered for an encoder that cannot start"
+
+
+async def test_a_failure_is_announced_once_however_often_it_repeats(tmp_path: Path) -> None:
+    hub = Hub()
+    alerts = hub.subscribe("alerts", ["alert/#"], maxsize=None)
+    url = f"rtmp://127.0.0.1:{pick_free_port()}/live/{KEY}"
+    overrides = {
+        key.removeprefix("video."): value for key, value in {**VIDEO, **_missing_ffmpeg(url)}.items()
+    }
+    sink = VideoSink(hub, VideoSettings.model_validate(overrides), RoomPlan(5.0, 4.0), tmp_path / "video")
+    async with SinkRunner([sink], hub):
+        push = sink.pushes["rtmp-1"][1]
+        await until(lambda: push.restarts >= 4, 10, "four failed starts")
+    events = [m.item for m in alerts.drain() if isinstance(m.item, Event)]
+    assert [e.data for e in events] == [
+        {
+            "component": "sink:video:rtmp-1",
+            "target": f"{url.rsplit('/', 1)[0]}/***",
+            "error": "cannot start /nonexistent/ffmpeg: No such file or directory (is ffmpeg installed?)",
+        }
+    ]

@@ -62,6 +62,7 @@ class EncodedOutput:
         *,
         scrub: Callable[[str], str],
         on_failure: Callable[[EncodedOutput, str], None],
+        on_start: Callable[[], None],
         restart_first_s: float,
         restart_max_s: float,
         stall_timeout_s: float,
@@ -73,6 +74,7 @@ class EncodedOutput:
         self.command = list(command)
         self.scrub = scrub
         self.on_failure = on_failure
+        self.on_start = on_start
         self.stall_timeout_s = stall_timeout_s
         self.prepare = prepare
         self.backoff = Backoff(restart_first_s, restart_max_s)
@@ -95,6 +97,11 @@ class EncodedOutput:
             self._wanted = wanted
             self._changed.set()
 
+    @property
+    def needs_frames(self) -> bool:
+        """Wanted, and an encoder is (being) started: not while it waits to be started again."""
+        return self._wanted and self.state in ("starting", "running")
+
     def offer(self, frame: Frame) -> None:
         if self.process is not None:
             self.process.offer(frame)
@@ -113,6 +120,7 @@ class EncodedOutput:
 
     async def _run_once(self) -> None:
         self.state = "starting"
+        self.on_start()
         if self.prepare is not None:
             self.prepare()
         started = time.monotonic()

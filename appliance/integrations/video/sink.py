@@ -11,6 +11,7 @@ never queues readings: a tick that finds the thread still busy is skipped and co
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import statistics
 import time
@@ -38,6 +39,8 @@ HLS_PATH = f"/api/v1/stream/hls/{MASTER_PLAYLIST}"
 DASH_PATH = f"/api/v1/stream/dash/{DASH_MANIFEST}"
 # Pushes at most (configured and added through the API): each is an encoder of its own.
 MAX_PUSHES = 8
+# How often the idle render loop looks at its viewers again.
+_IDLE_CHECK_S = 1.0
 # Window of the measured rates, seconds.
 _RATE_WINDOW_S = 3.0
 
@@ -167,6 +170,7 @@ class VideoSink(Sink):
             command,
             scrub=scrub,
             on_failure=self._output_failed,
+            on_start=self._demand_changed,
             restart_first_s=settings.restart_first_s,
             restart_max_s=settings.restart_max_s,
             stall_timeout_s=settings.stall_timeout_s,
@@ -261,7 +265,7 @@ class VideoSink(Sink):
         if self.segments is not None and self.segment_files is not None:
             self.segments.want(self.segment_files.viewers() > 0)
         return (
-            any(output.wanted for output in self._encoded_outputs())
+            any(output.needs_frames for output in self._encoded_outputs())
             or self.mjpeg_viewers > 0
             or (self.webrtc is not None and self.webrtc.count > 0)
         )
@@ -273,7 +277,9 @@ class VideoSink(Sink):
             if not self._frames_wanted():
                 self.rendering = False
                 self._demand.clear()
-                await self._demand.wait()
+                # Woken by a new viewer or push; and now and then to forget HLS viewers who left.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._demand.wait(), _IDLE_CHECK_S)
                 continue
             self.rendering = True
             tick = time.monotonic()
