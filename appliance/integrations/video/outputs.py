@@ -28,7 +28,7 @@ OutputKind = Literal["rtmp", "segments", "mjpeg", "webrtc"]
 OutputState = Literal["idle", "starting", "running", "restarting"]
 # An output that ran this long before failing starts again from the shortest backoff.
 STABLE_S = 30.0
-# How often a running output checks for a stall.
+# How often a running output checks for a stall and whether it is still wanted.
 _WATCH_S = 0.5
 
 
@@ -144,16 +144,12 @@ class EncodedOutput:
 
     async def _watch(self, process: FfmpegProcess) -> str | None:
         """Until the process ends (its reason), stalls, or is no longer wanted (None)."""
-        ended = asyncio.create_task(process.wait())
+        ended = asyncio.ensure_future(process.wait())
         try:
             while self._wanted:
-                self._changed.clear()
-                changed = asyncio.create_task(self._changed.wait())
-                done, _ = await asyncio.wait(
-                    {ended, changed}, timeout=_WATCH_S, return_when="FIRST_COMPLETED"
-                )
-                changed.cancel()
-                if ended in done:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(ended), _WATCH_S)
+                if ended.done():
                     return process.reason
                 if process.encoded > 0 and self.state == "starting":
                     self.state = "running"
