@@ -27,6 +27,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -140,7 +141,7 @@ async def _receiver(argv_tail: list[str]) -> AsyncIterator[tuple[str, asyncio.su
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     # Not by connecting: the receiver takes one connection only.
-    while not _listening(port):
+    while not _listening(port):  # noqa: ASYNC110 - /proc/net/tcp offers nothing to wait on
         await asyncio.sleep(0.05)
     try:
         yield url, process
@@ -176,19 +177,34 @@ async def _running(sink: VideoSink, timeout_s: float = 20.0) -> int:
     return output.process.process.pid
 
 
-async def cpu_pipeline(width: int, height: int, fps: int, seconds: float) -> tuple[float, float]:
-    """(appliance process, encoding ffmpeg) CPU as shares of one core while the sink pushes."""
+@dataclass(frozen=True, slots=True)
+class PipelineRun:
+    own: float  # the appliance process, share of one core
+    encoder: float  # the encoding ffmpeg, share of one core
+    rendered_fps: float
+    dropped: float  # share of rendered frames dropped before ffmpeg took them
+
+
+async def cpu_pipeline(width: int, height: int, fps: int, seconds: float) -> PipelineRun:
+    """CPU of the appliance process and of the encoding ffmpeg while the sink pushes, and the frame rate
+    actually delivered (a share of a core means little if the frames were not all made)."""
     async with (
         _receiver(["-c", "copy", "-f", "null", "-"]) as (url, _),
         _sink(_settings(width, height, fps, url), _walkers) as sink,
     ):
         encoder = await _running(sink)
+        push = sink.pushes["rtmp-1"][1]
         await asyncio.sleep(1.0)  # past the encoder's start
         own0, enc0, wall0 = time.process_time(), _cpu_s(encoder), time.monotonic()
+        frames0, dropped0 = sink.frames, push.status().dropped_frames
         await asyncio.sleep(seconds)
         own1, enc1, wall1 = time.process_time(), _cpu_s(encoder), time.monotonic()
+        frames1, dropped1 = sink.frames, push.status().dropped_frames
     wall = wall1 - wall0
-    return (own1 - own0) / wall, (enc1 - enc0) / wall
+    rendered = frames1 - frames0
+    return PipelineRun(
+        (own1 - own0) / wall, (enc1 - enc0) / wall, rendered / wall, (dropped1 - dropped0) / max(rendered, 1)
+    )
 
 
 async def cpu_encode_only(width: int, height: int, fps: int, seconds: float) -> float:
@@ -258,27 +274,30 @@ async def main() -> None:
     args = parser.parse_args()
     print(f"CPU as a share of one core, median of {args.runs} runs of {args.seconds:g} s:")
     print(
-        f"{'size':>16}  {'render+feed':>11}  {'ffmpeg':>7}  {'total':>6}  {'encode only':>11}  {'ratio':>5}"
+        f"{'size':>16}  {'rendered':>8}  {'dropped':>7}  {'render+feed':>11}  {'ffmpeg':>6}  {'total':>6}"
+        f"  {'encode only':>11}  {'ratio':>5}"
     )
     for width, height, fps in SIZES:
-        pipeline = [await cpu_pipeline(width, height, fps, args.seconds) for _ in range(args.runs)]
-        baseline = [await cpu_encode_only(width, height, fps, args.seconds) for _ in range(args.runs)]
-        own = _median([p[0] for p in pipeline])
-        encoder = _median([p[1] for p in pipeline])
-        total = _median([p[0] + p[1] for p in pipeline])
-        alone = _median(baseline)
+        runs = [await cpu_pipeline(width, height, fps, args.seconds) for _ in range(args.runs)]
+        baseline = _median(
+            [await cpu_encode_only(width, height, fps, args.seconds) for _ in range(args.runs)]
+        )
+        total = _median([r.own + r.encoder for r in runs])
         print(
-            f"{width:>5}x{height:<5}@{fps:<3}  {own:>10.1%}  {encoder:>6.1%}  {total:>6.1%}  {alone:>10.1%}"
-            f"  {total / alone:>5.2f}"
+            f"{width:>5}x{height:<5}@{fps:<3}  {_median([r.rendered_fps for r in runs]):>5.1f}/s"
+            f"  {_median([r.dropped for r in runs]):>7.1%}  {_median([r.own for r in runs]):>11.1%}"
+            f"  {_median([r.encoder for r in runs]):>6.1%}  {total:>6.1%}  {baseline:>11.1%}"
+            f"  {total / baseline:>5.2f}"
         )
     print(f"PoseFrame -> RTMP readback latency, median of {args.runs} runs of {args.seconds:g} s:")
-    for width, height, fps in SIZES[:2]:
-        runs = [await latency(width, height, fps, args.seconds) for _ in range(args.runs)]
-        medians = [_median(r) for r in runs if r]
-        p90 = [sorted(r)[int(0.9 * len(r))] for r in runs if r]
+    for width, height, fps in SIZES:
+        samples = [await latency(width, height, fps, args.seconds) for _ in range(args.runs)]
+        medians = [_median(r) for r in samples if r]
+        p90 = [sorted(r)[int(0.9 * len(r))] for r in samples if r]
+        read_fps = sum(len(r) for r in samples) / (args.runs * args.seconds)
         print(
             f"{width:>5}x{height:<5}@{fps:<3}  median {_median(medians) * 1000:6.0f} ms"
-            f"  p90 {_median(p90) * 1000:6.0f} ms  ({sum(len(r) for r in runs)} frames)"
+            f"  p90 {_median(p90) * 1000:6.0f} ms  (frames read back {read_fps:.1f}/s)"
         )
 
 
