@@ -157,8 +157,13 @@ async def test_headless_chromium_plays_the_stream(aiohttp_client: Any, tmp_path:
             await page.evaluate("token => hangUp(token)", token)
         finally:
             await browser.close()
-    await until(lambda: _no_webrtc_viewer(client, viewer), 10, "the session ends when the page hangs up")
+    await until(
+        lambda: _no_webrtc_viewer(client, viewer),
+        10,
+        "the session ends, and rendering with it, when the page hangs up",
+    )
 
 
 async def _no_webrtc_viewer(client: Client, viewer: dict[str, str]) -> bool:
-    return output(await stream_status(client, viewer), "webrtc")["viewers"] == 0
+    body = await stream_status(client, viewer)
+    return output(body, "webrtc")["viewers"] == 0 and not body["render"]["active"]

@@ -48,8 +48,12 @@ KEY = "s3cr3t-K3Y-x9"
 # Small frames and a keyframe every second, so a reader joining mid-stream decodes within a second.
 VIDEO = {"video.width": WIDTH, "video.height": HEIGHT, "video.fps": FPS, "video.keyframe_interval_s": 1.0}
 EXPECTED_PROBE = f"h264,{WIDTH},{HEIGHT},{FPS}/1"
-# Points of the view far from the standing figure's joints and bones, and from the text and the plan.
-EMPTY_POINTS = ((0.22, 0.45), (0.78, 0.40), (0.30, 0.60))
+# A figure standing left of centre (so that a mirrored or shifted drawing would miss it), its body joints
+# (shoulders to ankles: the face's joints are closer together than a dot), and where a figure mirrored
+# left to right would be: nothing must be drawn there.
+FIGURE = tuple((x - 0.2, y) for x, y in STANDING)
+BODY = FIGURE[5:]
+MIRRORED = tuple((1 - x, y) for x, y in BODY)
 
 
 @pytest.fixture
@@ -70,18 +74,17 @@ async def test_push_reads_back_as_h264_with_the_skeleton_where_the_pose_put_it(
 ) -> None:
     url = rtmp_server.url(KEY)
     client, admin = await start(aiohttp_client, tmp_path, silent=True, **VIDEO, **{"video.rtmp_urls": [url]})
-    async with Publisher(client, (person_at(1),)) as publisher:
+    async with Publisher(client, (person_at(1, FIGURE),)) as publisher:
         await until(lambda: _probed(url), 15, f"ffprobe reads {EXPECTED_PROBE}")
         with_person = await grab_frame(url, WIDTH, HEIGHT)
         publisher.persons = ()
         await until(lambda: _joint_gone(url), 10, "the skeleton leaves the stream")
         without = await grab_frame(url, WIDTH, HEIGHT)
-    body_joints = STANDING[5:]  # shoulders to ankles: the face's joints are closer than a dot apart
-    assert all(saturation(with_person, x, y) > 60 for x, y in body_joints), [
-        round(saturation(with_person, x, y)) for x, y in body_joints
+    assert all(saturation(with_person, x, y) > 60 for x, y in BODY), [
+        round(saturation(with_person, x, y)) for x, y in BODY
     ]
-    assert all(saturation(without, x, y) < 20 for x, y in body_joints)
-    assert all(saturation(with_person, x, y) < 20 for x, y in EMPTY_POINTS)
+    assert all(saturation(without, x, y) < 20 for x, y in BODY)
+    assert all(saturation(with_person, x, y) < 20 for x, y in MIRRORED)
     body = await stream_status(client, admin)
     push = output(body, "rtmp-1")
     assert push["state"] == "running" and push["fps"] > 0 and push["bitrate_kbps"] > 0
@@ -133,7 +136,7 @@ async def _probed(url: str) -> bool:
 
 
 async def _joint_gone(url: str) -> bool:
-    return saturation(await grab_frame(url, WIDTH, HEIGHT), *STANDING[11]) < 20
+    return saturation(await grab_frame(url, WIDTH, HEIGHT), *BODY[6]) < 20
 
 
 async def _push(client: Any, admin: dict[str, str], check: Any) -> bool:
@@ -174,6 +177,26 @@ async def test_frames_are_dropped_not_queued_while_ffmpeg_takes_none_and_a_stall
         await until(lambda: _push(client, admin, lambda p: p["state"] == "running"), 15, "a new ffmpeg runs")
         assert not process_exists(frozen), "the frozen ffmpeg was killed and reaped"
         await until(lambda: _probed(url), 10, "the stream resumes")
+
+
+async def test_a_push_started_again_waits_until_the_old_encoder_is_gone(
+    rtmp_server: RtmpServer, aiohttp_client: Any, tmp_path: Path
+) -> None:
+    """nginx refuses a second publisher of a stream while the first is connected: the old ffmpeg (here
+    frozen, so it holds its connection and ignores the end of its input) must be gone first."""
+    url = rtmp_server.url(KEY)
+    client, admin = await start(aiohttp_client, tmp_path, silent=True, **VIDEO, **{"video.rtmp_urls": [url]})
+    async with Publisher(client):
+        await until(lambda: _push(client, admin, lambda p: p["state"] == "running"), 15, "the push runs")
+        (frozen,) = ffmpeg_children(os.getpid())
+        os.kill(frozen, signal.SIGSTOP)
+        assert (await client.delete("/api/v1/stream/rtmp", headers=admin)).status == 200
+        await until(lambda: _push(client, admin, lambda p: p["state"] == "idle"), 10, "the push stops")
+        assert (await client.post("/api/v1/stream/rtmp", json={}, headers=admin)).status == 200
+        await until(lambda: _push(client, admin, lambda p: p["state"] == "running"), 20, "it runs again")
+        assert not process_exists(frozen)
+        assert output(await stream_status(client, admin), "rtmp-1")["restarts"] == 0, "no refused start"
+        await until(lambda: _probed(url), 10, "the stream is readable")
 
 
 async def test_pushes_start_and_stop_through_the_api_with_stream_publish(
