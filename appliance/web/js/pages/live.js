@@ -115,6 +115,7 @@ export class LivePage {
       this.plan.setPeople(pose.persons);
       this.overlay.setPeople(pose.persons);
     }
+    this.overlay.svg.toggleAttribute("hidden", pose.estimator !== "model");
     this.overlayNote.textContent = pose.estimator === "model"
       ? (pose.persons.length ? "" : "Nobody tracked right now.")
       : "Skeletons appear here when the pose model runs; the motion detector gives none.";

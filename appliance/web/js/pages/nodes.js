@@ -47,7 +47,7 @@ export function diagnose(link, reading, source, rules, controls) {
   if (reading && !reading.calibrated) {
     return controls?.calibrating
       ? { level: "warn", title: "Calibrating", text: "Learning this link's empty room: keep the room empty and still until it finishes." }
-      : { level: "warn", title: "Not calibrated", text: "The detector has not learnt this link's empty room yet. Empty the room and press Recalibrate empty room." };
+      : { level: "warn", title: "Not calibrated yet", text: `The detector learns each link's empty room from its first ${rules.calibration_s} s of packets, so keep the room empty and still meanwhile. If this stays, empty the room and press Recalibrate empty room.` };
   }
   if (link.loss_ratio > HIGH_LOSS) {
     return {
@@ -128,7 +128,7 @@ export class NodesPage {
     const sources = live.status?.sources ?? [];
     this.sources.replaceChildren(...sources.map((source) => h("li", { dataset: { source: source.name } },
       h("span", { class: source.running ? "ok" : "bad" }, source.running ? "running" : "stopped"), " ",
-      h("strong", {}, source.name), ` (${source.kind}${source.simulated ? ", simulated" : ""}): ${source.frames} frames`,
+      h("strong", {}, source.name), ` (${source.kind}): ${source.frames} frames`,
       !source.running ? ` · ${source.error ?? "it ended (a recording that does not loop stops at its end)"}` : "")));
     if (!sources.length) this.sources.replaceChildren(h("li", { class: "muted" }, "Waiting for the appliance's status…"));
   }
@@ -189,8 +189,9 @@ export class NodesPage {
   async startCalibration() {
     this.error.textContent = "";
     try {
-      live.controls = await api("api/v1/system/calibrate", { method: "POST" });
       this.calibrationStarted = Date.now();
+      this.sawCalibrating = false;
+      live.controls = await api("api/v1/system/calibrate", { method: "POST" });
       this.drawCalibration();
       clearInterval(this.tick);
       this.tick = setInterval(() => this.drawCalibration(), 250);
@@ -206,19 +207,22 @@ export class NodesPage {
     const controls = live.controls;
     if (!controls) return;
     const progress = `${controls.calibrated_links} of ${controls.links} links calibrated`;
-    if (controls.calibrating) {
-      this.recalibrate.disabled = true;
-      const left = this.calibrationStarted ? seconds - (Date.now() - this.calibrationStarted) / 1000 : null;
-      this.countdown.textContent = left === null
-        ? `Calibrating: ${progress}`
-        : left > 0
-          ? `Keep the room empty: ${Math.ceil(left)} s left · ${progress}`
-          : `Finishing: ${progress} (a silent link calibrates once it sends again)`;
-    } else {
+    const elapsed = this.calibrationStarted ? (Date.now() - this.calibrationStarted) / 1000 : null;
+    if (controls.calibrating) this.sawCalibrating = true;
+    // Finished once the appliance has said it calibrates and then that it no longer does.
+    if (!controls.calibrating && (this.sawCalibrating || elapsed === null)) {
       this.recalibrate.disabled = !may("config:write");
       clearInterval(this.tick);
       if (this.calibrationStarted) this.countdown.textContent = `Done at ${clock(controls.timestamp)}: ${progress}.`;
       this.calibrationStarted = null;
+      this.sawCalibrating = false;
+      return;
     }
+    this.recalibrate.disabled = true;
+    this.countdown.textContent = elapsed === null
+      ? `Calibrating: ${progress}`
+      : elapsed < seconds
+        ? `Keep the room empty: ${Math.ceil(seconds - elapsed)} s left · ${progress}`
+        : `Finishing: ${progress} (a silent link calibrates once it sends again)`;
   }
 }
