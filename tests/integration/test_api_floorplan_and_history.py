@@ -36,7 +36,9 @@ async def test_room_is_the_configured_floor_plan_and_follows_node_changes(
         expected_room["depth_m"],
     )
     assert [[d["x"], d["y"]] for d in room["doors"]] == expected_room["doors"]
-    assert [(n["id"], n["role"]) for n in room["nodes"]] == [(n["id"], n["role"]) for n in expected_room["nodes"]]
+    assert [(n["id"], n["role"]) for n in room["nodes"]] == [
+        (n["id"], n["role"]) for n in expected_room["nodes"]
+    ]
     receivers = [n["id"] for n in expected_room["nodes"] if n["role"] == "rx"]
     assert [link["id"] for link in room["links"]] == [f"ap-{rx}" for rx in receivers]
     rules = room["link_rules"]

@@ -160,7 +160,7 @@ export class LivePage {
         ? "The simulator has not started yet."
         : truth.person_count === 0
           ? "Really in the room: nobody."
-          : `Really in the room: ${truth.persons.map((p) => `${p.id} ${activity(p.activity)}`).join(", ")} (dashed on the plan).`;
+          : `Really in the room: ${truth.persons.map((p) => `person ${p.id} ${activity(p.activity)}`).join(", ")} (dashed on the plan).`;
     } catch (err) {
       this.truthText.textContent = `The ground truth is not available: ${err.message}`;
     }
