@@ -143,7 +143,7 @@ async def test_live_view_changes_while_simulated_people_move(
         after = await screenshot(plan, "live-plan-after")
         assert before != after
         await expect(page.locator("#estimator")).to_have_text(re.compile("Pose model|Motion detector"))
-        await screenshot(page, "live", for_docs=True)
+        await screenshot(page, "live", for_docs=True, full_page=True)
         ui.assert_clean()
     finally:
         await server.close()

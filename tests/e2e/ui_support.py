@@ -87,10 +87,12 @@ async def log_in(
     await page.click("#auth-submit")
 
 
-async def screenshot(target: Any, name: str, *, for_docs: bool = False) -> bytes:
-    """A PNG of a page or element into the artifacts (and docs/images when asked and enabled)."""
+async def screenshot(target: Any, name: str, *, for_docs: bool = False, full_page: bool = False) -> bytes:
+    """A PNG of a page or element into the artifacts (and docs/images when asked and enabled);
+    ``full_page``: the whole page of a page target, not only what the window shows."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    image: bytes = await target.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    options = {"full_page": True} if full_page else {}
+    image: bytes = await target.screenshot(path=str(ARTIFACTS / f"{name}.png"), **options)
     if for_docs and UPDATE_DOC_IMAGES:
         (DOC_IMAGES / f"{name}.png").write_bytes(image)
     return image
