@@ -342,6 +342,9 @@ export class ZonesPage {
     if (zone && may("zone:write")) {
       zone.polygon.forEach(([x, y], i) => edit.push(s("circle", { class: "handle", cx: x, cy: y, r: 0.09, dataset: { vertex: i } })));
     }
+    if (this.selected === "new" && this.editing?.polygon) {
+      edit.push(s("polygon", { class: "draft", points: this.editing.polygon.map((p) => p.join(",")).join(" ") }));
+    }
     if (this.draft?.length) {
       edit.push(s("polyline", { class: "draft", points: this.draft.map((p) => p.join(",")).join(" ") }));
       this.draft.forEach(([x, y], i) => edit.push(s("circle", { class: i === 0 ? "handle first" : "handle", cx: x, cy: y, r: 0.08 })));
