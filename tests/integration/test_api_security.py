@@ -8,12 +8,14 @@ is added; a route added to aiohttp without the API router makes ``test_every_rou
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import stat
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from appliance.api.auth import SECRET_FILE
+from appliance.api.auth import AUTHENTICATOR, SECRET_FILE
 from appliance.api.routing import ENDPOINTS, Endpoint, EndpointTable, Scope
 from appliance.app import build_app
 from tests.auth_support import ADMIN, bearer, cli_token, config_in, database_bytes, onboard
@@ -180,10 +182,23 @@ async def test_auth_matrix(app_client: Client, endpoint: Endpoint, tmp_path: Pat
 
 
 async def test_public_routes_answer_without_a_token(app_client: Client) -> None:
-    for method, path in sorted(PUBLIC_ROUTES):
-        if method == "GET":
-            response = await app_client.get(path)
-            assert response.status in (200, 503), (path, response.status)
+    """Every public route, POSTs included, does its job for a caller without a token (never 401/403)."""
+    expected = {
+        ("GET", "/"): 200,
+        ("GET", "/api/v1/system/health"): None,  # 200 or 503, as its body says: see below
+        ("GET", "/api/v1/openapi.json"): 200,
+        ("GET", "/api/v1/auth/setup"): 200,
+        ("POST", "/api/v1/auth/setup"): 201,
+        ("POST", "/api/v1/auth/token"): 200,
+    }
+    assert set(expected) == PUBLIC_ROUTES
+    for (method, path), status in expected.items():  # setup before login: login needs setup's admin
+        response = await app_client.request(method, path, json=ADMIN if method == "POST" else None)
+        assert "WWW-Authenticate" not in response.headers, (method, path)
+        if status is None:
+            health = await response.json()
+            status = 200 if health["status"] == "healthy" else 503
+        assert response.status == status, (method, path)
 
 
 async def test_viewer_login_can_read_but_not_administer(app_client: Client) -> None:
@@ -251,9 +266,27 @@ async def test_token_expiry_is_validated(app_client: Client) -> None:
     response = await app_client.post("/api/v1/auth/tokens", json=bad, headers=admin)
     assert response.status == 400
     assert (await response.json())["error"]["details"][0]["field"] == "expires"
+    before = time.time()
     ok = await app_client.post("/api/v1/auth/tokens", json={**bad, "expires": "30d"}, headers=admin)
-    expires = (await ok.json())["expires"]
-    assert expires is not None
+    after = time.time()
+    expires = datetime.fromisoformat((await ok.json())["expires"]).timestamp()
+    assert before + 30 * 86_400 - 1 <= expires <= after + 30 * 86_400 + 1
+
+
+async def test_an_expired_api_token_is_refused(app_client: Client) -> None:
+    """An admin:all token past its expiry gets 401 naming the expiry, not the API."""
+    admin = await onboard(app_client)
+    assert app_client.app is not None
+    accounts = app_client.app[AUTHENTICATOR].accounts
+    now = time.time()
+    expired, _ = await accounts.create_token("old", ("admin:all",), expires=now - 1, created_by="tests")
+    current, _ = await accounts.create_token("new", ("admin:all",), expires=now + 3600, created_by="tests")
+    response = await app_client.get("/api/v1/auth/users", headers=bearer(expired))
+    assert response.status == 401
+    assert (await response.json())["error"]["code"] == "invalid_token"
+    assert 'error_description="the API token expired"' in response.headers["WWW-Authenticate"]
+    assert (await app_client.get("/api/v1/auth/users", headers=bearer(current))).status == 200
+    assert (await app_client.get("/api/v1/auth/users", headers=admin)).status == 200
 
 
 async def test_the_last_admin_cannot_be_removed(app_client: Client) -> None:
@@ -368,6 +401,69 @@ async def test_login_lockout_per_client(aiohttp_client: Any, tmp_path: Path) -> 
         "/api/v1/auth/token", json=ADMIN, headers={"X-Forwarded-For": "198.51.100.8"}
     )
     assert elsewhere.status == 200
+
+
+async def _client_seen_by_the_login_guard(
+    client: Client, caplog: pytest.LogCaptureFixture, forwarded_for: str | None
+) -> str:
+    """The address a failed login is charged to (what the lockout and the rate limits key on)."""
+    headers = {} if forwarded_for is None else {"X-Forwarded-For": forwarded_for}
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="appliance.api.auth"):
+        wrong = {"username": ADMIN["username"], "password": "guess-guess"}
+        assert (await client.post("/api/v1/auth/token", json=wrong, headers=headers)).status == 401
+    [record] = [r for r in caplog.records if r.getMessage() == "failed login"]
+    client_ip: str = record.fields["client"]  # type: ignore[attr-defined]
+    return client_ip
+
+
+# The test client's peer is always 127.0.0.1; which proxies are trusted decides what X-Forwarded-For means.
+FORWARDED_CASES = [
+    pytest.param([], "198.51.100.7", "127.0.0.1", id="no trusted proxy: header ignored"),
+    pytest.param(["10.0.0.0/8"], "198.51.100.7", "127.0.0.1", id="untrusted peer: header ignored"),
+    pytest.param(["127.0.0.1/32"], None, "127.0.0.1", id="trusted peer without header"),
+    pytest.param(["127.0.0.1/32"], "198.51.100.7", "198.51.100.7", id="trusted peer: one hop"),
+    pytest.param(
+        ["127.0.0.1/32"], "203.0.113.66, 198.51.100.7", "198.51.100.7", id="spoofed leftmost hop ignored"
+    ),
+    pytest.param(
+        ["127.0.0.1/32", "10.0.0.0/8"],
+        "203.0.113.66,198.51.100.7, 10.0.0.9",
+        "198.51.100.7",
+        id="chain of trusted proxies: nearest untrusted hop",
+    ),
+    pytest.param(
+        ["127.0.0.1/32", "10.0.0.0/8"], "10.0.0.1, 10.0.0.2", "10.0.0.1", id="every hop trusted: the first"
+    ),
+]
+
+
+@pytest.mark.parametrize(("trusted", "forwarded_for", "expected"), FORWARDED_CASES)
+async def test_x_forwarded_for_names_the_client_only_behind_a_trusted_proxy(
+    aiohttp_client: Any,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    trusted: list[str],
+    forwarded_for: str | None,
+    expected: str,
+) -> None:
+    config = config_in(tmp_path, **GENEROUS_LIMITS, **{"auth.trusted_proxies": trusted})
+    client: Client = await aiohttp_client(build_app(config))
+    await onboard(client)
+    assert await _client_seen_by_the_login_guard(client, caplog, forwarded_for) == expected
+
+
+async def test_rotating_a_spoofed_hop_does_not_escape_the_lockout(aiohttp_client: Any, tmp_path: Path) -> None:
+    """A client behind the proxy writes what it likes left of the proxy's own entry; it stays locked."""
+    config = config_in(tmp_path, **GENEROUS_LIMITS, **{"auth.trusted_proxies": ["127.0.0.1/32"]})
+    client: Client = await aiohttp_client(build_app(config))
+    await onboard(client)
+    wrong = {"username": ADMIN["username"], "password": "guess-guess"}
+    statuses = []
+    for i in range(7):
+        headers = {"X-Forwarded-For": f"203.0.113.{i}, 198.51.100.7"}
+        statuses.append((await client.post("/api/v1/auth/token", json=wrong, headers=headers)).status)
+    assert statuses == [401] * 5 + [429] * 2
 
 
 # --------------------------------------------------------------------------------------------------------
