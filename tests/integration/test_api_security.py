@@ -453,7 +453,9 @@ async def test_x_forwarded_for_names_the_client_only_behind_a_trusted_proxy(
     assert await _client_seen_by_the_login_guard(client, caplog, forwarded_for) == expected
 
 
-async def test_rotating_a_spoofed_hop_does_not_escape_the_lockout(aiohttp_client: Any, tmp_path: Path) -> None:
+async def test_rotating_a_spoofed_hop_does_not_escape_the_lockout(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
     """A client behind the proxy writes what it likes left of the proxy's own entry; it stays locked."""
     config = config_in(tmp_path, **GENEROUS_LIMITS, **{"auth.trusted_proxies": ["127.0.0.1/32"]})
     client: Client = await aiohttp_client(build_app(config))

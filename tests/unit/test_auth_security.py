@@ -200,7 +200,9 @@ def test_rate_limiter_forgets_idle_clients_first_and_never_a_limited_one(
     assert not limiter.hit(anon, "busy", 20.0)[0]
 
 
-def test_rate_limiter_sheds_the_oldest_half_when_every_bucket_is_in_use(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rate_limiter_sheds_the_oldest_half_when_every_bucket_is_in_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(security, "MAX_BUCKETS", 4)
     limiter = RateLimiter({RateTier.ANONYMOUS: RateLimitConfig(per_minute=1, burst=2)})
     anon = RateTier.ANONYMOUS
