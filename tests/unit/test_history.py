@@ -199,13 +199,18 @@ async def test_retention_by_age_removes_the_oldest_only(store: HistoryStore, db:
         pose=[(T0 + d * day, "esp32", "model", 1, 0, 1, "{}") for d in range(10)],
         events=[(f"e{d}", "person.detected", T0 + d * day, "{}") for d in range(10)],
         points=[(1, T0 + d * day, 1.0, 1.0, 1.0, None, None, 0.9, 1.0) for d in range(10)],
-        tracks=[(1, 1, "esp32", T0, T0 + 2 * day, 0, "[]", "{}", 0.0, 0, 0)],
+        tracks=[
+            (1, 1, "esp32", T0, T0 + 2 * day, 0, "[]", "{}", 0.0, 0, 0),  # ended before the cutoff: goes
+            (2, 2, "esp32", T0, T0 + 6 * day, 0, "[]", "{}", 0.0, 0, 0),  # began before, ended after: stays
+            (3, 3, "esp32", T0, T0 + 1 * day, 1, "[]", "{}", 0.0, 0, 0),  # still active: stays
+        ],
     )
     await store.write(batch)
     result = await store.apply_retention(max_age_s=5 * day, max_bytes=2**30, now=T0 + 9.5 * day)
     assert result.deleted == {"pose": 5, "events": 5, "track_points": 5, "tracks": 1}
     kept = await db.fetchall("SELECT ts FROM history_pose ORDER BY ts")
     assert [r["ts"] for r in kept] == [T0 + d * day for d in range(5, 10)]
+    assert [p.id for p in await store.persons()] == [2, 3]  # most recently seen first
 
 
 def _filler(start: int, count: int, payload: int = 400) -> HistoryBatch:
@@ -228,12 +233,20 @@ async def test_retention_by_size_keeps_the_newest_within_the_limit(tmp_path: Pat
     limit = 1 * history.BYTES_PER_MB
     for start in range(0, 8000, 1000):
         await store.write(_filler(start, 1000))
+    tracks = [
+        (1, 1, "esp32", T0, T0 + 10, 0, "[]", "{}", 0.0, 0, 0),
+        (2, 2, "esp32", T0, T0 + 7999, 0, "[]", "{}", 0.0, 0, 0),
+    ]
+    await store.write(HistoryBatch(tracks=tracks))
     assert await store.used_bytes() > 3 * limit
     result = await store.apply_retention(max_age_s=1e12, max_bytes=limit, now=T0)
     assert result.used_bytes_after <= limit
     assert result.deleted["pose"] > 0 and result.deleted["track_points"] > 0
     newest = await db.fetchone("SELECT MAX(ts) AS ts, MIN(ts) AS first FROM history_pose")
     assert newest is not None and newest["ts"] == T0 + 7999 and newest["first"] > T0
+    # The track that ended among the deleted samples goes with them; the one still in range stays.
+    assert result.deleted["tracks"] == 1
+    assert [p.id for p in await store.persons()] == [2]
     await db.run(lambda c: c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall())
     if incremental:
         assert path.stat().st_size <= 1.2 * limit
