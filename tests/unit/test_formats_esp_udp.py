@@ -17,6 +17,74 @@ RNG = np.random.default_rng(7)
 BUF128 = RNG.integers(-128, 128, 128).astype(np.int8)
 
 
+# Golden datagrams, byte by byte from the senders' sources (see tests/encoders.py for the files and commits).
+# The payload is an Espressif LLTF buffer: 64 (imaginary, real) int8 pairs in FFT order, subcarriers 0..31
+# then -32..-1 (ESP-IDF Wi-Fi guide, "Wi-Fi Channel State Information"). Bytes 0x80..0xFF make every value
+# negative: pair p holds imaginary -128 + 2p and real -127 + 2p.
+LLTF_PAYLOAD = bytes(range(0x80, 0x100))
+ADR018_GOLDEN = (
+    bytes.fromhex(
+        "010011c5"  # [0..3] magic 0xC5110001, little-endian
+        "07"  # [4] node id 7
+        "01"  # [5] one antenna
+        "4000"  # [6..7] 64 subcarriers = len / (2 * n_antennas)
+        "85090000"  # [8..11] 2437 MHz: channel 6 = 2412 + (6 - 1) * 5
+        "04030201"  # [12..15] sequence 0x01020304
+        "c5"  # [16] rssi -59 dBm
+        "a1"  # [17] noise floor -95 dBm
+        "0000"  # [18..19] reserved
+    )
+    + LLTF_PAYLOAD
+)
+ESPECTRE_GOLDEN = (
+    bytes.fromhex(
+        "5343"  # [0..1] MAGIC_STREAM 0x4353, little-endian ("SC")
+        "03"  # [2] CHIP_S3
+        "01"  # [3] flags: bit 0, gain locked
+        "fe"  # [4] sequence 254
+        "4000"  # [5..6] NUM_SUBCARRIERS 64, little-endian
+    )
+    + LLTF_PAYLOAD
+)
+
+
+def lltf_value(subcarrier: int) -> complex:
+    pair = subcarrier % 64  # FFT order: 0..31, then -32..-1
+    return complex(-127 + 2 * pair, -128 + 2 * pair)
+
+
+def test_adr018_golden_datagram() -> None:
+    frame = parse_datagram(ADR018_GOLDEN)
+    assert (frame.link, frame.seq, frame.channel_mhz, frame.rssi_dbm, frame.noise_dbm) == (
+        "esp32-7", 0x01020304, 2437, -59.0, -95.0,
+    )  # fmt: skip
+    assert (frame.bandwidth_mhz, frame.csi.shape, frame.meta["node_id"]) == (20, (1, 1, 64), 7)
+    assert frame.subcarriers.tolist() == list(range(-32, 32))
+    assert frame.csi[0, 0, 32] == -127 - 128j  # subcarrier 0 is the first pair
+    assert frame.csi[0, 0, 0] == -63 - 64j  # subcarrier -32 is pair 32
+    np.testing.assert_array_equal(frame.csi[0, 0], [lltf_value(k) for k in range(-32, 32)])
+
+
+def test_adr018_frequency_is_a_32_bit_field() -> None:
+    """The firmware writes freq_mhz as a u32: a reader of only its low half would report 2437 here."""
+    datagram = bytearray(ADR018_GOLDEN)
+    datagram[8:12] = bytes.fromhex("85090100")
+    assert parse_datagram(bytes(datagram)).channel_mhz == 0x10985
+
+
+def test_espectre_golden_datagram() -> None:
+    frame = parse_datagram(ESPECTRE_GOLDEN)
+    assert (frame.link, frame.seq, frame.meta["chip"], frame.meta["gain_locked"]) == (
+        "esp32-esp32s3", 254, "esp32s3", True,
+    )  # fmt: skip
+    assert frame.meta["first_word_invalid"] is False
+    assert frame.subcarriers.tolist() == list(range(-32, 32))
+    np.testing.assert_array_equal(frame.csi[0, 0], [lltf_value(k) for k in range(-32, 32)])
+    unlocked = bytearray(ESPECTRE_GOLDEN)
+    unlocked[3] = 0
+    assert parse_datagram(bytes(unlocked)).meta["gain_locked"] is False
+
+
 def test_adr018_header_and_lltf() -> None:
     frame = parse_datagram(adr018_datagram(BUF128, node=4, seq=99, freq=2412, rssi=-61, noise=-92))
     assert (frame.link, frame.seq, frame.channel_mhz, frame.rssi_dbm, frame.noise_dbm) == (
