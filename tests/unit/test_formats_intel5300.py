@@ -20,6 +20,42 @@ def slow_int8(payload: bytes, bit: int) -> int:
     return value - 256 if value & 128 else value
 
 
+# One bfee record byte by byte from read_bfee.c (dhalperi/linux-80211n-csitool-supplementary @92594f6):
+# Nrx = Ntx = 1, so each of the 30 groups is 3 pad bits then an 8-bit real and an 8-bit imaginary part,
+# read LSB first. Group 0 holds 5 - 3j: bits 3..10 = 5 and bits 11..18 = 0xFD give bytes 28 e8 07.
+GOLDEN_BFEE = bytes.fromhex(
+    "005d"  # field length, big-endian: code byte + 20-byte header + 72-byte payload
+    "bb"  # code: beamforming feedback
+    "78563412"  # timestamp_low 0x12345678
+    "0700"  # bfee_count 7
+    "0000"  # (not read)
+    "01"  # Nrx
+    "01"  # Ntx
+    "28"  # rssi_a 40
+    "00"  # rssi_b 0: chain absent
+    "1e"  # rssi_c 30
+    "a6"  # noise -90 (signed char)
+    "1e"  # agc 30
+    "00"  # antenna_sel
+    "4800"  # len 72 = (30 * (1 * 1 * 16 + 3) + 7) / 8
+    "0101"  # fake_rate_n_flags: bit 11 clear, 20 MHz
+    "28e807"
+) + bytes(69)
+
+
+def test_golden_record_without_the_captures() -> None:
+    (frame,) = list(iter_intel5300(GOLDEN_BFEE))
+    assert isinstance(frame, CsiFrame)
+    assert (frame.device_ts_us, frame.seq, frame.noise_dbm, frame.bandwidth_mhz) == (0x12345678, 7, -90.0, 20)
+    # get_scaled_csi.m: nonzero chains summed in linear power; the noise is referred by + 44 + AGC, so the
+    # total RSS in dBm is 10 log10(10^4 + 10^3) - 44 - 30.
+    assert frame.rssi_dbm == pytest.approx(-33.586, abs=1e-3)
+    assert frame.csi.shape == (1, 1, 30)
+    assert frame.csi[0, 0, 0] == 5 - 3j
+    assert not frame.csi[0, 0, 1:].any()
+    assert frame.subcarriers.tolist() == [*range(-28, -1, 2), -1, 1, *range(3, 28, 2), 28]
+
+
 @pytest.fixture(scope="module")
 def intel_frames() -> list[CsiFrame]:
     items = list(iter_intel5300_file(capture("intel5300/sample_0x1_ap.dat")))
