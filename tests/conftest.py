@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -26,3 +27,17 @@ def free_port() -> int:
 @pytest.fixture
 def default_config_path() -> Path:
     return DEFAULT_CONFIG
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Every run says how many tests it skipped and why, so that a skip is never silent (see captures.py)."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    terminalreporter.section(f"skipped: {len(skipped)}", sep="-")
+    for reason, count in Counter(_skip_reason(r) for r in skipped).most_common():
+        terminalreporter.write_line(f"{count:4d} x {reason}")
