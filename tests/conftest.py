@@ -13,15 +13,12 @@ DEFAULT_CONFIG = REPO / "config" / "appliance.yaml"
 
 
 def pick_free_port() -> int:
+    """A port free now, for a server in another process or one whose config refuses port 0 (``invispose
+    run``, the UDP source); in-process servers bind port 0 and read their port back instead."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-@pytest.fixture
-def free_port() -> int:
-    return pick_free_port()
 
 
 @pytest.fixture

@@ -345,15 +345,16 @@ async def test_serial_reads_lines_ignores_log_noise_and_reconnects(tmp_path: Pat
             device.unplug()
 
 
-async def test_serial_fixed_link_and_socket_url(free_port: int) -> None:
+async def test_serial_fixed_link_and_socket_url() -> None:
     """``socket://`` (a serial-over-TCP bridge, here a loopback server) works like a device path."""
     clients: asyncio.Queue[asyncio.StreamWriter] = asyncio.Queue()
 
     async def accept(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await clients.put(writer)
 
-    server = await asyncio.start_server(accept, "127.0.0.1", free_port)
-    source = SerialSource(f"socket://127.0.0.1:{free_port}", link="ap-rx1")
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    source = SerialSource(f"socket://127.0.0.1:{port}", link="ap-rx1")
     try:
         async with collecting(source) as collector:
             bridge = await asyncio.wait_for(clients.get(), WAIT_S)

@@ -34,7 +34,7 @@ class Service:
         self.process = process
         self.base = f"http://127.0.0.1:{port}"
 
-    def wait_healthy(self, timeout_s: float) -> float:
+    def wait_healthy(self, timeout_s: float) -> None:
         started = time.monotonic()
         while time.monotonic() - started < timeout_s:
             if self.process.poll() is not None:
@@ -44,7 +44,7 @@ class Service:
             try:
                 status, _ = get_json(f"{self.base}/api/v1/system/health")
                 if status == 200:
-                    return time.monotonic() - started
+                    return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             time.sleep(0.2)
@@ -94,8 +94,7 @@ def service(tmp_path: Path) -> Iterator[Service]:
 
 @pytest.mark.slow
 def test_default_config_serves_a_simulated_room_and_stops_cleanly(service: Service, tmp_path: Path) -> None:
-    took_s = service.wait_healthy(timeout_s=20)
-    assert took_s < 20
+    service.wait_healthy(timeout_s=20)
     assert get_json(f"{service.base}/api/v1/system/status")[0] == 401
     token = cli_token(tmp_path / "data", scopes="system:read")
     status_code, status = get_json(f"{service.base}/api/v1/system/status", token)

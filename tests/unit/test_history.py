@@ -297,7 +297,7 @@ async def test_a_slow_disk_drops_for_the_recorder_and_never_blocks_publish(
         assert stats.dropped > 0
         assert stats.pending <= settings.queue_items
         assert stats.buffered_rows <= 2 * settings.batch_rows
-    assert slowest < 0.01
+    assert slowest < 0.1  # a publish that waited for the disk would take a write's 0.2 s
     assert recorder.stats().written_rows > 0
 
 
