@@ -26,7 +26,7 @@ from appliance.events import Event, EventType
 from appliance.pose.frame import PoseFrame
 from tests.auth_support import bearer, config_in, onboard
 from tests.conftest import pick_free_port
-from tests.unit.test_history import Person, frame_at
+from tests.unit.test_history import Person, frame_at, recorded
 
 Client = TestClient[Any, Any]
 GENEROUS_LIMITS: dict[str, Any] = {
@@ -77,8 +77,7 @@ async def record_visit(client: Client, t0: float, people: Sequence[Person], seco
     hub.publish(frame_at(t0 + seconds, [], frame_id=20_000))
     recorder = client.app[RESOURCES].recorder
     assert recorder is not None
-    await asyncio.sleep(0.1)
-    await recorder.flush()
+    await recorded(recorder)
 
 
 def visit_start(now: float | None = None) -> float:

@@ -10,7 +10,7 @@ from appliance.events import Event, EventType
 from appliance.hub import Hub
 from appliance.store.database import Database
 from appliance.store.history import HistoryRecorder, HistorySettings, HistoryStore
-from tests.unit.test_history import frame_at, frames
+from tests.unit.test_history import frame_at, frames, recorded
 
 SETTINGS = HistorySettings(flush_interval_s=0.05)
 
@@ -40,9 +40,9 @@ async def test_history_round_trips_across_a_restart(tmp_path: Path) -> None:
 
     # The new run's tracker starts its ids at 1 again: the same live id is a new, separate visit.
     hub = Hub()
-    async with HistoryRecorder(store, hub, SETTINGS):
+    async with HistoryRecorder(store, hub, SETTINGS) as recorder:
         hub.publish(frame_at(t0 + 100, [(1, 4.0, 1.0, "hall", "walking")]))
-        await asyncio.sleep(0.2)
+        await recorded(recorder)
         now = await store.persons(active_only=True)
         assert [(p.live_id, p.zones_visited) for p in now] == [(1, ("hall",))]
         assert now[0].id > before.id

@@ -7,8 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from appliance.csi.formats import registry
 from appliance.csi.formats.errors import CsiFormatError
-from appliance.csi.formats.registry import detect_format, frame_to_dump, iter_file, register_reader
+from appliance.csi.formats.registry import (
+    detect_format,
+    format_names,
+    frame_to_dump,
+    iter_file,
+    register_reader,
+)
 from appliance.csi.frame import CsiFrame
 from tests.captures import capture
 from tests.encoders import adr018_datagram, espectre_datagram, length_prefixed
@@ -63,9 +70,17 @@ def test_unknown_and_missing(tmp_path: Path) -> None:
         iter_file(tmp_path / "missing.dat")
 
 
-def test_extension_point(tmp_path: Path) -> None:
+def test_extension_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The registry is process-wide: the test's reader goes into a copy that is put back afterwards, so it
+    # cannot claim files in other tests.
+    monkeypatch.setattr(registry, "_FORMATS", dict(registry._FORMATS))
     path = tmp_path / "a.rec"
     path.write_bytes(b"REC1")
     register_reader("test-recording", lambda p: iter(()), lambda p, head: head.startswith(b"REC1"))
     assert detect_format(path) == "test-recording"
     assert list(iter_file(path, "test-recording")) == []
+    assert "test-recording" in format_names()
+
+
+def test_the_test_reader_is_gone() -> None:
+    assert "test-recording" not in format_names()

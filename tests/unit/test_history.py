@@ -83,6 +83,16 @@ def count_runs(monkeypatch: pytest.MonkeyPatch, db: Database) -> list[float]:
     return calls
 
 
+async def recorded(recorder: HistoryRecorder, timeout_s: float = 5.0) -> None:
+    """Wait until the recorder has taken every item published so far off its queue, then write them: the
+    condition itself, not a sleep that hopes it is long enough."""
+    deadline = time.monotonic() + timeout_s
+    while recorder.stats().pending:
+        assert time.monotonic() < deadline, recorder.stats()
+        await asyncio.sleep(0.005)
+    await recorder.flush()
+
+
 async def record_all(
     store: HistoryStore, items: list[PoseFrame | Event], settings: HistorySettings = FAST
 ) -> None:
@@ -185,10 +195,10 @@ async def test_a_person_who_is_no_longer_shown_ends_even_without_the_lost_event(
     async with HistoryRecorder(store, hub, FAST) as recorder:
         hub.publish(frame_at(T0, [(4, 1.0, 1.0, None, None)]))
         hub.publish(frame_at(T0 + 0.1, None))  # the motion detector cannot tell: the track stays open
-        await asyncio.sleep(0.2)
+        await recorded(recorder)
         assert [p.live_id for p in await store.persons(active_only=True)] == [4]
         hub.publish(frame_at(T0 + 0.2, []))
-        await asyncio.sleep(0.2)
+        await recorded(recorder)
         assert await store.persons(active_only=True) == []
         assert recorder.stats().written_rows > 0
 
@@ -316,9 +326,9 @@ async def test_a_failed_write_is_counted_and_recording_goes_on(
     hub = Hub()
     async with HistoryRecorder(store, hub, FAST) as recorder:
         hub.publish(frame_at(T0, []))
-        await asyncio.sleep(0.2)
+        await recorded(recorder)
         hub.publish(frame_at(T0 + 5, []))
-        await asyncio.sleep(0.2)
+        await recorded(recorder)
     stats = recorder.stats()
     assert stats.failed_flushes == 1 and stats.lost_rows == 1
     assert len((await store.pose_history()).items) == 1
@@ -338,7 +348,7 @@ async def test_an_unrecordable_event_is_counted_and_recording_goes_on(store: His
     async with HistoryRecorder(store, hub, FAST) as recorder:
         hub.publish(Event(EventType.SYSTEM_STARTED, {"not json": object()}))
         hub.publish(Event(EventType.SYSTEM_STOPPED, {"uptime_s": 1.0}))
-        await asyncio.sleep(0.2)
+        await recorded(recorder)
         assert recorder.stats().lost_rows == 1
     page = await store.events(None, None, None, 10, 0)
     assert [e["type"] for e in page.items] == ["system.stopped"]
