@@ -25,7 +25,6 @@ from appliance.app import build_app
 from appliance.events import Event, EventType
 from appliance.pose.frame import PoseFrame
 from tests.auth_support import bearer, config_in, onboard
-from tests.conftest import pick_free_port
 from tests.unit.test_history import Person, frame_at, recorded
 
 Client = TestClient[Any, Any]
@@ -50,9 +49,10 @@ async def start(
     aiohttp_client: Any, data_dir: Path, *, silent: bool = False, **overrides: Any
 ) -> tuple[Client, dict[str, str]]:
     """The application on ``data_dir``, and an admin's Authorization header. ``silent``: its only source is
-    a UDP port nobody sends to, so the pipeline never publishes and a test controls every frame."""
+    pyserial's loopback port, which nobody writes to, so the pipeline never publishes and a test controls
+    every frame."""
     if silent:
-        overrides["sources"] = [{"type": "esp32_udp", "host": "127.0.0.1", "port": pick_free_port()}]
+        overrides["sources"] = [{"type": "esp32_serial", "url": "loop://"}]
     client: Client = await aiohttp_client(build_app(config_in(data_dir, **GENEROUS_LIMITS, **overrides)))
     return client, await onboard(client)
 

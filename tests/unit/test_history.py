@@ -96,11 +96,16 @@ async def recorded(recorder: HistoryRecorder, timeout_s: float = 5.0) -> None:
 async def record_all(
     store: HistoryStore, items: list[PoseFrame | Event], settings: HistorySettings = FAST
 ) -> None:
+    """Publish ``items`` without losing any: a full queue would drop the oldest (on a loaded machine the
+    recorder falls behind a publisher that never waits), so wait for room, as live sources' pace allows."""
     hub = Hub()
-    async with HistoryRecorder(store, hub, settings):
+    async with HistoryRecorder(store, hub, settings) as recorder:
         for item in items:
+            while recorder.stats().pending >= settings.queue_items:  # noqa: ASYNC110 - no event for room
+                await asyncio.sleep(0.001)
             hub.publish(item)
             await asyncio.sleep(0)
+    assert recorder.stats().dropped == 0
 
 
 def test_settings_are_validated_and_described() -> None:
