@@ -22,7 +22,10 @@ from appliance.store.database import Database
 from appliance.store.history import HistoryBatch, HistoryRecorder, HistorySettings, HistoryStore
 
 T0 = 1_700_000_000.0
-FAST = HistorySettings(flush_interval_s=0.05)
+# T0 is in 2023: the recorder's retention, which runs in the background as it starts, must keep it, or on a
+# loaded machine it deletes rows the test has just written (by age: 30 days by default).
+KEEP_ALL_DAYS = 3650
+FAST = HistorySettings(flush_interval_s=0.05, retention_days=KEEP_ALL_DAYS)
 
 # (live id, x, y, zone, activity)
 Person = tuple[int, float, float, str | None, str | None]
@@ -121,7 +124,7 @@ def test_settings_are_validated_and_described() -> None:
 async def test_frames_are_sampled_down_and_written_in_few_transactions(
     store: HistoryStore, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = HistorySettings(flush_interval_s=30, batch_rows=500)
+    settings = HistorySettings(flush_interval_s=30, batch_rows=500, retention_days=KEEP_ALL_DAYS)
     await store.next_track_id()
     calls = count_runs(monkeypatch, db)
     items: list[PoseFrame | Event] = list(frames(T0, 120, 10, [(1, 1.0, 1.0, "kitchen", "standing")]))
@@ -299,7 +302,9 @@ async def test_a_slow_disk_drops_for_the_recorder_and_never_blocks_publish(
 
     monkeypatch.setattr(history, "_write_batch", slow_write)
     hub = Hub()
-    settings = HistorySettings(flush_interval_s=0.05, batch_rows=50, queue_items=64)
+    settings = HistorySettings(
+        flush_interval_s=0.05, batch_rows=50, queue_items=64, retention_days=KEEP_ALL_DAYS
+    )
     slowest = 0.0
     async with HistoryRecorder(store, hub, settings) as recorder:
         for i, frame in enumerate(frames(T0, 200, 10, [(1, 1.0, 1.0, None, "walking")])):
