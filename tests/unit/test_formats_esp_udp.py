@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import math
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,8 +13,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from appliance.csi.formats.errors import CsiFormatError
-from appliance.csi.formats.esp_udp import ADR018_FLAG_40MHZ, ADR018_FLAG_FIRST_WORD_ZEROED, parse_datagram
-from tests.encoders import adr018_datagram, classic_csv_line, espectre_datagram
+from appliance.csi.formats.esp_udp import (
+    ADR018_FLAG_40MHZ,
+    ADR018_FLAG_FIRST_WORD_ZEROED,
+    ADR018_FLAG_STBC,
+    iter_datagram_file,
+    parse_adr018,
+    parse_datagram,
+    parse_espectre,
+)
+from appliance.csi.frame import CsiFrame
+from tests.encoders import adr018_datagram, classic_csv_line, espectre_datagram, length_prefixed
 
 RNG = np.random.default_rng(7)
 BUF128 = RNG.integers(-128, 128, 128).astype(np.int8)
@@ -153,3 +165,84 @@ def test_bad_datagrams(data: bytes) -> None:
 def test_fuzz_datagrams(data: bytes, prefix: bytes) -> None:
     with contextlib.suppress(CsiFormatError):
         parse_datagram(prefix + data)
+
+
+def _error(data: bytes, parse: Callable[[bytes], object] = parse_datagram) -> tuple[str, int | None]:
+    with pytest.raises(CsiFormatError) as caught:
+        parse(data)
+    return str(caught.value), caught.value.offset
+
+
+def test_bad_adr018_frames_say_what_is_wrong_and_where() -> None:
+    assert _error(ADR018_GOLDEN[:19], parse_adr018) == (
+        "byte 0: ADR-018 frame of 19 bytes is shorter than its 20-byte header", 0,
+    )  # fmt: skip
+    assert _error(ADR018_GOLDEN[:20]) == (
+        "byte 20: payload is 0 bytes but 1 antennas x 64 subcarriers need 128", 20,
+    )  # fmt: skip
+    assert _error(b"\x02" + ADR018_GOLDEN[1:], parse_adr018) == ("byte 0: bad ADR-018 magic 0xC5110002", 0)
+    no_antenna = bytearray(ADR018_GOLDEN)
+    no_antenna[5] = 0
+    assert _error(bytes(no_antenna)) == (
+        "byte 20: payload is 128 bytes but 0 antennas x 64 subcarriers need 0",
+        20,
+    )
+
+
+def test_bad_espectre_packets_say_what_is_wrong_and_where() -> None:
+    assert _error(ESPECTRE_GOLDEN[:6], parse_espectre) == (
+        "byte 0: Micro-ESPectre packet of 6 bytes is shorter than its header", 0,
+    )  # fmt: skip
+    assert _error(ESPECTRE_GOLDEN[:7]) == ("byte 7: payload is 0 bytes but 64 subcarriers need 128", 7)
+    assert _error(b"SD" + ESPECTRE_GOLDEN[2:], parse_espectre) == (
+        "byte 0: bad Micro-ESPectre magic 0x4453",
+        0,
+    )
+    odd = ESPECTRE_GOLDEN[:5] + b"\xc0\x00" + bytes(384)  # 384 bytes fit no layout of a classic chip or C5/C6
+    assert _error(odd) == ("no known ESP32-C5/C6 buffer is 384 bytes long", None)
+
+
+def test_espectre_frame_fields_and_an_unknown_chip() -> None:
+    frame = parse_datagram(ESPECTRE_GOLDEN, link_prefix="lab")
+    assert (frame.link, frame.device_ts_us, frame.host_ts, frame.channel_mhz, frame.bandwidth_mhz) == (
+        "lab-esp32s3", 0, 0.0, 0, 20,
+    )  # fmt: skip
+    assert math.isnan(frame.rssi_dbm) and math.isnan(frame.noise_dbm)  # the packet carries neither
+    assert frame.meta == {
+        "protocol": "espectre", "chip": "esp32s3", "layout": "lltf", "gain_locked": True,
+        "first_word_invalid": False,
+    }  # fmt: skip
+    unknown = bytearray(ESPECTRE_GOLDEN)
+    unknown[2] = 9
+    assert parse_datagram(bytes(unknown)).meta["chip"] == "code9"
+    assert parse_datagram(bytes(unknown)).link == "esp32-code9"
+
+
+def test_adr018_layouts_from_flags_and_length() -> None:
+    stbc = parse_datagram(
+        adr018_datagram(RNG.integers(-128, 128, 384).astype(np.int8), flags=ADR018_FLAG_STBC)
+    )
+    assert (stbc.meta["layout"], stbc.bandwidth_mhz) == ("ht-ltf", 20)  # LLTF + HT-LTF + STBC-HT-LTF
+    c6_only = parse_datagram(adr018_datagram(RNG.integers(-128, 128, 106).astype(np.int8)))
+    assert c6_only.subcarriers.tolist() == list(range(-26, 27))  # a length only the C5/C6 LLTF has
+    assert (c6_only.meta["layout"], c6_only.device_ts_us, c6_only.host_ts) == ("lltf", 0, 0.0)
+
+
+def test_datagram_files_name_their_links_and_errors(tmp_path: Path) -> None:
+    path = tmp_path / "kitchen.udp"
+    path.write_bytes(length_prefixed([ADR018_GOLDEN, ESPECTRE_GOLDEN]))
+    assert [f.link for f in iter_datagram_file(path)] == ["kitchen-7", "kitchen-esp32s3"]  # type: ignore[union-attr]
+    assert [f.link for f in iter_datagram_file(path, link="lab")] == ["lab-7", "lab-esp32s3"]  # type: ignore[union-attr]
+    good = length_prefixed([ADR018_GOLDEN])
+    for tail, message in [
+        (b"\x07", f"byte {len(good)}: truncated datagram length"),
+        (
+            b"\x00\x00",
+            f"byte {len(good)}: datagram: byte 0: not an ADR-018, Micro-ESPectre or CSI_DATA datagram",
+        ),
+        (b"\x2c\x01" + bytes(10), f"byte {len(good)}: datagram of 300 bytes runs past the end of the file"),
+    ]:
+        path.write_bytes(good + tail)
+        items = list(iter_datagram_file(path))
+        assert isinstance(items[0], CsiFrame) and len(items) == 2
+        assert (str(items[1]), items[1].offset) == (message, len(good))  # type: ignore[union-attr]
