@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,3 +173,20 @@ def test_fuzz_mutated_lines(data: st.DataObject) -> None:
         )
     for _ in iter_esp_csv(["".join(line)]):
         pass
+
+
+def test_a_serial_log_with_undecodable_bytes_is_read(tmp_path: Path) -> None:
+    """A boot log's garbage bytes (not UTF-8) become replacement characters; the CSI lines around them
+    are read, and the file's name is the link unless one is given."""
+    buffer = espressif_buffer(np.arange(64) + 1j * np.arange(64))
+    path = tmp_path / "bedroom.log"
+    path.write_bytes(
+        b"\xff\xfe\x80 rst:0x1 (POWERON_RESET)\r\n"
+        + classic_csv_line(buffer, seq=1).encode()
+        + b"\r\n\xc3\x28 garbled\r\n"
+        + classic_csv_line(buffer, seq=2).encode()
+        + b"\n"
+    )
+    frames = list(iter_esp_csv_file(path))
+    assert [(f.seq, f.link) for f in frames] == [(1, "bedroom"), (2, "bedroom")]  # type: ignore[union-attr]
+    assert [f.link for f in iter_esp_csv_file(path, link="node-4")] == ["node-4", "node-4"]  # type: ignore[union-attr]
