@@ -371,7 +371,12 @@ async def test_rate_limit_headers_on_every_response_and_429(aiohttp_client: Any,
     assert limited.status == 429
     assert int(limited.headers["Retry-After"]) >= 1
     assert limited.headers["X-RateLimit-Remaining"] == "0"
-    assert (await limited.json())["error"]["code"] == "rate_limited"
+    retry = int(limited.headers["Retry-After"])
+    assert (await limited.json())["error"] == {
+        "code": "rate_limited",
+        "message": f"too many requests; retry in {retry} s",
+        "details": {"retry_after_s": retry},
+    }
 
 
 async def test_authenticated_tier_is_per_token(aiohttp_client: Any, tmp_path: Path) -> None:
@@ -502,7 +507,11 @@ async def test_foreign_origin_cannot_change_state_or_open_streams(app_client: Cl
     foreign = {"Origin": "http://evil.example", "Host": host}
     response = await app_client.post("/api/v1/auth/setup", json=ADMIN, headers=foreign)
     assert response.status == 403
-    assert (await response.json())["error"]["code"] == "origin_not_allowed"
+    assert (await response.json())["error"] == {
+        "code": "origin_not_allowed",
+        "message": "pages from this origin may not call the API; add it to auth.cors_origins if it is yours",
+        "details": {"origin": "http://evil.example"},
+    }
     upgrade = {**foreign, "Upgrade": "websocket", "Connection": "Upgrade"}
     assert (await app_client.get("/api/v1/system/status", headers=upgrade)).status == 403
     same = await app_client.post(

@@ -146,6 +146,12 @@ def test_origin_rules() -> None:
     assert not policy.origin_allowed("http://box.local:8100", "box.local:8099")
     assert not policy.origin_allowed("null", "box.local:8099")
     assert not policy.origin_allowed("http://evil.example", None)
+    # Default ports by scheme, on either side, and names compared without case.
+    assert policy.origin_allowed("https://box.local", "box.local:443")
+    assert policy.origin_allowed("https://box.local", "box.local")
+    assert not policy.origin_allowed("https://box.local", "box.local:80")
+    assert policy.origin_allowed("http://box.local:8099", "BOX.Local:8099")
+    assert not policy.origin_allowed("http://[::1", "[::1]:8099")  # not a URL at all
 
 
 def test_auth_config_rejects_paths_and_schemes() -> None:
@@ -206,25 +212,28 @@ def test_rate_limiter_sheds_the_oldest_half_when_every_bucket_is_in_use(
     monkeypatch.setattr(security, "MAX_BUCKETS", 4)
     limiter = RateLimiter({RateTier.ANONYMOUS: RateLimitConfig(per_minute=1, burst=2)})
     anon = RateTier.ANONYMOUS
-    for i, key in enumerate(["a", "b", "c", "d"]):
+    for i, key in enumerate(["d", "c", "b", "a"]):  # oldest first, and not in alphabetical order
         limiter.hit(anon, key, float(i))
     limiter.hit(anon, "e", 4.0)
     remaining = {k: limiter.peek(anon, k, 4.0).remaining for k in "abcde"}
-    assert remaining == {"a": 2, "b": 2, "c": 1, "d": 1, "e": 1}  # a and b, the oldest, were dropped
+    assert remaining == {"a": 1, "b": 1, "c": 2, "d": 2, "e": 1}  # d and c, the oldest, were dropped
+    assert limiter.peek(anon, "never-seen", 4.0) == security.RateState(
+        limit=2, remaining=2, reset_s=0, retry_after_s=0
+    )
 
 
 def test_login_guard_forgets_quiet_clients_before_locked_ones(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(auth, "_LOGIN_GUARD_MAX_CLIENTS", 3)
     guard = LoginGuard(attempts_per_minute=2)
     guard.failed("quiet", 0.0)
-    guard.failed("locked", 50.0)
-    guard.failed("locked", 51.0)
-    guard.failed("other", 52.0)
-    guard.failed("newcomer", 70.0)  # room is made by forgetting "quiet" (last failure over a minute ago)
-    assert guard.retry_after("locked", 70.0) == pytest.approx(40.0)
-    guard.failed("other", 71.0)  # known: nobody is forgotten
-    assert guard.retry_after("other", 71.0) == pytest.approx(41.0)
-    assert guard.retry_after("locked", 71.0) == pytest.approx(39.0)
-    guard.failed("fifth", 72.0)  # everybody failed within the minute: the longest quiet ("locked") goes
-    assert guard.retry_after("locked", 72.0) is None
-    assert guard.retry_after("other", 72.0) == pytest.approx(40.0)
+    guard.failed("zed", 50.0)
+    guard.failed("zed", 51.0)
+    guard.failed("amy", 52.0)
+    guard.failed("bob", 70.0)  # room is made by forgetting "quiet" (last failure over a minute ago)
+    assert guard.retry_after("zed", 70.0) == pytest.approx(40.0)
+    guard.failed("amy", 71.0)  # known: nobody is forgotten
+    assert guard.retry_after("amy", 71.0) == pytest.approx(41.0)
+    assert guard.retry_after("zed", 71.0) == pytest.approx(39.0)
+    guard.failed("fifth", 72.0)  # everybody failed within the minute: the longest quiet ("zed") goes
+    assert guard.retry_after("zed", 72.0) is None
+    assert guard.retry_after("amy", 72.0) == pytest.approx(40.0)
