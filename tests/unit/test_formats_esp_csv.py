@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from appliance.csi.formats.errors import CsiFormatError
 from appliance.csi.formats.esp_csv import iter_esp_csv, iter_esp_csv_file, parse_csi_line
-from appliance.csi.formats.espressif import classic_layout
+from appliance.csi.formats.espressif import classic_layout, lltf64_to_sorted
 from appliance.csi.frame import CsiFrame
 from tests.captures import capture
 from tests.encoders import classic_csv_line, espressif_buffer
@@ -190,3 +190,60 @@ def test_a_serial_log_with_undecodable_bytes_is_read(tmp_path: Path) -> None:
     frames = list(iter_esp_csv_file(path))
     assert [(f.seq, f.link) for f in frames] == [(1, "bedroom"), (2, "bedroom")]  # type: ignore[union-attr]
     assert [f.link for f in iter_esp_csv_file(path, link="node-4")] == ["node-4", "node-4"]  # type: ignore[union-attr]
+
+
+RADAR_LLTF = [*range(-26, 0), *range(1, 27)]
+RADAR_HT20 = [*range(-28, 0), *range(1, 29)]
+RADAR_HT40_CLASSIC = [*range(-58, -30), *range(-29, -1), *range(2, 30), *range(31, 59)]
+RADAR_HT40 = [*range(-58, -1), *range(2, 59)]
+RADAR_HE20 = [*range(-122, -1), *range(2, 123)]
+
+
+@pytest.mark.parametrize(
+    ("cwb", "length", "name", "bandwidth", "indices", "first_byte"),
+    [
+        (0, 104, "lltf", 20, RADAR_LLTF, 0),
+        (0, 216, "ht-ltf", 20, RADAR_HT20, 104),  # LLTF, HT-LTF
+        (0, 328, "ht-ltf", 20, RADAR_HT20, 104),  # LLTF, HT-LTF, STBC-HT-LTF
+        (0, 112, "ht-ltf", 20, RADAR_HT20, 0),
+        (0, 224, "ht-ltf", 20, RADAR_HT20, 0),  # HT-LTF, STBC-HT-LTF
+        (0, 484, "he-ltf", 20, RADAR_HE20, 0),
+        (1, 104, "lltf", 20, RADAR_LLTF, 0),
+        (1, 328, "ht-ltf", 40, RADAR_HT40_CLASSIC, 104),
+        (1, 552, "ht-ltf", 40, RADAR_HT40_CLASSIC, 104),
+        (1, 228, "ht-ltf", 40, RADAR_HT40, 0),
+        (1, 456, "ht-ltf", 40, RADAR_HT40, 0),
+    ],
+)
+def test_esp_radar_filtered_layouts(
+    cwb: int, length: int, name: str, bandwidth: int, indices: list[int], first_byte: int
+) -> None:
+    """esp-radar's valid subcarriers only, block after block, each ascending (its sub_carrier_table)."""
+    buf = (np.arange(length) % 251 - 125).astype(np.int8)
+    frame = parse_csi_line(_radar_line(base64.b64encode(buf.tobytes()).decode(), length, cwb))
+    assert (frame.meta["layout"], frame.bandwidth_mhz) == (name, bandwidth)
+    assert frame.subcarriers.tolist() == indices
+    assert frame.csi[0, 0, 0] == complex(buf[first_byte + 1], buf[first_byte])  # imaginary byte first
+    assert frame.csi[0, 0, -1] == complex(
+        buf[first_byte + 2 * len(indices) - 1], buf[first_byte + 2 * len(indices) - 2]
+    )
+
+
+def test_esp_radar_length_that_fits_no_layout() -> None:
+    with pytest.raises(
+        CsiFormatError, match=r"no esp-radar filtered layout is 100 bytes long \(bandwidth flag 1\)"
+    ):
+        parse_csi_line(_radar_line(base64.b64encode(bytes(100)).decode(), 100, 1))
+
+
+def test_lltf_blocks_sorted_with_and_without_their_first_word() -> None:
+    fft = [*range(32), *range(-32, 0)]  # the buffer's order
+    values = np.array([[complex(k, -k) for k in fft]], dtype=np.complex64)
+    sorted_values, indices = lltf64_to_sorted(values, first_word_invalid=False)
+    assert indices.tolist() == list(range(-32, 32))
+    assert sorted_values[0].tolist() == [complex(k, -k) for k in range(-32, 32)]
+    kept, without = lltf64_to_sorted(values, first_word_invalid=True)
+    assert without.tolist() == [*range(-32, 0), *range(2, 32)]  # subcarriers 0 and 1 held the garbage word
+    assert kept[0].tolist() == [complex(k, -k) for k in without.tolist()]
+    with pytest.raises(CsiFormatError, match=r"^an LLTF block has 64 subcarriers, got 62$"):
+        lltf64_to_sorted(values[:, :62], first_word_invalid=False)
