@@ -247,3 +247,74 @@ def test_lltf_blocks_sorted_with_and_without_their_first_word() -> None:
     assert kept[0].tolist() == [complex(k, -k) for k in without.tolist()]
     with pytest.raises(CsiFormatError, match=r"^an LLTF block has 64 subcarriers, got 62$"):
         lltf64_to_sorted(values[:, :62], first_word_invalid=False)
+
+
+GOOD = classic_csv_line(np.zeros(128, np.int8))
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("I (312) wifi: connected", "not a CSI_DATA line"),
+        (GOOD.replace(',"[', '"['), "the data column must follow a comma"),
+        (GOOD[:-2], "data list is not closed with ']' (line cut short?)"),
+        (
+            GOOD.replace('"[0,', '"[0x1,', 1),
+            "data list holds a non-integer (invalid literal for int() with base 10: '0x1')",
+        ),
+        (GOOD.replace('"[0,', '"[128,', 1), "data values must be int8 (-128..127)"),
+        (GOOD.replace('"[0,', '"[-129,', 1), "data values must be int8 (-128..127)"),
+        (GOOD.replace(",128,0,", ",126,0,", 1), "len says 126 bytes but the data holds 128"),
+        (GOOD.replace(",-40,", ",strong,", 1), "column 'rssi' is not an integer: 'strong'"),
+        (
+            'CSI_DATA,1,2,3,"[1,2]"',
+            "5 columns; known layouts have 25 (classic), 15 (C5/C6) or 30 (esp-radar)",
+        ),
+        (
+            _radar_line("!!notbase64", 4),
+            "data is neither a [..] list nor base64 (Only base64 data is allowed)",
+        ),
+        (
+            GOOD.replace(",128,0,", ",0,0,", 1).replace('"[' + ",".join(["0"] * 128) + ']"', '"[]"'),
+            "a 0-byte buffer fits no subset of this packet's blocks (lltf:128)",
+        ),
+    ],
+)
+def test_bad_lines_say_what_is_wrong_on_which_line(line: str, message: str) -> None:
+    with pytest.raises(CsiFormatError) as caught:
+        parse_csi_line(line, line_no=7)
+    assert (str(caught.value), caught.value.line) == (f"line 7: {message}", 7)
+
+
+def test_extremes_and_an_empty_list_are_data() -> None:
+    extremes = classic_csv_line(np.array([-128, 127] * 64, np.int8))
+    frame = parse_csi_line(extremes)
+    assert frame.csi[0, 0, 32] == 127 - 128j
+    assert frame.meta["chip"] == "classic" and "line" not in frame.meta
+    c6_head = [
+        "CSI_DATA",
+        "1",
+        "aa:bb:cc:dd:ee:ff",
+        "-40",
+        "11",
+        "0",
+        "-95",
+        "6",
+        "1000",
+        "0",
+        "0",
+        "0",
+        "128",
+        "0",
+    ]
+    c6_line = ",".join(c6_head) + ',"[' + ",".join(["1"] * 128) + ']"'
+    assert parse_csi_line(c6_line).meta["chip"] == "c5c6"
+
+
+def test_a_log_names_its_link_and_the_line_of_each_error() -> None:
+    items = list(iter_esp_csv(["boot", GOOD, GOOD[:-2]], link="desk"))
+    assert isinstance(items[0], CsiFrame) and items[0].link == "desk" and items[0].meta["line"] == 2
+    assert isinstance(items[1], CsiFormatError) and str(items[1]).startswith(
+        "line 3: data list is not closed"
+    )
+    assert [f.link for f in iter_esp_csv([GOOD])] == ["esp32"]  # type: ignore[union-attr]
