@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -257,6 +257,11 @@ async def test_api_token_is_shown_once_and_stored_hashed(app_client: Client, tmp
     assert ADMIN["password"].encode() not in stored
     assert (await app_client.delete(f"/api/v1/auth/tokens/{created['id']}", headers=admin)).status == 204
     assert (await app_client.get("/api/v1/system/status", headers=headers)).status == 401
+    [revoked] = (await (await app_client.get("/api/v1/auth/tokens", headers=admin)).json())["tokens"]
+    for moment in ("created", "last_used", "revoked"):  # times carry their zone: UTC
+        assert datetime.fromisoformat(revoked[moment]).utcoffset() == timedelta(0), moment
+    [user] = (await (await app_client.get("/api/v1/auth/users", headers=admin)).json())["users"]
+    assert datetime.fromisoformat(user["created"]).utcoffset() == timedelta(0)
     assert (await app_client.delete("/api/v1/auth/tokens/nope", headers=admin)).status == 404
 
 
@@ -439,6 +444,9 @@ FORWARDED_CASES = [
     ),
     pytest.param(
         ["127.0.0.1/32", "10.0.0.0/8"], "10.0.0.1, 10.0.0.2", "10.0.0.1", id="every hop trusted: the first"
+    ),
+    pytest.param(
+        ["127.0.0.1/32"], "198.51.100.7, unknown", "unknown", id="a hop that is no address is no proxy"
     ),
 ]
 
