@@ -3,7 +3,8 @@
 mutmut (pinned in the ``mutation`` extra) makes one-line bugs in the files of ``[tool.mutmut] only_mutate``
 (pyproject.toml), runs the tests that reach each one, and this prints, per module, how many of them the
 tests caught (killed or timed out), then every survivor with the command that shows its diff. It exits 1
-when a module scores under ``--goal`` (90 %). Not part of ``make test``: it takes minutes.
+when a module scores under ``--goal`` (90 %). Not part of ``make test``: a full run takes tens of minutes
+on a small machine; after adding tests, ``--survivors`` runs again only what the last run did not catch.
 
 A module joins by adding its file (or a glob) to ``only_mutate`` and its tests to
 ``pytest_add_cli_args_test_selection``; each ``only_mutate`` entry is scored on its own line. Where only
@@ -111,12 +112,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--goal", type=float, default=0.90, help="lowest score per module (%(default)s)")
     parser.add_argument("--report-only", action="store_true", help="score the last run without running")
+    parser.add_argument(
+        "--survivors",
+        action="store_true",
+        help="run again only what the last run did not catch (after new tests)",
+    )
     parser.add_argument("--max-children", type=int, default=2, help="parallel test processes (%(default)s)")
     args = parser.parse_args()
     patterns = groups()
     if not args.report_only:
-        command = [str(MUTMUT), "run", "--max-children", str(args.max_children), *name_globs(patterns)]
-        subprocess.run(command, cwd=ROOT, check=True)
+        names = (
+            [m.name for m in results() if m.status not in CAUGHT] if args.survivors else name_globs(patterns)
+        )
+        if names:
+            command = [str(MUTMUT), "run", "--max-children", str(args.max_children), *names]
+            subprocess.run(command, cwd=ROOT, check=True)
     return 0 if report(results(), patterns, args.goal) else 1
 
 
