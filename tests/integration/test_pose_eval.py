@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from appliance.cli.pose import format_eval
 
+from appliance.cli.pose import format_eval
 from appliance.pose.evaluation import evaluate
 from appliance.pose.runtime import DEFAULT_MODEL
 
