@@ -152,8 +152,9 @@ async def stop_rtmp(request: web.Request, query: PushQuery, body: None) -> PushL
 
 async def _segment_file(request: web.Request, name: str, manifest: str, kind: str) -> web.Response:
     sink = video_sink(request)
-    enabled = sink is not None and (sink.settings.hls if kind == "hls" else sink.settings.dash)
-    if sink is None or sink.segment_files is None or not enabled:
+    if sink is None:
+        return _disabled()
+    if sink.segment_files is None or not (sink.settings.hls if kind == "hls" else sink.settings.dash):
         return _disabled(kind.upper(), f"video.{kind}")
     files = sink.segment_files
     viewer = f"{request[PRINCIPAL].kind}:{request[PRINCIPAL].id}@{request[CLIENT_IP]}"
