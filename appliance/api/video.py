@@ -160,7 +160,7 @@ async def _segment_file(request: web.Request, name: str, manifest: str, kind: st
     viewer = f"{request[PRINCIPAL].kind}:{request[PRINCIPAL].id}@{request[CLIENT_IP]}"
     if name == manifest:
         sink.hls_viewer(viewer)  # starts the encoder if nobody watched
-        path = await files.wait_for(name, sink.settings.startup_timeout_s)
+        path = await files.wait_for(name, sink.settings.startup_timeout_s, viewer)
         if path is None:
             return _busy("stream_starting", "the encoder has not written the playlist yet; retry shortly")
     else:

@@ -26,6 +26,7 @@ async def test_health_turns_healthy_and_lists_components(aiohttp_client: Any, tm
         "sink:history",
         "sink:reports",
         "sink:websocket",
+        "sink:video",
     }
 
 

@@ -137,6 +137,21 @@ async def test_hls_and_dash_play_through_the_app_are_pruned_and_stop_when_nobody
         assert not [p for p in segments.iterdir() if p.suffix == ".m4s"], "segments removed with the encoder"
 
 
+async def test_a_viewer_waiting_for_the_first_segment_is_still_watching(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    """The first segment takes a keyframe interval (3 s here) to appear, longer than a silent viewer is
+    kept (2 s): the viewer waiting for it must not be taken for gone, or the encoder would stop."""
+    require("ffmpeg")
+    client, admin = await start(
+        aiohttp_client, tmp_path, silent=True, **VIDEO,
+        **{"video.keyframe_interval_s": 3.0, "video.viewer_timeout_s": 2.0},
+    )  # fmt: skip
+    async with Publisher(client):
+        master = await client.get("/api/v1/stream/hls/index.m3u8", headers=admin)
+        assert master.status == 200, await master.text()
+
+
 async def test_a_disabled_video_answers_404_everywhere(aiohttp_client: Any, tmp_path: Path) -> None:
     client, admin = await start(aiohttp_client, tmp_path, silent=True, **{"video.enabled": False})
     for path in (

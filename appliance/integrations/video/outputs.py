@@ -122,7 +122,7 @@ class EncodedOutput:
         self.state = "starting"
         self.on_start()
         if self.prepare is not None:
-            self.prepare()
+            await asyncio.to_thread(self.prepare)
         started = time.monotonic()
         error: str | None
         try:
