@@ -37,8 +37,8 @@ PROGRESS_PERIOD_S = 0.5
 _ERROR_LINES = 8
 # How long ffmpeg may take to finish after its input ends (a DASH muxer writes its last segment) before
 # it is terminated, then killed.
-_FINISH_S = 5.0
-_TERMINATE_S = 2.0
+_FINISH_S = 3.0
+_TERMINATE_S = 1.0
 
 
 def _input_args(width: int, height: int, fps: int) -> list[str]:

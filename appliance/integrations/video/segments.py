@@ -61,12 +61,14 @@ class SegmentFiles:
         path = self.directory / name
         return path if path.is_file() else None
 
-    async def wait_for(self, name: str, timeout_s: float) -> Path | None:
-        """The file once ffmpeg has written it (a playlist appears after the first segment)."""
+    async def wait_for(self, name: str, timeout_s: float, viewer: str) -> Path | None:
+        """The file once ffmpeg has written it (a playlist appears after the first segment). The viewer
+        waiting for it is still watching, however long the first segment takes."""
         deadline = time.monotonic() + timeout_s
         while (path := self.path(name)) is None:
             if time.monotonic() >= deadline:
                 return None
+            self.seen(viewer)
             await asyncio.sleep(_POLL_S)
         return path
 
