@@ -9,6 +9,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -26,7 +27,7 @@ from appliance.api.resource_keys import RESOURCES
 from appliance.api.resources import run_resources, setup_resources
 from appliance.api.routing import ApiRouter, install
 from appliance.config import AppConfig, SimulatorSourceConfig, SourceConfig
-from appliance.contracts import Event, EventType
+from appliance.contracts import Controls, Event, EventType
 from appliance.control import ApplianceControls
 from appliance.csi.simulator import Impairments, RoomSimulator, Scenario
 from appliance.csi.sources import CsiSource, factory
@@ -34,6 +35,7 @@ from appliance.csi.sources.simulated import SimulatedSource
 from appliance.hub import Hub
 from appliance.integrations.base import Sink
 from appliance.integrations.history import HistoryRecorder
+from appliance.integrations.mqtt import BrokerLocator, DeviceInfo, MqttSink, resolve_device_id
 from appliance.integrations.reports import ScheduledReports
 from appliance.integrations.runner import SinkRunner
 from appliance.integrations.websocket import WebSocketStream
@@ -144,9 +146,15 @@ def build_app(config: AppConfig, *, can_restart: bool = False) -> web.Applicatio
     return app
 
 
-def build_sinks(config: AppConfig, hub: Hub, history: HistoryStore) -> list[Sink]:
+def build_sinks(
+    config: AppConfig,
+    hub: Hub,
+    history: HistoryStore,
+    controls: Controls,
+    locate_broker: BrokerLocator | None = None,
+) -> list[Sink]:
     """The enabled sinks, in the order they start (the history recorder first: it must see the first
-    frames)."""
+    frames). ``locate_broker`` finds an MQTT broker when ``mqtt.host`` is not set."""
     sinks: list[Sink] = []
     if config.history.enabled:
         sinks.append(HistoryRecorder(history, hub, config.history))
@@ -154,7 +162,24 @@ def build_sinks(config: AppConfig, hub: Hub, history: HistoryStore) -> list[Sink
         sinks.append(ScheduledReports(history, hub, config.reports))
     if config.websocket.enabled:
         sinks.append(WebSocketStream(hub, config.websocket))
+    if config.mqtt.enabled:
+        device_id = resolve_device_id(config.mqtt, config.data_dir.expanduser())
+        sinks.append(MqttSink(hub, config.mqtt, mqtt_device(config), device_id, controls, locate_broker))
     return sinks
+
+
+def mqtt_device(config: AppConfig) -> DeviceInfo:
+    """How Home Assistant lists this appliance; its web UI is the configuration URL."""
+    host = config.server.host
+    if host in ("0.0.0.0", "::", ""):
+        host = f"{socket.gethostname()}.local"
+    return DeviceInfo(
+        name=f"InvisPose {config.room.name}",
+        model="WiFi sensing appliance",
+        manufacturer="InvisPose",
+        sw_version=__version__,
+        configuration_url=f"http://{host}:{config.server.port}/",
+    )
 
 
 ui = ApiRouter()
@@ -220,7 +245,9 @@ async def _sinks_ctx(app: web.Application) -> AsyncIterator[None]:
     resources = app[RESOURCES]
     if resources.history is None:
         raise RuntimeError("the services context opens the history before the sinks start")
-    sinks = build_sinks(app[CONFIG], app[HUB], resources.history)
+    if resources.controls is None:
+        raise RuntimeError("the services context loads the controls before the sinks start")
+    sinks = build_sinks(app[CONFIG], app[HUB], resources.history, resources.controls)
     async with SinkRunner(sinks, app[HUB]) as runner:
         resources.sinks = runner
         yield

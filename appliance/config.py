@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationErro
 from appliance.csi.prep import PrepSettings
 from appliance.csi.simulator import NodeSpec, RoomSpec
 from appliance.integrations.history import HistorySettings
+from appliance.integrations.mqtt import MqttSettings
 from appliance.integrations.reports import ReportSettings
 from appliance.integrations.websocket import WebSocketSettings
 from appliance.pose.estimator import ModelSettings
@@ -338,6 +339,7 @@ class AppConfig(_Section):
     history: HistorySettings = Field(default_factory=HistorySettings)
     reports: ReportSettings = Field(default_factory=ReportSettings)
     websocket: WebSocketSettings = Field(default_factory=WebSocketSettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
 
     @model_validator(mode="after")
     def _zones_fit(self) -> AppConfig:

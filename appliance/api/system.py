@@ -65,12 +65,15 @@ def _component_health(
 
 def _sink_health(sink: SinkStatus) -> dict[str, Any]:
     """A sink that is not delivering fails health if the appliance needs it, and degrades it if not.
-    Like a source's, the detail stays general: health is public."""
+    The detail is the sink's own ``last_error`` when it has one (a sink words it for anyone to read: the
+    MQTT broker refusing the login, say, without the broker's address); else it stays general."""
     if sink.healthy:
         return {"status": "ok", "detail": f"{sink.stats.delivered} delivered"}
     if sink.state == "starting":
         return {"status": "starting", "detail": "starting"}
     detail = "restarting after a failure" if sink.state == "restarting" else "not delivering"
+    if sink.stats.last_error:
+        detail = f"{detail}: {sink.stats.last_error}"
     return {"status": "down" if sink.required else "degraded", "detail": f"{detail}; see status"}
 
 
