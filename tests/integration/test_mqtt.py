@@ -10,8 +10,12 @@ client) on the shipped configuration.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +24,7 @@ from typing import Any
 import jsonschema
 import paho.mqtt.client as paho
 import pytest
+import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from appliance.api.keys import HUB, PIPELINE
@@ -29,10 +34,11 @@ from appliance.hub import topic_matches
 from appliance.integrations.mqtt import DeviceInfo, MqttSettings, MqttSink
 from appliance.integrations.runner import SinkRunner
 from tests.app_support import Client, start, wait_for_health
-from tests.conftest import REPO
+from tests.conftest import DEFAULT_CONFIG, REPO
 from tests.factories import Person, frame_at
 from tests.ha_mqtt_discovery import discover
 from tests.mqtt_support import ACCOUNTS, Mosquitto, Recorder, Seen, recording, running_mosquitto, wait_until
+from tests.service_support import start_service
 
 BASE = "invispose/test_box"
 DISCOVERY = "homeassistant/device/test_box/config"
@@ -498,3 +504,66 @@ async def test_controls_changed_elsewhere_reach_the_switch_number_and_select(
         latest = client.app[HUB].latest("controls")
         assert latest is not None and isinstance(latest.item, ControlState)
         assert state.text == latest.text and latest.item.sensitivity == 30
+
+
+def service_config(tmp_path: Path, broker: Mosquitto) -> Path:
+    """The shipped configuration with MQTT on, as a file for ``invispose run`` and ``invispose mqtt``."""
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    config["mqtt"] = broker.settings(keepalive=5)
+    path = tmp_path / "appliance.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def mqtt_remove(config: Path, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "appliance",
+        "mqtt",
+        "remove",
+        "--config",
+        str(config),
+        "--data-dir",
+        str(data_dir),
+    ]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
+
+
+async def test_the_service_restarts_on_command_its_last_will_marks_it_dead_and_remove_clears_it(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    config, data_dir = service_config(tmp_path, broker), tmp_path / "data"
+    service = start_service(tmp_path, config)
+    try:
+        async with recording(broker.port, [f"{BASE}/#", "homeassistant/#"]) as ha:
+            await ha.wait(AVAILABILITY, online, timeout_s=30)
+            # Restart from Home Assistant's button: answered, a clean "offline", then "online" again.
+            answer = await command(ha, "system/restart", "PRESS")
+            assert answer == {"command": "system/restart", "ok": True, "result": {"restarting": True}}
+            gone = await ha.wait(AVAILABILITY, lambda m: m.text == "offline", timeout_s=15)
+            await ha.wait(AVAILABILITY, lambda m: online(m) and m.at > gone.at, timeout_s=30)
+            assert service.process.poll() is None, "the process exited instead of replacing itself"
+
+            refused = await asyncio.to_thread(mqtt_remove, config, data_dir)
+            assert refused.returncode == 1 and "still connected (availability online)" in refused.stderr
+
+            # Killed without a word: the broker publishes the last will.
+            count = len(ha.messages)
+            service.process.send_signal(signal.SIGKILL)
+            service.process.wait(timeout=10)
+            await ha.wait(AVAILABILITY, lambda m: m.text == "offline", after=count, timeout_s=8)
+    finally:
+        if service.process.poll() is None:
+            service.stop()
+    async with recording(broker.port, [AVAILABILITY]) as later:
+        assert (await later.wait(AVAILABILITY)).text == "offline"  # retained for whoever comes next
+
+    removed = await asyncio.to_thread(mqtt_remove, config, data_dir)
+    assert removed.returncode == 0, removed.stderr
+    assert f"removed test_box from Home Assistant ({DISCOVERY})" in removed.stdout
+    assert f"{BASE}/availability" in removed.stdout and f"{BASE}/pose/current" in removed.stdout
+    async with recording(broker.port, [f"{BASE}/#", DISCOVERY, f"{BASE}/sync"]) as after:
+        await after.client.publish(f"{BASE}/sync", "probe", qos=1)
+        await after.wait(f"{BASE}/sync")  # everything retained would have arrived before this
+        assert [m.topic for m in after.messages if m.retain] == []
