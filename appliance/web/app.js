@@ -114,18 +114,25 @@ async function showAuth(message) {
   $("logout").hidden = true;
   $("connection").textContent = "not logged in";
   let setup = false;
+  let codeRequired = false;
   try {
     const response = await fetch("/api/v1/auth/setup", { cache: "no-store" });
-    setup = response.ok && (await response.json()).setup_required;
+    const state = response.ok ? await response.json() : {};
+    setup = state.setup_required === true;
+    codeRequired = setup && state.setup_code_required === true;
   } catch (err) {
     message = `cannot reach the appliance (${err.message})`;
   }
   const form = $("auth-form");
   form.dataset.mode = setup ? "setup" : "login";
   $("auth-title").textContent = setup ? "Create the first admin" : "Log in";
-  $("auth-hint").textContent = setup
-    ? "Nobody has an account on this appliance yet. The account you create now can do everything."
-    : "";
+  $("auth-hint").textContent = !setup
+    ? ""
+    : codeRequired
+      ? "This appliance was set up before and has lost its accounts. To create the first admin, enter the setup code printed in its log at start (or run 'invispose user setup-code' on it)."
+      : "Nobody has an account on this appliance yet. The account you create now can do everything.";
+  $("auth-code-label").hidden = !codeRequired;
+  $("auth-code").required = codeRequired;
   $("auth-submit").textContent = setup ? "Create admin and log in" : "Log in";
   $("auth-password").autocomplete = setup ? "new-password" : "current-password";
   $("auth-password").minLength = setup ? 8 : 0;
@@ -138,6 +145,7 @@ async function submitAuth(event) {
   const form = $("auth-form");
   const path = form.dataset.mode === "setup" ? "/api/v1/auth/setup" : "/api/v1/auth/token";
   const credentials = { username: $("auth-username").value, password: $("auth-password").value };
+  if (form.dataset.mode === "setup" && !$("auth-code-label").hidden) credentials.setup_code = $("auth-code").value;
   try {
     const response = await fetch(path, {
       method: "POST",

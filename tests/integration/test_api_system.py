@@ -29,7 +29,8 @@ async def test_health_turns_healthy_and_lists_components(aiohttp_client: Any, tm
     client = await aiohttp_client(build_app(config_in(tmp_path)))
     body = await wait_for_health(client)
     assert body["status"] == "healthy"
-    assert set(body["components"]) == {"source:simulated-room", "pipeline"}
+    assert set(body["components"]) == {"source:simulated-room", "pipeline", "database"}
+    assert body["components"]["database"] == {"status": "ok", "detail": "no errors"}
 
 
 async def test_status_reports_links_latency_and_simulation(aiohttp_client: Any, tmp_path: Path) -> None:

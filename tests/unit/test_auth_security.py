@@ -75,11 +75,34 @@ async def test_login_token_claims_and_failures(tmp_path: Path) -> None:
         with pytest.raises(InvalidTokenError, match="malformed"):
             await authenticator.authenticate("abc.def")
         ghost = Authenticator(accounts, secret, 600).issue(
-            User("ghost", True, 0.0), frozenset({Scope.ADMIN_ALL})
+            User("0" * 32, "ghost", True, 0.0), frozenset({Scope.ADMIN_ALL})
         )
         with pytest.raises(InvalidTokenError, match="no longer exists"):
             await authenticator.authenticate(ghost)
     finally:
+        await database.close()
+
+
+async def test_a_deleted_users_token_never_works_again_even_for_a_new_user_of_that_name(
+    tmp_path: Path,
+) -> None:
+    """The token names the user's id, which a user made again at once under the same name does not get."""
+    database = await Database.open(tmp_path / DATABASE_FILE)
+    accounts = AccountStore(database)
+    try:
+        await accounts.create_user("root", "password-0", is_admin=True)  # so that bob may be removed
+        bob = await accounts.create_user("bob", "password-1", is_admin=True)
+        authenticator = Authenticator(accounts, load_or_create_secret(tmp_path), jwt_ttl_s=600)
+        token = authenticator.issue(bob, frozenset({Scope.ADMIN_ALL}))
+        assert (await authenticator.authenticate(token)).name == "bob"
+        assert await accounts.delete_user("bob")
+        again = await accounts.create_user("bob", "password-2", is_admin=True)
+        assert again.id != bob.id
+        with pytest.raises(InvalidTokenError, match="no longer exists"):
+            await authenticator.authenticate(token)
+        assert (await authenticator.authenticate(authenticator.issue(again, frozenset()))).id == again.id
+    finally:
+        accounts.close()
         await database.close()
 
 
@@ -98,11 +121,20 @@ def test_expiry_and_scope_parsing() -> None:
 def test_login_guard_slides_over_a_minute() -> None:
     guard = LoginGuard(attempts_per_minute=3)
     for t in (0.0, 10.0, 20.0):
-        assert guard.retry_after("a", t) is None
-        guard.failed("a", t)
-    assert guard.retry_after("a", 30.0) == pytest.approx(30.0)
-    assert guard.retry_after("b", 30.0) is None
-    assert guard.retry_after("a", 60.5) is None
+        assert guard.attempt("a", t) is None
+    assert guard.attempt("a", 30.0) == pytest.approx(30.0)
+    assert guard.attempt("b", 30.0) is None
+    assert guard.attempt("a", 60.5) is None
+
+
+def test_login_guard_counts_an_attempt_before_it_is_checked_and_forgives_a_right_one() -> None:
+    guard = LoginGuard(attempts_per_minute=2)
+    assert guard.attempt("a", 1.0) is None
+    assert guard.attempt("a", 1.0) is None  # both under way, neither checked yet
+    assert guard.attempt("a", 1.0) is not None  # a third concurrent one is refused at once
+    guard.forgive("a", 1.0)  # one of the two was right
+    assert guard.attempt("a", 2.0) is None
+    assert guard.attempt("a", 2.0) is not None
 
 
 def test_token_bucket_refills_at_the_configured_rate() -> None:
