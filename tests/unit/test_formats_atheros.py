@@ -19,6 +19,7 @@ from appliance.csi.formats.errors import CsiFormatError
 from appliance.csi.frame import CsiFrame
 from tests import golden_atheros as golden
 from tests.captures import capture
+from tests.conftest import REPO
 from tests.encoders import atheros_record
 
 RECORD_BYTES = 1907  # 2 + 25 + 840 + 1040 in ath_csi_1.dat
@@ -125,6 +126,12 @@ def test_golden_literal_record_with_a_signed_noise_floor(record: bytes, big_endi
     assert frame.csi[0, 0, 1] == golden.TONE_1
     assert not frame.csi[0, 0, 2:].any()
     assert frame.subcarriers[:2].tolist() == [-28, -27]
+
+
+def test_the_atheris_fuzzer_starts_from_the_golden_records() -> None:
+    seeds = REPO / "bench" / "fuzz_seeds"
+    assert (seeds / "atheros-noise-0xA1-little-endian.bin").read_bytes() == golden.NOISE_A1_LITTLE_ENDIAN
+    assert (seeds / "atheros-noise-0x9C-big-endian.bin").read_bytes() == golden.NOISE_9C_BIG_ENDIAN
 
 
 def test_a_record_between_good_ones_costs_only_itself(monkeypatch: pytest.MonkeyPatch) -> None:
