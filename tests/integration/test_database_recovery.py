@@ -3,6 +3,7 @@ until an admin acknowledges, and a file it cannot open at all stops it with one 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import subprocess
@@ -58,7 +59,8 @@ async def test_a_damaged_database_is_set_aside_and_health_is_degraded_until_ackn
     admin = bearer((await created.json())["access_token"])
     state = await (await client.get("/api/v1/system/database", headers=admin)).json()
     [recovery] = state["recoveries"]
-    assert Path(recovery["moved_to"]).read_bytes()[:100] == b"\x00" * 100  # the damaged file, kept
+    kept = await asyncio.to_thread(Path(recovery["moved_to"]).read_bytes)
+    assert kept[:100] == b"\x00" * 100  # the damaged file, as found
     assert "not a database" in recovery["problem"]
 
     viewer = {"username": "viewer", "password": "viewer-password"}

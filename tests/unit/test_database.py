@@ -178,7 +178,8 @@ async def test_a_damaged_file_is_moved_aside_and_a_fresh_one_opened(tmp_path: Pa
     db = await Database.open(path)
     [recovery] = db.recoveries
     moved = Path(recovery.moved_to)
-    assert moved.name.startswith("db.sqlite3.corrupt-") and moved.read_bytes() == damaged  # kept as found
+    assert moved.name.startswith("db.sqlite3.corrupt-")
+    assert await asyncio.to_thread(moved.read_bytes) == damaged  # kept as found
     assert recovery.problem
     assert await db.fetchall("SELECT * FROM notes") == []  # a fresh file, migrated
     await db.close()

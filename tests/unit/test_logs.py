@@ -8,7 +8,9 @@ import logging
 from appliance.logs import JsonFormatter, TextFormatter
 
 # A name as a client may send it: a forged second log line, a terminal escape, a carriage return.
-HOSTILE = "ha\n2026-01-01T00:00:00 INFO    appliance.api.auth: first admin created user=mallory\x1b[2J\r\x00\u2028"
+HOSTILE = (
+    "ha\n2026-01-01T00:00:00 INFO    appliance.api.auth: first admin created user=mallory\x1b[2J\r\x00\u2028"
+)
 
 
 def _record(message: str, fields: dict[str, object]) -> logging.LogRecord:
