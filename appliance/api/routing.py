@@ -18,8 +18,9 @@ one error shape, serializes a returned pydantic model, and passes a returned ``w
 
 Bodies are validated strictly, as JSON Schema reads the OpenAPI document: ``"yes"`` is not a boolean,
 ``false`` is not a number and ``"5"`` is not an integer (pydantic's lax mode would coerce each). Query
-strings are text by nature, so their values are converted as their fields say. Every GET endpoint also
-answers HEAD.
+strings are text by nature, so their values are converted as their fields say; a parameter that takes
+one value and is given several is refused rather than one of them picked. Every GET endpoint also answers
+HEAD.
 """
 
 from __future__ import annotations
@@ -147,11 +148,21 @@ class Endpoint:
 
     def _parse_query(self, request: web.Request, model: type[BaseModel]) -> BaseModel | web.Response:
         data: dict[str, Any] = {}
+        repeated: list[str] = []
         for key in request.query:
             if key in data or (self.token_in_query and key == ACCESS_TOKEN_PARAM):
                 continue
             values = request.query.getall(key)
-            data[key] = values if _is_sequence_field(model, key) else values[-1]
+            if _is_sequence_field(model, key):
+                data[key] = values
+                continue
+            if len(values) > 1:  # which one was meant? Say so rather than guess
+                repeated.append(key)
+            data[key] = values[0]
+        if repeated:
+            once = "takes one value; it was given more than once"
+            details = [{"in": "query", "field": k, "message": once, "type": "value_error"} for k in repeated]
+            return error_response(400, "validation_error", "the request query is not valid", details)
         try:
             return model.model_validate(data)
         except ValidationError as exc:

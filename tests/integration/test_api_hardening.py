@@ -244,6 +244,14 @@ async def test_request_bodies_are_strict(
     assert alerts["max_occupancy"] is None
 
 
+async def test_a_query_parameter_given_twice_is_refused_not_guessed(client: Client) -> None:
+    admin = await onboard(client)
+    response = await client.get("/api/v1/pose/current?zone_id=sofa&zone_id=doorway", headers=admin)
+    assert response.status == 400
+    [detail] = (await response.json())["error"]["details"]
+    assert (detail["field"], detail["in"]) == ("zone_id", "query")
+
+
 async def test_strict_bodies_still_take_json_forms_of_richer_types(client: Client) -> None:
     """Enums as their values, tuples as arrays, integers where numbers are wanted: JSON's own forms."""
     admin = await onboard(client)
