@@ -309,6 +309,8 @@ async def export(request: web.Request, query: ExportQuery, body: None) -> web.St
     )
     response.enable_chunked_encoding()
     await response.prepare(request)
+    if request.method == hdrs.METH_HEAD:  # the headers a GET gets; aiohttp would send what is written
+        return response
     rows_sent = 0
     async with aclosing(
         export_chunks(

@@ -262,8 +262,13 @@ async def test_strict_bodies_still_take_json_forms_of_richer_types(client: Clien
     assert (await client.put("/api/v1/config/alerts", json={"max_occupancy": 3}, headers=admin)).status == 200
 
 
+EXPORT = "/api/v1/analytics/export?dataset=pose&format=jsonl"
+
+
 async def test_405_names_the_allowed_methods_and_head_works_where_get_does(client: Client) -> None:
     admin = await onboard(client)
+    while not await (await client.get(EXPORT, headers=admin)).read():  # noqa: ASYNC110 - history rows
+        await asyncio.sleep(0.05)
     for path, allowed in (
         ("/api/v1/system/health", {"GET", "HEAD"}),
         ("/api/v1/config/zones", {"GET", "HEAD", "POST"}),
@@ -273,13 +278,31 @@ async def test_405_names_the_allowed_methods_and_head_works_where_get_does(clien
         assert response.status == 405, path
         assert {m.strip() for m in response.headers["Allow"].split(",")} == allowed, path
         assert (await response.json())["error"]["code"] == "method_not_allowed"
-    for path in ("/api/v1/system/health", "/api/v1/system/status", "/api/v1/openapi.json", "/"):
-        get = await client.get(path, headers=admin)
+    for path in (
+        "/api/v1/system/health",
+        "/api/v1/system/status",
+        "/api/v1/openapi.json",
+        "/",
+        EXPORT,  # a streamed body
+        "/api/v1/analytics/heatmaps?format=png",
+    ):
         head = await client.head(path, headers=admin)
+        get = await client.get(path, headers=admin)
         assert head.status == get.status == 200, path
         assert head.headers["Content-Type"] == get.headers["Content-Type"]
         assert await head.read() == b""
     assert (await client.head("/api/v1/system/status")).status == 401  # HEAD is checked like GET
+    # On the wire, a HEAD answer ends with its headers even where the GET body is streamed: the next
+    # response on the connection follows at once.
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    request = f"{{}} {EXPORT} HTTP/1.1\r\nHost: localhost\r\nAuthorization: {admin['Authorization']}\r\n"
+    writer.write(
+        (request.format("HEAD") + "\r\n" + request.format("GET") + "Connection: close\r\n\r\n").encode()
+    )
+    wire = await reader.read()
+    writer.close()
+    head_headers, after = wire.split(b"\r\n\r\n", 1)
+    assert head_headers.startswith(b"HTTP/1.1 200") and after.startswith(b"HTTP/1.1 200"), after[:80]
 
 
 async def test_the_document_states_the_constraints_the_handlers_enforce(client: Client) -> None:
