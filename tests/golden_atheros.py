@@ -1,6 +1,8 @@
 """Atheros CSI Tool records written out byte by byte from the tool's own definition, not from our encoder.
 
-The layout, from the tool's source (xieyaxiongfly/Atheros-CSI-Tool and Atheros-CSI-Tool-UserSpace-APP):
+The layout is the one ``../shared/captures/README.md`` states for the real capture (its "Atheros" facts),
+checked here against the tool's source (xieyaxiongfly/Atheros-CSI-Tool, the ath9k driver, and
+xieyaxiongfly/Atheros-CSI-Tool-UserSpace-APP, ``recv_csi``):
 
 - ``recv_csi`` (``recvCSI/main.c``) logs each read of ``/dev/CSI_dev`` as ``fwrite(&buf_len, 1, 2, fp)``
   then ``fwrite(buf_addr, 1, buf_len, fp)``: a host-order u16 length, then that many bytes.
