@@ -10,10 +10,10 @@ sensing never waits behind it.
 Every user has an ``id``: 128 random bits, made when the user is created and never given to anybody
 else, so a login token (which names the id) dies with its user even if the same name is made again.
 
-API tokens are random strings shown
-once; only their SHA-256 is stored, which is enough for a 256-bit secret (a slow KDF protects guessable
-passwords, not random keys) and lets a token be found by an indexed lookup. Because every request looks a
-token up here, revoking it or creating one from the CLI on the same file takes effect immediately.
+API tokens are random strings shown once; only their SHA-256 is stored, which is enough for a 256-bit
+secret (a slow KDF protects guessable passwords, not random keys) and lets a token be found by an indexed
+lookup. Because every request looks a token up here, revoking it or creating one from the CLI on the same
+file takes effect immediately.
 
 Scopes are stored as the strings the API defines; this module does not interpret them.
 """

@@ -18,7 +18,8 @@ in the log), and the service starts on a fresh file, so it keeps sensing instead
 start. The move is remembered in the fresh file (``database_recoveries``) and listed in ``recoveries``
 until an admin acknowledges it; errors the database raises while running are counted in ``failures``.
 Both make the health's database component "degraded". Any other failure to open (permissions, a full
-disk, a schema newer than this software) raises ``DatabaseOpenError``, which names the file and what to do.
+disk) raises ``DatabaseOpenError``, which names the file and what to do; so does a schema newer than this
+software.
 """
 
 from __future__ import annotations
@@ -214,8 +215,11 @@ def _connect_checked(path: Path) -> tuple[sqlite3.Connection, Recovery | None]:
         problem,
         extra={"fields": {"file": str(path), "moved_to": str(moved_to)}},
     )
-    _private_files(path)
-    return _connect(path), Recovery(str(moved_to), problem, time.time())
+    try:
+        _private_files(path)
+        return _connect(path), Recovery(str(moved_to), problem, time.time())
+    except (sqlite3.Error, OSError) as exc:
+        raise _open_error(path, exc) from exc
 
 
 def _is_damage(exc: BaseException) -> bool:
@@ -304,7 +308,7 @@ def _migrate(connection: sqlite3.Connection) -> None:
     for part, migrations in sorted(_SCHEMAS.items()):
         done = applied.get(part, 0)
         if done > len(migrations):
-            raise RuntimeError(
+            raise DatabaseOpenError(
                 f"{part} schema version {done} is newer than this software's {len(migrations)}; "
                 "upgrade InvisPose or restore a matching backup"
             )
