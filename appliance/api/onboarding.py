@@ -3,12 +3,13 @@
 A new box (its data directory holds no login secret yet) has no accounts and never had any: the web UI
 asks for the first admin, and whoever reaches the box first owns it, as with Home Assistant's onboarding.
 
-A box that started before and has no users *lost* them: its database was deleted, emptied, replaced by a
-restore or moved aside as corrupt. Re-opening onboarding to the first visitor would hand the box to
-anyone on the LAN, so creating the first admin then needs proof of access to the box itself: a one-time
-setup code, printed in the service's log at every start until an admin exists, and by ``invispose user
-setup-code`` (which reads ``DATA_DIR/setup_code``, mode 0600, like the login secret). The situation is
-logged as a warning. The code is spent when the first admin is made with it; ``invispose user add``
+A box that started before and has no users either lost them (its database was deleted, emptied, replaced
+by a restore or moved aside as corrupt) or never got its first admin in its first run; from outside, the
+two look alike. Re-opening onboarding to the first visitor would hand a box that lost its users to anyone
+on the LAN, so after the first start, creating the first admin needs proof of access to the box itself: a
+one-time setup code, printed in the service's log at every start until an admin exists, and by
+``invispose user setup-code`` (which reads ``DATA_DIR/setup_code``, mode 0600, like the login secret).
+The situation is logged as a warning. The code is spent when the first admin is made with it; ``invispose user add``
 (shell access is proof enough) also ends onboarding.
 """
 
@@ -67,10 +68,10 @@ def start_onboarding(data_dir: Path, *, users: int, new_box: bool) -> Onboarding
         return onboarding
     code = read_setup_code(data_dir) or _create_setup_code(data_dir)
     log.warning(
-        "THIS BOX HAS NO USER ACCOUNTS, BUT IT HAS BEEN SET UP BEFORE: its database was lost, emptied, "
-        "replaced or moved aside as corrupt. Creating the first admin in the web UI now needs this setup "
-        "code (also shown by 'invispose user setup-code'); or run 'invispose user add NAME --admin'. If "
-        "you did not expect this, find out who had access to the box",
+        "THIS BOX HAS NO USER ACCOUNTS, BUT IT HAS STARTED BEFORE: its first admin was never created, or "
+        "its database was lost, emptied, replaced or moved aside as corrupt. Creating the first admin in "
+        "the web UI now needs this setup code (also shown by 'invispose user setup-code'); or run "
+        "'invispose user add NAME --admin'. If you did not expect this, find out who had access to the box",
         extra={"fields": {"setup_code": code, "data_dir": str(data_dir)}},
     )
     return Onboarding(data_dir, code)
