@@ -9,8 +9,8 @@ two look alike. Re-opening onboarding to the first visitor would hand a box that
 on the LAN, so after the first start, creating the first admin needs proof of access to the box itself: a
 one-time setup code, printed in the service's log at every start until an admin exists, and by
 ``invispose user setup-code`` (which reads ``DATA_DIR/setup_code``, mode 0600, like the login secret).
-The situation is logged as a warning. The code is spent when the first admin is made with it; ``invispose user add``
-(shell access is proof enough) also ends onboarding.
+The situation is logged as a warning. The code is spent when the first admin is made with it;
+``invispose user add`` (shell access is proof enough) also ends onboarding.
 """
 
 from __future__ import annotations
