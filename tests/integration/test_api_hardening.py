@@ -21,9 +21,10 @@ from aiohttp.test_utils import TestClient
 
 from appliance.api.auth import SECRET_FILE
 from appliance.api.keys import PIPELINE
+from appliance.api.system import memory_mb
 from appliance.api.onboarding import SETUP_CODE_FILE
 from appliance.app import build_app
-from appliance.store.accounts import PASSWORD_WORK_LIMIT
+from appliance.store.accounts import PASSWORD_THREADS, PASSWORD_WORK_LIMIT
 from appliance.store.database import DATABASE_FILE
 from tests.auth_support import ADMIN, bearer, config_in, onboard
 from tests.conftest import DEFAULT_CONFIG, REPO
@@ -36,6 +37,7 @@ SETUP = "/api/v1/auth/setup"
 WRONG = {"username": ADMIN["username"], "password": "not-the-password"}
 BURST = 50
 LOGIN_LIMIT = 5  # auth.login_attempts_per_minute in the shipped config
+SCRYPT_MIB = 128 * 2**15 * 8 / 2**20  # scrypt's memory: 128 * N * r bytes, N = 2**15, r = 8
 
 
 @pytest.fixture
@@ -84,11 +86,12 @@ async def test_a_burst_of_logins_does_not_stall_sensing(aiohttp_client: Any, tmp
     await wait_for_health(client)
     source = client.app[PIPELINE].sources[0]
     longest_gap = 0.0
+    rss_before = peak_rss = memory_mb()
     health: list[int] = []
     burst_over = asyncio.Event()
 
     async def watch() -> None:
-        nonlocal longest_gap
+        nonlocal longest_gap, peak_rss
         frames, since = source.frames, time.monotonic()
         while not burst_over.is_set():
             await asyncio.sleep(0.02)
@@ -96,6 +99,7 @@ async def test_a_burst_of_logins_does_not_stall_sensing(aiohttp_client: Any, tmp
             if source.frames != frames:
                 frames, since = source.frames, now
             longest_gap = max(longest_gap, now - since)
+            peak_rss = max(peak_rss, memory_mb())
             if len(health) < (now - started) / 0.2:
                 health.append((await client.get("/api/v1/system/health")).status)
 
@@ -111,12 +115,16 @@ async def test_a_burst_of_logins_does_not_stall_sensing(aiohttp_client: Any, tmp
     burst_over.set()
     await watcher
     statuses = Counter(r.status for r in responses)
+    print(f"burst of {BURST} logins: {dict(statuses)}; longest gap between frames {longest_gap:.2f} s; "
+          f"resident memory grew {peak_rss - rss_before:.0f} MiB at most")  # fmt: skip
     assert set(statuses) == {401, 503}, statuses
     assert statuses[401] >= PASSWORD_WORK_LIMIT
     assert all(int(r.headers["Retry-After"]) >= 1 for r in responses if r.status == 503)
     # The simulator hands over a chunk of frames every 0.1 s; a stall behind the password hashes was 5 s.
     assert longest_gap < 1.0, f"no frames for {longest_gap:.2f} s during the burst"
     assert health and set(health) == {200}, health
+    # Each scrypt run holds 32 MiB while it runs: two threads, not one per waiting login (it was 192 MiB).
+    assert peak_rss - rss_before < (PASSWORD_THREADS + 1) * SCRYPT_MIB
 
 
 # --------------------------------------------------------------------------------------------------------
