@@ -21,8 +21,8 @@ from aiohttp.test_utils import TestClient
 
 from appliance.api.auth import SECRET_FILE
 from appliance.api.keys import PIPELINE
-from appliance.api.system import memory_mb
 from appliance.api.onboarding import SETUP_CODE_FILE
+from appliance.api.system import memory_mb
 from appliance.app import build_app
 from appliance.store.accounts import PASSWORD_THREADS, PASSWORD_WORK_LIMIT
 from appliance.store.database import DATABASE_FILE
