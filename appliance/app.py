@@ -22,6 +22,7 @@ from appliance.api import auth, controls, events, openapi, room, security, strea
 from appliance.api.errors import error_middleware
 from appliance.api.keys import CONFIG, DATABASE, HUB, MODEL_UNAVAILABLE, PIPELINE, STARTED_AT
 from appliance.api.metrics import metrics_middleware
+from appliance.api.onboarding import ONBOARDING, start_onboarding
 from appliance.api.resource_keys import RESOURCES
 from appliance.api.resources import run_resources, setup_resources
 from appliance.api.routing import ApiRouter, install
@@ -171,16 +172,21 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     """The database and what lives in it (accounts), open for the application's lifetime."""
     config = app[CONFIG]
     data_dir = config.data_dir.expanduser().resolve()
+    # The login secret is made on a box's first start: without it, the box is new (see onboarding).
+    new_box = not (data_dir / auth.SECRET_FILE).exists()
     database = await Database.open(data_dir / DATABASE_FILE)
     app[DATABASE] = database
+    accounts = AccountStore(database)
     app[auth.AUTHENTICATOR] = auth.Authenticator(
-        AccountStore(database),
+        accounts,
         auth.load_or_create_secret(data_dir),
         jwt_ttl_s=config.auth.jwt_ttl_minutes * 60.0,
     )
+    app[ONBOARDING] = start_onboarding(data_dir, users=await accounts.user_count(), new_box=new_box)
     try:
         yield
     finally:
+        accounts.close()
         await database.close()
 
 
@@ -253,15 +259,21 @@ def run(config: AppConfig) -> None:
     """Serve until SIGINT or SIGTERM, then stop the pipeline and close every part in order; after a
     restart request, start the same command again in this process's place."""
     app = build_app(config, can_restart=True)
-    log.info(
-        "listening",
-        extra={
-            "fields": {
-                "url": f"http://{config.server.host}:{config.server.port}/",
-                "data_dir": str(config.data_dir),
-            }
-        },
-    )
+
+    async def started(_app: web.Application) -> None:
+        # After every part has started (the contexts run first), so that a part that fails never
+        # follows a "listening" line.
+        log.info(
+            "listening",
+            extra={
+                "fields": {
+                    "url": f"http://{config.server.host}:{config.server.port}/",
+                    "data_dir": str(config.data_dir),
+                }
+            },
+        )
+
+    app.on_startup.append(started)
     web.run_app(
         app,
         host=config.server.host,

@@ -91,6 +91,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from appliance.app import run
     from appliance.config import ConfigError, load_config
     from appliance.logs import configure_logging
+    from appliance.store.database import DatabaseOpenError
 
     try:
         config = load_config(args.config, overrides=_overrides(args))
@@ -98,7 +99,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"invispose: the configuration is not valid, nothing was started:\n{exc}", file=sys.stderr)
         return 1
     configure_logging(config.server.log_level, config.server.log_format)
-    run(config)
+    try:
+        run(config)
+    except DatabaseOpenError as exc:
+        print(f"invispose: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -234,9 +234,15 @@ async def test_login_cannot_ask_for_more_than_the_user_has(app_client: Client) -
 
 
 async def test_setup_happens_once(app_client: Client) -> None:
-    assert await (await app_client.get("/api/v1/auth/setup")).json() == {"setup_required": True}
+    assert await (await app_client.get("/api/v1/auth/setup")).json() == {
+        "setup_required": True,
+        "setup_code_required": False,  # a new box
+    }
     await onboard(app_client)
-    assert await (await app_client.get("/api/v1/auth/setup")).json() == {"setup_required": False}
+    assert await (await app_client.get("/api/v1/auth/setup")).json() == {
+        "setup_required": False,
+        "setup_code_required": False,
+    }
     again = await app_client.post("/api/v1/auth/setup", json={"username": "mallory", "password": "x" * 12})
     assert again.status == 409
     assert (await again.json())["error"]["code"] == "already_set_up"
@@ -322,7 +328,7 @@ async def test_cli_token_works_on_a_running_instance_and_revocation_is_immediate
 async def test_cli_user_can_log_in(app_client: Client, tmp_path: Path) -> None:
     _cli(tmp_path, "user", "add", "ops", "--admin", "--password-stdin", stdin="ops-password\n")
     assert "ops\tadmin" in _cli(tmp_path, "user", "list").stdout
-    assert await (await app_client.get("/api/v1/auth/setup")).json() == {"setup_required": False}
+    assert (await (await app_client.get("/api/v1/auth/setup")).json())["setup_required"] is False
     response = await app_client.post(
         "/api/v1/auth/token", json={"username": "ops", "password": "ops-password"}
     )
