@@ -48,6 +48,7 @@ from appliance.store.accounts import AccountStore
 from appliance.store.database import DATABASE_FILE, Database
 from appliance.store.history import HistoryStore
 from appliance.store.settings import SettingsStore
+from appliance.systemd import SystemdNotifier, keep_systemd_informed
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ def build_app(config: AppConfig, *, can_restart: bool = False) -> web.Applicatio
     # Open streams are closed when shutdown begins; otherwise aiohttp would wait for them to end.
     app.on_shutdown.append(_close_streams)
     app.router.add_static("/ui/", WEB_DIR, append_version=True)
-    app.cleanup_ctx.extend([_database_ctx, _services_ctx, _sinks_ctx, _pipeline_ctx])
+    app.cleanup_ctx.extend([_database_ctx, _services_ctx, _sinks_ctx, _pipeline_ctx, _systemd_ctx])
     if can_restart:
         app[RESTART] = RestartRequest()
     return app
@@ -247,6 +248,22 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     hub.publish(Event(EventType.SYSTEM_STOPPED, {"uptime_s": round(time.time() - app[STARTED_AT], 1)}))
     await stop_task(task)
     log.info("pipeline stopped")
+
+
+async def _systemd_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Under systemd (``Type=notify``): ready once the pipeline runs, watchdog pings while it runs."""
+    notifier = SystemdNotifier.from_environment()
+    if notifier is None:
+        yield
+        return
+    pipeline = app[PIPELINE]
+    task = asyncio.create_task(keep_systemd_informed(notifier, lambda: pipeline.last_tick), name="systemd")
+    try:
+        yield
+    finally:
+        notifier.notify("STOPPING=1")
+        await stop_task(task)
+        notifier.close()
 
 
 def run(config: AppConfig) -> None:
