@@ -164,8 +164,15 @@ ui = ApiRouter()
 
 
 @ui.get("/", public=True, summary="The local web UI", content_types=["text/html"], tags=["ui"])
-async def _index(request: web.Request, query: None, body: None) -> web.FileResponse:
-    return web.FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+async def _index(request: web.Request, query: None, body: None) -> web.StreamResponse:
+    prefix = security.ingress_path(request) if auth.INGRESS_USER in request else None
+    if prefix is None:
+        return web.FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+    # Under Home Assistant's ingress the page's relative URLs resolve against X-Ingress-Path, even when
+    # the panel was opened without its trailing slash.
+    page = await asyncio.to_thread((WEB_DIR / "index.html").read_text, encoding="utf-8")
+    page = page.replace("<head>", f'<head>\n  <base href="{prefix}/">', 1)
+    return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-cache"})
 
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
