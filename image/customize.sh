@@ -6,14 +6,16 @@ set -euo pipefail
 root=$1 build=$2 version=$3
 here=$(cd "$(dirname "$0")" && pwd)
 release=/opt/invispose/releases/$version
-in_root() { chroot "$root" "$@"; }
+# A clean environment: nothing of the build machine (its pip settings, its locale) leaks into the image.
+in_root() { chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"; }
 
 echo "customize: the box's files, user and services"
 cp -a "$here/rootfs/." "$root/"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\tinvispose\n::1\tlocalhost ip6-localhost ip6-loopback\n' > "$root/etc/hosts"
 in_root useradd --system --user-group --home-dir /var/lib/invispose --no-create-home \
   --shell /usr/sbin/nologin --comment "InvisPose appliance" invispose
-install -o root -g invispose -m 0640 "$build/appliance.yaml" "$root/etc/invispose/appliance.yaml"
+gid=$(in_root getent group invispose | cut -d: -f3)
+install -o root -g "$gid" -m 0640 "$build/appliance.yaml" "$root/etc/invispose/appliance.yaml"
 chown root:root "$root/etc/invispose" && chmod 0755 "$root/etc/invispose"
 
 echo "customize: the appliance $version in its venv ($release)"
