@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,10 +71,10 @@ class Supervisor:
 
 
 @pytest.fixture
-async def supervisor(aiohttp_server: Any) -> AsyncIterator[tuple[Supervisor, str]]:
+async def supervisor(aiohttp_server: Any) -> tuple[Supervisor, str]:
     stand_in = Supervisor()
     server = await aiohttp_server(stand_in.app(), host="127.0.0.1")
-    yield stand_in, str(server.make_url("")).rstrip("/")
+    return stand_in, str(server.make_url("")).rstrip("/")
 
 
 def options_file(tmp_path: Path, **options: Any) -> Path:

@@ -153,7 +153,7 @@ def test_the_dockerfile_names_a_pinned_base_image_and_runs_the_start_script() ->
     dockerfile = (ADDON / "Dockerfile").read_text()
     bases = re.findall(r"^FROM\s+(\S+)", dockerfile, flags=re.MULTILINE)
     assert len(bases) == 1
-    image, _, tag = bases[0].partition(":")
+    _, _, tag = bases[0].partition(":")
     assert "$" not in bases[0] and not re.search(r"^ARG\s+BUILD_FROM", dockerfile, flags=re.MULTILINE)
     assert re.search(r"\d", tag) and tag != "latest", f"{bases[0]} is not pinned to a release"
     assert re.search(r'^CMD \["/run.sh"\]', dockerfile, flags=re.MULTILINE)
