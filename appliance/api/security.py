@@ -80,6 +80,11 @@ _UI_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+# Home Assistant shows the UI in an iframe of its own page (same origin, through its ingress proxy), and
+# the page sets its base URL to X-Ingress-Path.
+_INGRESS_UI_CSP = _UI_CSP.replace("base-uri 'none'", "base-uri 'self'").replace(
+    "frame-ancestors 'none'", "frame-ancestors 'self'"
+)
 _API_CSP = "default-src 'none'; frame-ancestors 'none'"
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -544,10 +549,15 @@ async def stamp_response(request: web.BaseRequest, response: web.StreamResponse)
     headers["X-RateLimit-Limit"] = str(state.limit)
     headers["X-RateLimit-Remaining"] = str(state.remaining)
     headers["X-RateLimit-Reset"] = str(state.reset_s)
+    ingress = INGRESS_USER in request
+    if ingress:
+        headers.setdefault("X-Frame-Options", "SAMEORIGIN")
     for name, value in SECURITY_HEADERS.items():
         headers.setdefault(name, value)
     is_api = request.path.startswith(API_PREFIX)
-    headers.setdefault("Content-Security-Policy", _API_CSP if is_api else _UI_CSP)
+    headers.setdefault(
+        "Content-Security-Policy", _API_CSP if is_api else _INGRESS_UI_CSP if ingress else _UI_CSP
+    )
     # The UI's files are revalidated on every load (a cheap 304), so an upgraded appliance never runs a
     # browser's cached copy of an older script against its newer API.
     headers.setdefault(hdrs.CACHE_CONTROL, "no-store" if is_api else "no-cache")
