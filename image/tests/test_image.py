@@ -40,7 +40,16 @@ class Box:
         self, *command: str, check: bool = True, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            ["nsenter", "-t", str(self.init_pid), "-a", *command],
+            [
+                "nsenter",
+                "-t",
+                str(self.init_pid),
+                "-a",
+                "env",
+                "-i",
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                *command,
+            ],
             capture_output=True,
             text=True,
             timeout=timeout,
