@@ -60,7 +60,7 @@ image: install
 
 test-image: install-test
 	@scripts/system-deps.sh $(IMAGE_APT_PACKAGES)
-	$(BIN)/python -m pytest -q -p no:cacheprovider image/tests --rootfs build/image/amd64/rootfs
+	$(BIN)/python -m pytest -q -p no:cacheprovider --timeout 900 image/tests --rootfs build/image/amd64/rootfs
 
 # The Home Assistant add-on's build context: the appliance's wheel and default configuration next to its
 # Dockerfile (addons/invispose/build/, not in git); then `docker build addons/invispose` where Docker runs.
