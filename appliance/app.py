@@ -49,6 +49,7 @@ from appliance.store.accounts import AccountStore
 from appliance.store.database import DATABASE_FILE, Database
 from appliance.store.history import HistoryStore
 from appliance.store.settings import SettingsStore
+from appliance.systemd import SystemdNotifier, keep_systemd_informed
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ def build_app(config: AppConfig, *, can_restart: bool = False) -> web.Applicatio
     # Open streams are closed when shutdown begins; otherwise aiohttp would wait for them to end.
     app.on_shutdown.append(_close_streams)
     app.router.add_static("/ui/", WEB_DIR, append_version=True)
-    app.cleanup_ctx.extend([_database_ctx, _services_ctx, _sinks_ctx, _pipeline_ctx])
+    app.cleanup_ctx.extend([_database_ctx, _services_ctx, _sinks_ctx, _pipeline_ctx, _systemd_ctx])
     if can_restart:
         app[RESTART] = RestartRequest()
     return app
@@ -164,8 +165,15 @@ ui = ApiRouter()
 
 
 @ui.get("/", public=True, summary="The local web UI", content_types=["text/html"], tags=["ui"])
-async def _index(request: web.Request, query: None, body: None) -> web.FileResponse:
-    return web.FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+async def _index(request: web.Request, query: None, body: None) -> web.StreamResponse:
+    prefix = security.ingress_path(request) if auth.INGRESS_USER in request else None
+    if prefix is None:
+        return web.FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+    # Under Home Assistant's ingress the page's relative URLs resolve against X-Ingress-Path, even when
+    # the panel was opened without its trailing slash.
+    page = await asyncio.to_thread((WEB_DIR / "index.html").read_text, encoding="utf-8")
+    page = page.replace("<head>", f'<head>\n  <base href="{prefix}/">', 1)
+    return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-cache"})
 
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -253,6 +261,22 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     hub.publish(Event(EventType.SYSTEM_STOPPED, {"uptime_s": round(time.time() - app[STARTED_AT], 1)}))
     await stop_task(task)
     log.info("pipeline stopped")
+
+
+async def _systemd_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Under systemd (``Type=notify``): ready once the pipeline runs, watchdog pings while it runs."""
+    notifier = SystemdNotifier.from_environment()
+    if notifier is None:
+        yield
+        return
+    pipeline = app[PIPELINE]
+    task = asyncio.create_task(keep_systemd_informed(notifier, lambda: pipeline.last_tick), name="systemd")
+    try:
+        yield
+    finally:
+        notifier.notify("STOPPING=1")
+        await stop_task(task)
+        notifier.close()
 
 
 def run(config: AppConfig) -> None:

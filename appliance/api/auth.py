@@ -83,7 +83,7 @@ class InvalidTokenError(Exception):
 class Principal:
     """The caller of one request: a logged-in user or an API token, with what it may do."""
 
-    kind: Literal["user", "token"]
+    kind: Literal["user", "token", "homeassistant"]
     id: str
     name: str
     scopes: frozenset[Scope]
@@ -93,6 +93,8 @@ class Principal:
 
 
 PRINCIPAL = web.RequestKey("principal", Principal)
+# The Home Assistant user of a request that came through its ingress proxy (set by the security gate).
+INGRESS_USER = web.RequestKey("ingress_user", Principal)
 CLIENT_IP = web.RequestKey("client_ip", str)
 
 
@@ -387,6 +389,28 @@ async def setup_state(request: web.Request, query: None, body: None) -> SetupSta
     return SetupState(
         setup_required=required, setup_code_required=required and request.app[ONBOARDING].code_required
     )
+
+
+class SessionState(BaseModel):
+    signed_in: bool = Field(
+        description="true when Home Assistant signed this request in (its ingress panel): no login needed"
+    )
+    username: str | None = Field(None, description="the Home Assistant user")
+    scopes: list[Scope] = Field(default_factory=list, description="what that user may do here")
+
+
+@router.get(
+    "/api/v1/auth/session",
+    public=True,
+    summary="Whether Home Assistant signed this request in (ingress), so that the UI needs no login",
+    response=SessionState,
+    tags=_TAGS,
+)
+async def session_state(request: web.Request, query: None, body: None) -> SessionState:
+    user = request.get(INGRESS_USER)
+    if user is None:
+        return SessionState(signed_in=False)
+    return SessionState(signed_in=True, username=user.name, scopes=sorted(user.scopes))
 
 
 @router.post(

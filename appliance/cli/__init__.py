@@ -38,7 +38,7 @@ def _common_options() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from appliance.cli import accounts, csi, pose, recording, schemas
+    from appliance.cli import accounts, addon, csi, pose, recording, schemas
 
     common = _common_options()
     parser = argparse.ArgumentParser(
@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     pose.register(commands, common)
     accounts.register(commands, common)
     schemas.register(commands, common)
+    addon.register(commands, common)
     return parser
 
 

@@ -40,6 +40,8 @@ PUBLIC_ROUTES = {
     ("POST", "/api/v1/auth/token"),
     # Authenticates inside the WebSocket protocol (close codes 4001/4003), see test_websocket.py.
     ("GET", "/ws/v1/stream"),
+    # Says only whether Home Assistant's ingress signed the request in, see test_ingress.py.
+    ("GET", "/api/v1/auth/session"),
 }
 GENEROUS_LIMITS = {
     "auth.rate_limits.anonymous": {"per_minute": 100_000, "burst": 10_000},
