@@ -16,7 +16,7 @@ def test_ready_once_it_serves_watchdog_pings_while_it_runs_and_stopping_at_the_e
     receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     receiver.bind(path)
     receiver.settimeout(60)
-    service = start_service(tmp_path, {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000000"})
+    service = start_service(tmp_path, env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000000"})
     try:
         assert receiver.recv(4096) == b"READY=1\nSTATUS=running"
         try:
