@@ -1,0 +1,249 @@
+"""Webhook delivery against real HTTP receivers on loopback: signatures, order, retries, dead letters,
+isolation between endpoints and the guard against forbidden targets.
+
+The appliance runs in process (aiohttp's test client) on a silent source, so the test publishes every
+event itself on the hub, exactly as the pipeline would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from appliance.api.keys import HUB
+from appliance.api.resource_keys import RESOURCES
+from appliance.contracts import Event, EventType
+from appliance.hub import Message
+from appliance.integrations.webhooks.sink import WebhookSink
+from tests.app_support import Client, start
+from tests.conftest import pick_free_port
+from tests.factories import event
+from tests.webhook_support import Received, Receiver, hook, until, webhook_overrides
+
+FAST_RETRIES = {"max_backoff_s": 0.05, "max_attempts": 1000}
+
+
+def sink_of(client: Client) -> WebhookSink:
+    runner = client.app[RESOURCES].sinks
+    sink = runner.sink("webhooks") if runner is not None else None
+    assert isinstance(sink, WebhookSink)
+    return sink
+
+
+def publish(client: Client, count: int, kind: EventType = EventType.PERSON_DETECTED) -> list[Event]:
+    events = [event(kind, person_id=i, n=i) for i in range(count)]
+    for item in events:
+        client.app[HUB].publish(item)
+    return events
+
+
+async def started(
+    aiohttp_client: Any, tmp_path: Path, *hooks: dict[str, Any], **settings: Any
+) -> tuple[Client, dict[str, str]]:
+    """The app with ``hooks`` as its seed webhooks, and an admin's Authorization header."""
+    return await start(aiohttp_client, tmp_path, silent=True, **webhook_overrides(*hooks, **settings))
+
+
+def event_ids(receiver: Receiver, *, skip_system: bool = True) -> list[str]:
+    """The events in the order their deliveries first arrived (the app's own system.started left out)."""
+    ids: list[str] = []
+    seen: set[str] = set()
+    for received in receiver.received:
+        if received.delivery_id in seen or (skip_system and received.event_type.startswith("system.")):
+            continue
+        seen.add(received.delivery_id)
+        ids.append(received.payload["id"])
+    return ids
+
+
+async def test_every_delivery_is_signed_and_carries_the_hubs_event_json(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    receiver = await Receiver().start()
+    try:
+        client, _ = await started(aiohttp_client, tmp_path, hook(receiver))
+        sent = publish(client, 5)
+        await until(lambda: len(event_ids(receiver)) == 5, "five deliveries")
+    finally:
+        await receiver.stop()
+    assert receiver.bad_signatures == []
+    assert event_ids(receiver) == [e.id for e in sent]
+    first = next(r for r in receiver.received if r.payload["id"] == sent[0].id)
+    # data is the hub's encoding of the event, byte for byte; the envelope adds its own four keys.
+    assert first.body.endswith(b', "data": ' + Message.of(sent[0]).text.encode() + b"}")
+    assert set(first.payload) == {"id", "delivery_id", "event_type", "timestamp", "data"}
+    assert first.payload["event_type"] == "person.detected" == first.headers["X-Event-Type"]
+    assert first.payload["timestamp"] == sent[0].time
+    assert first.payload["data"] == {"type": "person.detected", "id": sent[0].id, "time": sent[0].time,
+                                     "data": {"person_id": 0, "n": 0}}  # fmt: skip
+    assert first.headers["X-Delivery-ID"] == first.payload["delivery_id"]
+    assert first.headers["Content-Type"] == "application/json"
+    assert first.headers["User-Agent"].startswith("InvisPose/")
+    assert len({r.delivery_id for r in receiver.received}) == len(receiver.received)
+
+
+async def test_only_matching_events_are_delivered_and_custom_headers_are_sent(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    receiver = await Receiver().start()
+    try:
+        client, _ = await started(
+            aiohttp_client,
+            tmp_path,
+            hook(
+                receiver, events=["person.*", "alert.high_occupancy"], headers={"Authorization": "Bearer r"}
+            ),
+        )
+        hub = client.app[HUB]
+        hub.publish(event(EventType.ROUTER_CONNECTED, link="a"))
+        hub.publish(event(EventType.PERSON_LOST, person_id=1))
+        hub.publish(event(EventType.ALERT_SYSTEM_ERROR, component="x"))
+        hub.publish(event(EventType.ALERT_HIGH_OCCUPANCY, count=5))
+        await until(lambda: len(receiver.received) == 2, "two deliveries")
+        await asyncio.sleep(0.3)  # nothing else arrives
+    finally:
+        await receiver.stop()
+    assert [r.event_type for r in receiver.received] == ["person.lost", "alert.high_occupancy"]
+    assert all(r.headers["Authorization"] == "Bearer r" for r in receiver.received)
+
+
+@pytest.mark.slow
+async def test_an_endpoint_down_for_30_s_gets_every_event_in_order_when_it_is_back(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    port = pick_free_port()  # nobody listens there until the receiver starts: connections are refused
+    receiver = Receiver(port=port)
+    client, _ = await started(
+        aiohttp_client, tmp_path, hook(receiver, retry_policy={"max_backoff_s": 2.0, "max_attempts": 1000})
+    )
+    sent: list[Event] = []
+    began = time.monotonic()
+    while time.monotonic() - began < 30:
+        sent += publish(client, 1)
+        await asyncio.sleep(1.5)
+    sink = sink_of(client)
+    assert sink.stats().details["endpoints"]["recv"]["backlog"] == len(sent) + 1  # and system.started
+    assert sink.stats().details["endpoints"]["recv"]["failed_attempts"] >= 5
+    await receiver.start()
+    try:
+        await until(lambda: len(event_ids(receiver)) == len(sent), "the backlog delivered", timeout_s=30)
+    finally:
+        await receiver.stop()
+    assert event_ids(receiver) == [e.id for e in sent]
+    assert receiver.bad_signatures == []
+    assert sink.stats().details["endpoints"]["recv"]["backlog"] == 0
+
+
+async def test_400_and_410_are_final_and_the_next_event_goes_on(aiohttp_client: Any, tmp_path: Path) -> None:
+    answers = {0: 400, 1: 410}
+
+    async def answer(received: Received) -> web.StreamResponse:
+        n = received.payload["data"]["data"].get("n")
+        return web.Response(status=answers.get(n, 200), text="nope" if n in answers else "")
+
+    receiver = await Receiver(answer=answer).start()
+    try:
+        client, headers = await started(aiohttp_client, tmp_path, hook(receiver, events=["person.*"],
+                                                                retry_policy=FAST_RETRIES))  # fmt: skip
+        sent = publish(client, 3)
+        await until(lambda: len(receiver.received) >= 3, "three requests")
+        await asyncio.sleep(0.5)  # room for a retry, which must not come
+        response = await client.get("/api/v1/webhooks/recv/dead-letters", headers=headers)
+        dead = (await response.json())["items"]
+    finally:
+        await receiver.stop()
+    assert [r.payload["id"] for r in receiver.received] == [e.id for e in sent]
+    assert [(d["event_id"], d["attempts"], d["last_status"]) for d in reversed(dead)] == [
+        (sent[0].id, 1, 400),
+        (sent[1].id, 1, 410),
+    ]
+    assert "nope" in dead[0]["last_error"]
+
+
+async def test_429_waits_for_retry_after(aiohttp_client: Any, tmp_path: Path) -> None:
+    async def answer(received: Received) -> web.StreamResponse:
+        first = sum(r.delivery_id == received.delivery_id for r in receiver.received) == 1
+        if first and received.event_type == "person.detected":
+            return web.Response(status=429, headers={"Retry-After": "2"})
+        return web.Response(status=200)
+
+    receiver = await Receiver(answer=answer).start()
+    try:
+        client, _ = await started(aiohttp_client, tmp_path, hook(receiver, events=["person.*"],
+                                                                retry_policy=FAST_RETRIES))  # fmt: skip
+        publish(client, 1)
+        await until(lambda: len(receiver.received) == 2, "the retry", timeout_s=10)
+    finally:
+        await receiver.stop()
+    first, retry = receiver.received
+    assert first.delivery_id == retry.delivery_id
+    # Without Retry-After the backoff (at most 0.05 s here) would have tried again at once.
+    assert retry.at - first.at >= 2.0
+
+
+async def test_dead_letters_replay_with_their_delivery_ids(aiohttp_client: Any, tmp_path: Path) -> None:
+    failing = True
+
+    async def answer(received: Received) -> web.StreamResponse:
+        n = received.payload["data"]["data"].get("n")
+        return web.Response(status=503 if failing and n == 1 else 200)
+
+    receiver = await Receiver(answer=answer).start()
+    try:
+        client, headers = await started(
+            aiohttp_client,
+            tmp_path,
+            hook(receiver, events=["person.*"], retry_policy={"max_attempts": 3, "max_backoff_s": 0.05}),
+        )
+        sent = publish(client, 3)
+        await until(lambda: {sent[0].id, sent[2].id} <= set(event_ids(receiver)), "the others delivered")
+        dead = (await (await client.get("/api/v1/webhooks/recv/dead-letters", headers=headers)).json())[
+            "items"
+        ]
+        assert [(d["event_id"], d["attempts"], d["last_status"]) for d in dead] == [(sent[1].id, 3, 503)]
+        log = await (await client.get("/api/v1/webhooks/recv/deliveries", headers=headers,
+                                      params={"delivery_id": dead[0]["delivery_id"]})).json()  # fmt: skip
+        assert [(a["attempt"], a["status"], a["outcome"]) for a in reversed(log["items"])] == [
+            (1, 503, "retry"), (2, 503, "retry"), (3, 503, "dead"),
+        ]  # fmt: skip
+        failing = False
+        replay = await client.post("/api/v1/webhooks/recv/dead-letters/replay", json={}, headers=headers)
+        assert (await replay.json()) == {"replayed": [dead[0]["delivery_id"]]}
+        await until(lambda: receiver.received[-1].payload["id"] == sent[1].id, "the replay")
+        status = await (await client.get("/api/v1/webhooks/recv", headers=headers)).json()
+    finally:
+        await receiver.stop()
+    assert receiver.received[-1].delivery_id == dead[0]["delivery_id"]
+    assert receiver.received[-1].headers["X-Delivery-ID"] == dead[0]["delivery_id"]
+    assert receiver.bad_signatures == []
+    assert (status["status"]["backlog"], status["status"]["dead_letters"]) == (0, 0)
+
+
+async def test_a_hanging_endpoint_does_not_delay_a_healthy_one(aiohttp_client: Any, tmp_path: Path) -> None:
+    release = asyncio.Event()
+
+    async def hang(received: Received) -> web.StreamResponse:
+        await release.wait()
+        return web.Response(status=200)
+
+    hanging = await Receiver(answer=hang).start()
+    healthy = await Receiver().start()
+    try:
+        client, _ = await started(
+            aiohttp_client, tmp_path, hook(hanging, "hanging", events=["person.*"]),
+            hook(healthy, "healthy", events=["person.*"]), timeout_s=60,
+        )  # fmt: skip
+        sent = publish(client, 10)
+        await until(lambda: len(event_ids(healthy)) == 10, "the healthy endpoint's deliveries")
+        # Meanwhile the hanging endpoint still holds the first delivery, unanswered.
+        assert len(hanging.received) == 1
+        assert event_ids(healthy) == [e.id for e in sent]
+    finally:
+        release.set()
+        await healthy.stop()
+        await hanging.stop()
