@@ -53,8 +53,9 @@ class Service:
         return self.process.returncode, stderr
 
 
-def start_service(tmp_path: Path) -> Service:
-    """``invispose run`` on the shipped config, on a free loopback port, as a user would start it."""
+def start_service(tmp_path: Path, config: Path = DEFAULT_CONFIG) -> Service:
+    """``invispose run`` on ``config`` (the shipped one by default), on a free loopback port, as a user
+    would start it."""
     port = pick_free_port()
     process = subprocess.Popen(
         [
@@ -63,7 +64,7 @@ def start_service(tmp_path: Path) -> Service:
             "appliance",
             "run",
             "--config",
-            str(DEFAULT_CONFIG),
+            str(config),
             "--data-dir",
             str(tmp_path / "data"),
             "--host",

@@ -18,6 +18,7 @@ from yarl import URL
 from appliance.api.errors import error_response
 from appliance.api.resource_keys import RESOURCES
 from appliance.api.routing import ApiModel, ApiRouter, Scope, model_response
+from appliance.contracts.schemas import EventModel
 from appliance.integrations.webhooks.guard import TargetRefusedError, check_target
 from appliance.integrations.webhooks.settings import (
     MIN_SECRET_CHARS,
@@ -50,6 +51,19 @@ class _Response(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class WebhookDelivery(_Response):
+    """The body of every webhook delivery (``POST`` to the webhook's URL)."""
+
+    id: str = Field(description="the event's id")
+    delivery_id: str = Field(
+        description="this event's delivery to this webhook: the same on every retry and replay, so "
+        "receivers deduplicate on it"
+    )
+    event_type: str = Field(description="the event's dotted type; webhook.test for POST /{id}/test")
+    timestamp: float = Field(description="when the event happened, seconds since the epoch")
+    data: EventModel = Field(description="the event exactly as every other output carries it")
+
+
 class WebhookCreate(WebhookFields):
     """A new webhook; without an ``id`` one is made."""
 
@@ -61,8 +75,8 @@ class WebhookReplace(WebhookFields):
 
     secret: SecretStr | None = Field(  # type: ignore[assignment]
         None,
-        min_length=MIN_SECRET_CHARS,
-        description="HMAC-SHA256 key of the signatures; leave out to keep the current one. Write-only.",
+        description=f"HMAC-SHA256 key of the signatures (at least {MIN_SECRET_CHARS} characters); leave out "
+        "to keep the current one. Write-only.",
     )
 
 

@@ -261,6 +261,7 @@ class MdnsAdvertiser(Sink):
         self._addresses = addresses or (lambda: machine_addresses(settings.interface_list))
         self.address_check_s = address_check_s
         self.instance_name = settings.name or advertisement.name
+        self.running = False  # zeroconf is up: announcing (or probing the names first) and browsing
         self.registered: list[str] = []  # full names of the services announced now
         self.advertised_addresses: list[str] = []
         self.readvertised = 0
@@ -290,7 +291,7 @@ class MdnsAdvertiser(Sink):
 
     def stats(self) -> SinkStats:
         return SinkStats(
-            connected=bool(self.registered),
+            connected=self.running,
             delivered=len(self.registered),
             details={
                 "services": list(self.registered),
@@ -309,6 +310,7 @@ class MdnsAdvertiser(Sink):
         aiozc = zeroconf_for(self.settings.interface_list)
         browser: AsyncServiceBrowser | None = None
         registered: list[AsyncServiceInfo] = []
+        self.running = True
         try:
             browser = AsyncServiceBrowser(aiozc.zeroconf, list(NODE_SERVICES), handlers=[self._on_change])
             for info in self._service_infos(addresses):
@@ -322,6 +324,7 @@ class MdnsAdvertiser(Sink):
             )
             yield
         finally:
+            self.running = False
             self.registered, self.advertised_addresses = [], []
             for task in list(self._resolving):
                 task.cancel()

@@ -24,8 +24,10 @@ async def test_health_turns_healthy_and_lists_components(aiohttp_client: Any, tm
         "source:simulated-room",
         "pipeline",
         "sink:history",
+        "sink:webhooks",
         "sink:reports",
         "sink:websocket",
+        "sink:mdns",
     }
 
 

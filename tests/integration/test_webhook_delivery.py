@@ -247,3 +247,71 @@ async def test_a_hanging_endpoint_does_not_delay_a_healthy_one(aiohttp_client: A
         release.set()
         await healthy.stop()
         await hanging.stop()
+
+
+async def test_a_name_that_resolves_to_a_forbidden_address_is_never_contacted(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    receiver = await Receiver().start()
+    named = {**hook(receiver, events=["person.*"]), "url": f"http://localhost:{receiver.port}/hook"}
+    try:
+        client, headers = await start(
+            aiohttp_client, tmp_path, silent=True, **webhook_overrides(named, allow_loopback=False)
+        )
+        (sent,) = publish(client, 1)
+        await until(lambda: sink_of(client).stats().details["dead_letters"] == 1, "the refusal")
+        dead = (await (await client.get("/api/v1/webhooks/recv/dead-letters", headers=headers)).json())[
+            "items"
+        ]
+        created = await client.post(
+            "/api/v1/webhooks",
+            json={"url": f"http://localhost:{receiver.port}/x", "secret": "0123456789abcdef"},
+            headers=headers,
+        )
+        body = await created.json()
+    finally:
+        await receiver.stop()
+    assert receiver.received == []
+    assert [(d["event_id"], d["attempts"]) for d in dead] == [(sent.id, 1)]
+    assert "target refused: localhost (" in dead[0]["last_error"] and "is loopback" in dead[0]["last_error"]
+    assert created.status == 400
+    assert body["error"]["details"][0]["field"] == "url"
+    assert "allow_loopback" in body["error"]["details"][0]["message"]
+
+
+async def test_redirects_are_followed_only_to_allowed_targets(aiohttp_client: Any, tmp_path: Path) -> None:
+    async def redirect(received: Received) -> web.StreamResponse:
+        n = received.payload["data"]["data"]["n"]
+        targets = {
+            0: (307, f"http://0.0.0.0:{other.port}/unspecified"),  # Linux would connect that to this machine
+            1: (308, f"http://127.0.0.1:{other.port}/moved"),
+            2: (302, f"http://127.0.0.1:{other.port}/get"),
+        }
+        status, location = targets[n]
+        return web.Response(status=status, headers={"Location": location})
+
+    other = await Receiver().start()
+    receiver = await Receiver(answer=redirect).start()
+    try:
+        client, headers = await started(
+            aiohttp_client, tmp_path,
+            hook(receiver, events=["person.*"], headers={"Authorization": "Bearer for-the-first-origin"}),
+        )  # fmt: skip
+        sent = publish(client, 3)
+        await until(lambda: len(other.received) == 1 and sink_of(client).stats().details["dead_letters"] == 2,
+                    "all three settled")  # fmt: skip
+        dead = (await (await client.get("/api/v1/webhooks/recv/dead-letters", headers=headers)).json())[
+            "items"
+        ]
+    finally:
+        await receiver.stop()
+        await other.stop()
+    assert [r.path for r in other.received] == ["/moved"]
+    moved = other.received[0]
+    assert moved.payload["id"] == sent[1].id
+    assert "Authorization" not in moved.headers  # the webhook's own headers stay with its own origin
+    assert other.bad_signatures == []
+    reasons = {d["event_id"]: d["last_error"] for d in dead}
+    assert set(reasons) == {sent[0].id, sent[2].id}
+    assert "target refused: 0.0.0.0 is the unspecified address" in reasons[sent[0].id]
+    assert "HTTP 302" in reasons[sent[2].id] and "a POST would become a GET" in reasons[sent[2].id]

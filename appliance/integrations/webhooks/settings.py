@@ -112,7 +112,6 @@ class WebhookFields(BaseModel):
         "(person.*) or * for all.",
     )
     secret: SecretStr = Field(
-        min_length=MIN_SECRET_CHARS,
         description=f"HMAC-SHA256 key of the signatures (at least {MIN_SECRET_CHARS} characters; use "
         "!secret). Write-only: never shown again.",
     )
@@ -126,6 +125,15 @@ class WebhookFields(BaseModel):
     @classmethod
     def _url(cls, value: str) -> str:
         url_problem(value)
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET_CHARS:
+            raise ValueError(
+                f"the secret needs at least {MIN_SECRET_CHARS} characters (make one: openssl rand -hex 32)"
+            )
         return value
 
     @field_validator("events")
