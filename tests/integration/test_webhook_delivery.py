@@ -18,8 +18,13 @@ from aiohttp import web
 from appliance.api.keys import HUB
 from appliance.api.resource_keys import RESOURCES
 from appliance.contracts import Event, EventType
-from appliance.hub import Message
+from appliance.hub import Hub, Message
+from appliance.integrations.runner import SinkRunner
+from appliance.integrations.webhooks.settings import WebhookSettings
 from appliance.integrations.webhooks.sink import WebhookSink
+from appliance.store.database import Database
+from appliance.store.settings import SettingsStore
+from appliance.store.webhooks import WebhookOutbox
 from tests.app_support import Client, start
 from tests.conftest import pick_free_port
 from tests.factories import event
@@ -315,3 +320,23 @@ async def test_redirects_are_followed_only_to_allowed_targets(aiohttp_client: An
     assert set(reasons) == {sent[0].id, sent[2].id}
     assert "target refused: 0.0.0.0 is the unspecified address" in reasons[sent[0].id]
     assert "HTTP 302" in reasons[sent[2].id] and "a POST would become a GET" in reasons[sent[2].id]
+
+
+async def test_events_still_queued_when_the_sink_stops_are_written_first(tmp_path: Path) -> None:
+    database = await Database.open(tmp_path / "invispose.sqlite3")
+    hub = Hub()
+    settings = WebhookSettings.model_validate(
+        {
+            "allow_loopback": True,
+            "endpoints": [{"id": "recv", "url": "http://127.0.0.1:9/", "secret": "s" * 16}],
+        }
+    )
+    outbox = WebhookOutbox(database)
+    async with SinkRunner([WebhookSink(outbox, SettingsStore(database), hub, settings)], hub):
+        sent = [event(EventType.PERSON_DETECTED, person_id=i) for i in range(5)]
+        for item in sent:
+            hub.publish(item)
+        # Leaving at once: the sink's intake has not run yet; the events are only in its hub queue.
+    pending = await outbox.pending("recv")
+    await database.close()
+    assert [d.event_id for d in pending] == [e.id for e in sent]
