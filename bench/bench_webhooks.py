@@ -51,7 +51,7 @@ def _receiver(ready: multiprocessing.connection.Connection) -> None:
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
-        ready.send(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        ready.send(runner.addresses[0][1])
         await asyncio.Event().wait()
 
     asyncio.run(serve())

@@ -105,7 +105,7 @@ def test_seed_ids_must_be_unique(tmp_path: Path) -> None:
         (Attempt(None, 1.0, "connection refused"), 1, "retry"),
         (Attempt(None, 1.0, "connection refused"), 3, "dead"),
         (Attempt(503, 1.0, "busy"), 3, "dead"),
-        (Attempt(None, 1.0, "target refused", refused=True), 1, "dead"),
+        (Attempt(None, 1.0, "target refused", final=True), 1, "dead"),
     ],
 )
 def test_verdicts(attempt: Attempt, number: int, expected: str) -> None:

@@ -39,13 +39,14 @@ RETRY_AFTER_CAP_S = 86_400.0
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """What one attempt got: an HTTP ``status``, or an ``error`` (network, timeout, refused target)."""
+    """What one attempt got: an HTTP ``status``, or an ``error`` (network, timeout, refused target).
+    ``final``: a failure no retry can mend (a refused target, a redirect to something that is not HTTP)."""
 
     status: int | None
     latency_ms: float
     error: str | None = None
     retry_after_s: float | None = None
-    refused: bool = False
+    final: bool = False
 
     @property
     def succeeded(self) -> bool:
@@ -53,11 +54,11 @@ class Attempt:
 
 
 def verdict(attempt: Attempt, policy: RetryPolicy, number: int) -> Verdict:
-    """Delivered on 2xx; dead on a refused target or a final answer; otherwise retry, until the
-    ``number``-th attempt is the policy's last."""
+    """Delivered on 2xx; dead on a final failure or answer; otherwise retry, until the ``number``-th
+    attempt is the policy's last."""
     if attempt.succeeded:
         return "delivered"
-    if attempt.refused:
+    if attempt.final:
         return "dead"
     retriable = attempt.status is None or policy.retries(attempt.status)
     return "retry" if retriable and number < policy.max_attempts else "dead"
@@ -129,13 +130,17 @@ class WebhookSender:
                     if response.status in _FOLLOWED_REDIRECTS and location and redirects < self.max_redirects:
                         redirects += 1
                         url = url.join(URL(location))
+                        if url.scheme not in ("http", "https"):
+                            return Attempt(
+                                response.status, took(), f"redirected to {url}: not HTTP", final=True
+                            )
                         continue
                     return self._answer(response, answer, took())
         except TargetRefusedError as exc:
-            return Attempt(None, took(), str(exc), refused=True)
+            return Attempt(None, took(), str(exc), final=True)
         except aiohttp.ClientConnectorError as exc:
             if isinstance(exc.os_error, TargetRefusedError):
-                return Attempt(None, took(), str(exc.os_error), refused=True)
+                return Attempt(None, took(), str(exc.os_error), final=True)
             return Attempt(None, took(), f"cannot connect: {exc.os_error}")
         except TimeoutError:
             return Attempt(None, took(), f"no answer within {self.timeout_s:g} s")

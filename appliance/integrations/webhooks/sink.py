@@ -141,7 +141,7 @@ class WebhookSink(Sink):
         # written for a webhook that is being deleted.
         self._changing = asyncio.Lock()
         self._group: asyncio.TaskGroup | None = None
-        self._written_events = 0
+        self._events_taken = 0
         self._last_error: str | None = None
 
     # -- life ------------------------------------------------------------------------------------------------
@@ -212,7 +212,7 @@ class WebhookSink(Sink):
             details={
                 "webhooks": len(endpoints),
                 "active": sum(e.hook.active for e in endpoints.values()),
-                "written_events": self._written_events,
+                "events_taken": self._events_taken,
                 "backlog": sum(s.backlog for s in statuses),
                 "dead_letters": sum(s.dead_letters for s in statuses),
                 "failed_attempts": sum(s.failed_attempts for s in statuses),
@@ -316,7 +316,7 @@ class WebhookSink(Sink):
                 raise
             del self._unwritten[: len(batch)]
             self._last_error = None
-            self._written_events += len(batch)
+            self._events_taken += len(batch)
             for delivery in made:
                 endpoint = endpoints[delivery.webhook_id]
                 endpoint.status.backlog += 1
@@ -405,7 +405,7 @@ class WebhookSink(Sink):
                     now - self.settings.dead_letter_retention_days * _SECONDS_PER_DAY,
                 )
                 if deleted:
-                    await self._count()
+                    await self._count(backlog=False)
             except sqlite3.Error:
                 log.exception("webhook outbox retention failed")
             await asyncio.sleep(RETENTION_PERIOD_S)
@@ -435,13 +435,16 @@ class WebhookSink(Sink):
                 extra={"fields": {"deliveries": discarded}},
             )
         self._endpoints = endpoints
-        await self._count()
+        await self._count(backlog=True)
 
-    async def _count(self) -> None:
+    async def _count(self, *, backlog: bool) -> None:
+        """Read the dead letters (and the backlog, which only the sink changes once it runs) from the
+        outbox."""
         counts = await self.outbox.counts()
         for hook_id, endpoint in self._loaded().items():
             states = counts.get(hook_id, {})
-            endpoint.status.backlog = states.get("pending", 0)
+            if backlog:
+                endpoint.status.backlog = states.get("pending", 0)
             endpoint.status.dead_letters = states.get("dead", 0)
 
     def _loaded(self) -> dict[str, _Endpoint]:
