@@ -132,11 +132,13 @@ async def test_sigkill_with_a_backlog_loses_nothing_and_keeps_the_order(
         firsts.setdefault(received.delivery_id, received)
     delivered = list(firsts.values())
     described = [(r.event_type, r.payload["data"]["data"].get("link")) for r in delivered]
-    assert described == [
+    assert described[: NODES + 2] == [
         ("system.started", None),
         *[("router.connected", f"esp32-{node}") for node in range(1, NODES + 1)],
         ("system.started", None),
     ]
+    # The second run's stop may or may not have been delivered before it exited (it waits in the outbox).
+    assert described[NODES + 2 :] in ([], [("system.stopped", None)])
     # The delivery the kill interrupted went out again after the restart, under the same delivery id.
     assert [r.delivery_id for r in receiver.received].count(in_flight) == 2
     assert len({r.payload["id"] for r in delivered}) == len(delivered)
