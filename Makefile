@@ -7,7 +7,7 @@ CONFIG ?= config/appliance.yaml
 # Debian packages the test suite drives as real services (installed by `make test` when missing).
 TEST_APT_PACKAGES := chromium shellcheck busybox nodejs openssl
 
-.PHONY: install install-test run test lint format bench clean
+.PHONY: install install-test install-mutation run test lint format bench mutate clean vendor-web
 
 install: $(VENV)/.installed
 
@@ -22,6 +22,12 @@ install-test: $(VENV)/.installed-test
 
 $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+install-mutation: $(VENV)/.installed-mutation
+
+$(VENV)/.installed-mutation: $(VENV)/.installed-test pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test,mutation]'
 	@touch $@
 
 run: install
@@ -44,5 +50,14 @@ format: install-test
 bench: install-test
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
+# The web UI's browser libraries (package.json, exact versions in package-lock.json), copied into
+# appliance/web/vendor/ and committed: installing the appliance needs no npm. Needs npm; run after a bump.
+vendor-web:
+	scripts/vendor-web.sh
+
+# Mutation score per module (minutes; not part of `make test`): see scripts/mutation_score.py.
+mutate: install-mutation
+	INVISPOSE_CAPTURES=$${INVISPOSE_CAPTURES:-$(CURDIR)/../shared/captures} $(BIN)/python scripts/mutation_score.py
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache mutants

@@ -19,7 +19,7 @@ from pathlib import Path
 from aiohttp import web
 
 from appliance import __version__
-from appliance.api import auth, controls, openapi, security, stream, system, webhooks
+from appliance.api import auth, controls, events, openapi, room, security, stream, system, webhooks
 from appliance.api.errors import error_middleware
 from appliance.api.keys import CONFIG, DATABASE, HUB, MODEL_UNAVAILABLE, PIPELINE, STARTED_AT
 from appliance.api.metrics import metrics_middleware
@@ -134,6 +134,8 @@ def build_app(config: AppConfig, *, can_restart: bool = False) -> web.Applicatio
         ui,
         system.router,
         controls.router,
+        room.router,
+        events.router,
         auth.router,
         openapi.router,
         stream.router,

@@ -346,9 +346,10 @@ class Pipeline:
         self.detector.retune(settings)
 
     def calibration(self) -> tuple[int, int]:
-        """(links whose detector has learnt the empty room, links seen)."""
-        readings = self.detector.reading().links
-        return sum(r.calibrated for r in readings), len(self.links)
+        """(links whose detector has learnt the empty room, links seen). Asked of the detectors, not of
+        their latest readings: right after ``recalibrate`` those still say "calibrated" until each link's
+        next packet, and the answer to a recalibration must already say it runs."""
+        return sum(d.calibrated for d in self.detector.links.values()), len(self.links)
 
     def set_room(self, room: RoomSpec) -> None:
         """The room's nodes changed while running: the model path follows (the motion detector is per

@@ -31,7 +31,7 @@ class Service:
         self.process = process
         self.base = f"http://127.0.0.1:{port}"
 
-    def wait_healthy(self, timeout_s: float) -> float:
+    def wait_healthy(self, timeout_s: float) -> None:
         started = time.monotonic()
         while time.monotonic() - started < timeout_s:
             if self.process.poll() is not None:
@@ -41,7 +41,7 @@ class Service:
             try:
                 status, _ = get_json(f"{self.base}/api/v1/system/health")
                 if status == 200:
-                    return time.monotonic() - started
+                    return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             time.sleep(0.2)

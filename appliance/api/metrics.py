@@ -70,7 +70,7 @@ class PipelineCollector(Collector):
         frames = CounterMetricFamily(
             f"{NAMESPACE}_csi_frames", "CSI frames received, per link", labels=["link", "source"]
         )
-        for channel in self._pipeline.links.values():
+        for channel in self._pipeline.links_by_id():
             frames.add_metric([channel.link, channel.source], channel.frames)
         yield frames
         published = CounterMetricFamily(f"{NAMESPACE}_hub_published", "Items published on the hub")

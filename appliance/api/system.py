@@ -12,9 +12,10 @@ import json
 import math
 import resource
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
+import numpy as np
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,6 +23,8 @@ from appliance import __version__
 from appliance.api.keys import CONFIG, HUB, MODEL_UNAVAILABLE, PIPELINE, STARTED_AT
 from appliance.api.resource_keys import RESOURCES, sink_statuses
 from appliance.api.routing import ApiRouter, Scope, model_response
+from appliance.contracts.coco import body_centre
+from appliance.csi.simulator import PersonTruth
 from appliance.integrations.mdns import MdnsAdvertiser
 from appliance.integrations.runner import SinkStatus
 from appliance.pipeline import LinkChannel, Pipeline, percentiles_ms
@@ -127,9 +130,17 @@ class Percentiles(_Response):
     p99: float | None
 
 
+class TruthPoint(_Response):
+    x: float
+    y: float
+    z: float
+
+
 class TruthPerson(_Response):
     id: int
     activity: str
+    position_m: TruthPoint = Field(description="body centre in room metres")
+    keypoints_m: list[TruthPoint] = Field(description="the 17 COCO joints in room metres")
 
 
 class GroundTruth(_Response):
@@ -346,6 +357,21 @@ async def routers(request: web.Request, query: None, body: None) -> Routers:
     )
 
 
+def _truth_person(person: PersonTruth) -> dict[str, Any]:
+    keypoints = np.asarray(person.keypoints, dtype=np.float64)
+    centre = body_centre(keypoints, np.ones(len(keypoints)))
+
+    def point(xyz: Iterable[float]) -> dict[str, float]:
+        return {axis: round(float(v), 3) for axis, v in zip("xyz", xyz, strict=True)}
+
+    return {
+        "id": person.id,
+        "activity": person.activity,
+        "position_m": point(centre),
+        "keypoints_m": [point(k) for k in keypoints],
+    }
+
+
 def _simulation_truth(pipeline: Pipeline) -> dict[str, Any] | None:
     """What the simulated room really holds, so people can judge the estimators against it."""
     if not pipeline.knows_truth:
@@ -357,6 +383,6 @@ def _simulation_truth(pipeline: Pipeline) -> dict[str, Any] | None:
         "ground_truth": {
             "t_s": round(truth.t_s, 2),
             "person_count": truth.person_count,
-            "persons": [{"id": p.id, "activity": p.activity} for p in truth.persons],
+            "persons": [_truth_person(p) for p in truth.persons],
         }
     }

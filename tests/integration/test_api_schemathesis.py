@@ -2,9 +2,10 @@
 document and checks the real application's answers, with an admin token, against the document: no 5xx,
 only documented statuses and content types, and bodies that match their schemas.
 
-Bounded so that it fits a normal test run: at most ``MAX_EXAMPLES`` requests per operation and about
-``BUDGET_S`` seconds in all (operations left when the budget runs out are reported as skipped). The auth
-operations are left out: they are the security suite's, and random calls would log the admin out.
+Bounded by examples, not by time, so that it fits a normal test run: at most ``MAX_EXAMPLES`` requests
+per operation, and the test fails if any operation got none (a slow machine takes longer instead of quietly
+testing less). The auth operations are left out: they are the security suite's, and random calls would log
+the admin out.
 
 Tuples (a node's ``position``, a zone's ``polygon`` points) are described with ``prefixItems``, as OpenAPI
 3.1 and pydantic do; schemathesis 4.32 rewrites those to the old ``items: [...]`` form and then rejects its
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +44,6 @@ from tests.auth_support import ADMIN, config_in
 from tests.conftest import pick_free_port
 
 MAX_EXAMPLES = 25
-BUDGET_S = 60.0
 REQUEST_TIMEOUT_S = 15.0
 SKIPPED_TAGS = frozenset({"auth"})
 CHECKS = [
@@ -110,10 +109,8 @@ def without_homogeneous_prefix_items(node: Any) -> Any:
 def test_every_operation_conforms_to_the_document(served_app: ServedApp) -> None:
     document = requests.get(served_app.base_url + OPENAPI_PATH, timeout=REQUEST_TIMEOUT_S).json()
     schema = schemathesis.openapi.from_dict(without_homogeneous_prefix_items(document))
-    deadline = time.monotonic() + BUDGET_S
     failures: list[str] = []
-    tested: list[str] = []
-    skipped: list[str] = []
+    requests_sent: dict[str, int] = {}
     for result in schema.get_all_operations():
         if not isinstance(result, Ok):
             failures.append(f"an operation the document does not describe validly: {result.err()}")
@@ -121,9 +118,7 @@ def test_every_operation_conforms_to_the_document(served_app: ServedApp) -> None
         operation = result.ok()
         if SKIPPED_TAGS & set(operation.definition.raw.get("tags", [])):
             continue
-        if time.monotonic() > deadline:
-            skipped.append(operation.label)
-            continue
+        requests_sent[operation.label] = 0
 
         @given(case=operation.as_strategy())
         @settings(
@@ -134,8 +129,7 @@ def test_every_operation_conforms_to_the_document(served_app: ServedApp) -> None
             suppress_health_check=list(HealthCheck),
         )
         def exercise(case: Any) -> None:
-            if time.monotonic() > deadline:
-                return
+            requests_sent[case.operation.label] += 1
             response = case.call(
                 base_url=served_app.base_url, headers=served_app.headers, timeout=REQUEST_TIMEOUT_S
             )
@@ -145,6 +139,6 @@ def test_every_operation_conforms_to_the_document(served_app: ServedApp) -> None
                 failures.append(f"{case.operation.label}: {exc}")
 
         exercise()
-        tested.append(operation.label)
     assert not failures, "\n\n".join(failures[:10])
-    assert len(tested) >= len(skipped), f"the budget left most operations untested: {skipped}"
+    assert len(requests_sent) > 10, requests_sent
+    assert [label for label, sent in requests_sent.items() if not sent] == [], "operations left untested"
