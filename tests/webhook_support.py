@@ -1,4 +1,5 @@
-"""A real HTTP receiver on loopback for webhook tests, which checks every signature as a user's would.
+"""A real HTTP receiver on loopback for webhook tests, which checks every signature as a user's would, and
+the app with webhooks to such receivers.
 
 The signature check here is written from the specification (README: Webhooks, and the issue): HMAC-SHA256
 with the webhook's secret over ``<t>.<body>`` in ``X-InvisPose-Signature: t=<unix>,v1=<hex>``, and over
@@ -14,9 +15,17 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+
+from appliance.api.keys import HUB
+from appliance.api.resource_keys import RESOURCES
+from appliance.contracts import Event, EventType
+from appliance.integrations.webhooks.sink import WebhookSink
+from tests.app_support import Client, start
+from tests.factories import event
 
 SECRET = "a-receiver-secret-of-some-length"
 # What a receiver accepts as fresh: the README tells receivers to refuse older signatures.
@@ -123,6 +132,39 @@ async def until(condition: Callable[[], bool], what: str, timeout_s: float = 20.
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.02)
+
+
+def sink_of(client: Client) -> WebhookSink:
+    runner = client.app[RESOURCES].sinks
+    sink = runner.sink("webhooks") if runner is not None else None
+    assert isinstance(sink, WebhookSink)
+    return sink
+
+
+def publish(client: Client, count: int, kind: EventType = EventType.PERSON_DETECTED) -> list[Event]:
+    events = [event(kind, person_id=i, n=i) for i in range(count)]
+    for item in events:
+        client.app[HUB].publish(item)
+    return events
+
+
+async def started(
+    aiohttp_client: Any, tmp_path: Path, *hooks: dict[str, Any], **settings: Any
+) -> tuple[Client, dict[str, str]]:
+    """The app with ``hooks`` as its seed webhooks, and an admin's Authorization header."""
+    return await start(aiohttp_client, tmp_path, silent=True, **webhook_overrides(*hooks, **settings))
+
+
+def event_ids(receiver: Receiver, *, skip_system: bool = True) -> list[str]:
+    """The events in the order their deliveries first arrived (the app's own system.started left out)."""
+    ids: list[str] = []
+    seen: set[str] = set()
+    for received in receiver.received:
+        if received.delivery_id in seen or (skip_system and received.event_type.startswith("system.")):
+            continue
+        seen.add(received.delivery_id)
+        ids.append(received.payload["id"])
+    return ids
 
 
 def hook(receiver: Receiver, hook_id: str = "recv", **fields: Any) -> dict[str, Any]:

@@ -8,16 +8,13 @@ event itself on the hub, exactly as the pipeline would.
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp import web
 
 from appliance.api.keys import HUB
-from appliance.api.resource_keys import RESOURCES
-from appliance.contracts import Event, EventType
+from appliance.contracts import EventType
 from appliance.hub import Hub, Message
 from appliance.integrations.runner import SinkRunner
 from appliance.integrations.webhooks.settings import WebhookSettings
@@ -25,45 +22,21 @@ from appliance.integrations.webhooks.sink import WebhookSink
 from appliance.store.database import Database
 from appliance.store.settings import SettingsStore
 from appliance.store.webhooks import WebhookOutbox
-from tests.app_support import Client, start
-from tests.conftest import pick_free_port
+from tests.app_support import start
 from tests.factories import event
-from tests.webhook_support import Received, Receiver, hook, until, webhook_overrides
+from tests.webhook_support import (
+    Received,
+    Receiver,
+    event_ids,
+    hook,
+    publish,
+    sink_of,
+    started,
+    until,
+    webhook_overrides,
+)
 
 FAST_RETRIES = {"max_backoff_s": 0.05, "max_attempts": 1000}
-
-
-def sink_of(client: Client) -> WebhookSink:
-    runner = client.app[RESOURCES].sinks
-    sink = runner.sink("webhooks") if runner is not None else None
-    assert isinstance(sink, WebhookSink)
-    return sink
-
-
-def publish(client: Client, count: int, kind: EventType = EventType.PERSON_DETECTED) -> list[Event]:
-    events = [event(kind, person_id=i, n=i) for i in range(count)]
-    for item in events:
-        client.app[HUB].publish(item)
-    return events
-
-
-async def started(
-    aiohttp_client: Any, tmp_path: Path, *hooks: dict[str, Any], **settings: Any
-) -> tuple[Client, dict[str, str]]:
-    """The app with ``hooks`` as its seed webhooks, and an admin's Authorization header."""
-    return await start(aiohttp_client, tmp_path, silent=True, **webhook_overrides(*hooks, **settings))
-
-
-def event_ids(receiver: Receiver, *, skip_system: bool = True) -> list[str]:
-    """The events in the order their deliveries first arrived (the app's own system.started left out)."""
-    ids: list[str] = []
-    seen: set[str] = set()
-    for received in receiver.received:
-        if received.delivery_id in seen or (skip_system and received.event_type.startswith("system.")):
-            continue
-        seen.add(received.delivery_id)
-        ids.append(received.payload["id"])
-    return ids
 
 
 async def test_every_delivery_is_signed_and_carries_the_hubs_event_json(
@@ -115,33 +88,6 @@ async def test_only_matching_events_are_delivered_and_custom_headers_are_sent(
         await receiver.stop()
     assert [r.event_type for r in receiver.received] == ["person.lost", "alert.high_occupancy"]
     assert all(r.headers["Authorization"] == "Bearer r" for r in receiver.received)
-
-
-@pytest.mark.slow
-async def test_an_endpoint_down_for_30_s_gets_every_event_in_order_when_it_is_back(
-    aiohttp_client: Any, tmp_path: Path
-) -> None:
-    port = pick_free_port()  # nobody listens there until the receiver starts: connections are refused
-    receiver = Receiver(port=port)
-    client, _ = await started(
-        aiohttp_client, tmp_path, hook(receiver, retry_policy={"max_backoff_s": 2.0, "max_attempts": 1000})
-    )
-    sent: list[Event] = []
-    began = time.monotonic()
-    while time.monotonic() - began < 30:
-        sent += publish(client, 1)
-        await asyncio.sleep(1.5)
-    sink = sink_of(client)
-    assert sink.stats().details["endpoints"]["recv"]["backlog"] == len(sent) + 1  # and system.started
-    assert sink.stats().details["endpoints"]["recv"]["failed_attempts"] >= 5
-    await receiver.start()
-    try:
-        await until(lambda: len(event_ids(receiver)) == len(sent), "the backlog delivered", timeout_s=30)
-    finally:
-        await receiver.stop()
-    assert event_ids(receiver) == [e.id for e in sent]
-    assert receiver.bad_signatures == []
-    assert sink.stats().details["endpoints"]["recv"]["backlog"] == 0
 
 
 async def test_400_and_410_are_final_and_the_next_event_goes_on(aiohttp_client: Any, tmp_path: Path) -> None:
