@@ -7,9 +7,9 @@ never the raw path, so a client walking ids cannot grow the label set without bo
 its own registry: two apps in one process (tests, the bench) never share or collide on metrics.
 
 Each sink's state, lag, drops and deliveries come from the sink runner at scrape time; the open WebSocket
-streams from the WebSocket sink, the broker connection and message counts from the MQTT sink (at 0 while
-it is off). The webhook counter is registered now at 0, so dashboards and alerts can be written against
-stable names.
+streams from the WebSocket sink, the broker connection and message counts from the MQTT sink, webhook
+attempts, backlogs and dead letters from the webhook sink (each at 0 while its sink is off, so dashboards and
+alerts can be written against stable names).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
@@ -53,7 +54,6 @@ UNMATCHED_ROUTE = "unmatched"
 # nginx's status for a request whose client went away before the answer: no real status was sent.
 CLIENT_CLOSED_STATUS = 499
 
-WEBHOOK_OUTCOMES = ("delivered", "failed")
 # The metrics subscriber's hub queue: it only counts, so it never falls far behind.
 _QUEUE_ITEMS = 256
 
@@ -70,7 +70,7 @@ class PipelineCollector(Collector):
         frames = CounterMetricFamily(
             f"{NAMESPACE}_csi_frames", "CSI frames received, per link", labels=["link", "source"]
         )
-        for channel in self._pipeline.links.values():
+        for channel in self._pipeline.links_by_id():
             frames.add_metric([channel.link, channel.source], channel.frames)
         yield frames
         published = CounterMetricFamily(f"{NAMESPACE}_hub_published", "Items published on the hub")
@@ -118,6 +118,7 @@ class PipelineCollector(Collector):
             restarts.add_metric([status.name], status.restarts)
         yield from (up, lag, dropped, delivered, restarts, connections)
         yield from _mqtt_metrics(next((s.stats for s in statuses if s.name == "mqtt"), None))
+        yield from _webhook_metrics(next((s for s in statuses if s.name == "webhooks"), None))
 
 
 def _mqtt_metrics(stats: SinkStats | None) -> Iterable[Metric]:
@@ -144,6 +145,29 @@ def _mqtt_metrics(stats: SinkStats | None) -> Iterable[Metric]:
     yield dropped
 
 
+def _webhook_metrics(status: SinkStatus | None) -> Iterable[Metric]:
+    """Attempts by outcome (since start), and each webhook's backlog and dead letters, from the webhook
+    sink's stats."""
+    endpoints: dict[str, dict[str, Any]] = status.stats.details.get("endpoints", {}) if status else {}
+    attempts = CounterMetricFamily(
+        f"{NAMESPACE}_webhook_deliveries", "Webhook delivery attempts, by outcome", labels=["outcome"]
+    )
+    attempts.add_metric(["delivered"], sum(e["delivered"] for e in endpoints.values()))
+    attempts.add_metric(["failed"], sum(e["failed_attempts"] for e in endpoints.values()))
+    backlog = GaugeMetricFamily(
+        f"{NAMESPACE}_webhook_backlog", "Deliveries waiting in the outbox, per webhook", labels=["webhook"]
+    )
+    dead = GaugeMetricFamily(
+        f"{NAMESPACE}_webhook_dead_letters",
+        "Deliveries that failed for good, per webhook",
+        labels=["webhook"],
+    )
+    for webhook, figures in endpoints.items():
+        backlog.add_metric([webhook], figures["backlog"])
+        dead.add_metric([webhook], figures["dead_letters"])
+    yield from (attempts, backlog, dead)
+
+
 class ApiMetrics:
     """One application's registry and the metrics that handlers, sinks and the middleware update."""
 
@@ -164,12 +188,6 @@ class ApiMetrics:
             buckets=REQUEST_BUCKETS,
             registry=registry,
         )
-        self.webhook_deliveries = Counter(
-            f"{NAMESPACE}_webhook_deliveries", "Webhook delivery attempts, by outcome", ["outcome"],
-            registry=registry,
-        )  # fmt: skip
-        for outcome in WEBHOOK_OUTCOMES:
-            self.webhook_deliveries.labels(outcome=outcome)
         self.pose_frames = Counter(
             f"{NAMESPACE}_pose_frames", "PoseFrames published, by estimator", ["estimator"], registry=registry
         )

@@ -60,6 +60,7 @@ SERVER_SCHEMA = {
     "system_alert": "ws-system-alert",
     "system_status": "ws-system-status",
     "zone_layout": "ws-zone-layout",
+    "control_state": "ws-control-state",
 }
 
 
@@ -249,7 +250,7 @@ async def test_every_topic_arrives_in_its_message_type(
     client, _ = app
     await subscribe(stream, "#")
     retained = await drain(stream)
-    assert {m["type"] for m in retained} <= {"zone_layout", "system_status"}
+    assert {m["type"] for m in retained} <= {"zone_layout", "system_status", "control_state"}
     hub = hub_of(client)
     frame = frame_at(people=TWO, frame_id=3)
     hub.publish(PersonUpdate(frame, frame.persons[0]))
