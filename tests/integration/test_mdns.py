@@ -30,10 +30,10 @@ from appliance.integrations.mdns import (
 )
 from appliance.integrations.runner import SinkRunner
 from tests.app_support import scoped, start
+from tests.mdns_support import LOOPBACK, registered
 
 APPLIANCE = "_invispose._tcp.local."
 HTTP = "_http._tcp.local."
-LOOPBACK = ["127.0.0.1"]
 
 
 def advertisement(**fields: Any) -> Advertisement:
@@ -76,24 +76,6 @@ async def watching(*service_types: str) -> AsyncIterator[Watcher]:
         yield watcher
     finally:
         await browser.async_cancel()
-        await aiozc.async_close()
-
-
-@asynccontextmanager
-async def registered(
-    service_type: str, name: str, port: int, properties: dict[str, str]
-) -> AsyncIterator[None]:
-    """A service announced on loopback by the test itself (a node, a broker), withdrawn at the end."""
-    aiozc = AsyncZeroconf(interfaces=LOOPBACK, ip_version=IPVersion.V4Only)
-    info = AsyncServiceInfo(
-        service_type, f"{name}.{service_type}", port=port, properties=properties,
-        addresses=[socket.inet_aton("127.0.0.1")], server=f"{name}.local.",
-    )  # fmt: skip
-    await (await aiozc.async_register_service(info))
-    try:
-        yield
-    finally:
-        await (await aiozc.async_unregister_service(info))
         await aiozc.async_close()
 
 

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from tests.app_support import Client, start, wait_for_health
 from tests.conftest import DEFAULT_CONFIG, REPO
 from tests.factories import Person, frame_at
 from tests.ha_mqtt_discovery import discover
+from tests.mdns_support import LOOPBACK, MQTT_SERVICE, registered
 from tests.mqtt_support import ACCOUNTS, Mosquitto, Recorder, Seen, recording, running_mosquitto, wait_until
 from tests.service_support import start_service
 
@@ -458,18 +460,39 @@ async def test_a_clean_stop_says_offline_and_a_zone_gone_since_is_removed_on_the
 
 
 async def test_no_broker_configured_is_said_in_health(aiohttp_client: Any, tmp_path: Path) -> None:
-    settings = {"enabled": True, "device_id": "test_box"}  # no host, and mDNS is not wired in
-    client, _ = await start(aiohttp_client, tmp_path / "data", silent=True, mqtt=settings)
+    settings = {"enabled": True, "device_id": "test_box"}  # no host, and mDNS (which would look) is off
+    client, _ = await start(
+        aiohttp_client, tmp_path / "data", silent=True, mqtt=settings, mdns={"enabled": False}
+    )
     await wait_until(lambda: sink(client).last_error is not None)
     health = await (await client.get("/api/v1/system/health")).json()
     assert health["components"]["sink:mqtt"]["status"] == "degraded"
     assert "no broker configured: set mqtt.host" in health["components"]["sink:mqtt"]["detail"]
 
 
+async def test_the_app_finds_its_broker_over_mdns(
+    broker: Mosquitto, aiohttp_client: Any, tmp_path: Path
+) -> None:
+    # The broker is announced (on loopback) only after the app started looking: the first browse finds
+    # nothing, says so, and a later one connects. The instance name is random: other runs on this
+    # machine may announce brokers of their own on loopback.
+    settings = broker.settings(host=None, port=None)
+    client, _ = await start(aiohttp_client, tmp_path / "data", silent=True, mqtt=settings,
+                            mdns={"enabled": True, "interfaces": LOOPBACK})  # fmt: skip
+    await wait_until(lambda: "mDNS" in (sink(client).last_error or ""), timeout_s=20)
+    async with (
+        recording(broker.port, [f"{BASE}/availability"]) as watcher,
+        registered(MQTT_SERVICE, f"broker-{uuid.uuid4().hex[:8]}", broker.port, {}),
+    ):
+        await watcher.wait(f"{BASE}/availability", online, timeout_s=30)
+        details = sink(client).stats().details
+        assert details["broker_found_by"] == "mdns" and details["broker"] == f"127.0.0.1:{broker.port}"
+
+
 async def test_a_broker_found_over_mdns_is_used_and_reported(
     broker: Mosquitto, aiohttp_client: Any, tmp_path: Path
 ) -> None:
-    # The locator stands in for appliance.integrations.mdns (another engineer's), as app.py passes it.
+    # A locator that finds nothing once, then the broker: the sink says so and asks again.
     client, _ = await start(aiohttp_client, tmp_path / "data", silent=True)
     asked: list[float] = []
 
