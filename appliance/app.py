@@ -9,8 +9,10 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,15 +20,16 @@ from pathlib import Path
 from aiohttp import web
 
 from appliance import __version__
-from appliance.api import auth, controls, events, openapi, room, security, stream, system, video
+from appliance.api import auth, controls, events, openapi, room, security, stream, system, video, webhooks
 from appliance.api.errors import error_middleware
 from appliance.api.keys import CONFIG, DATABASE, HUB, MODEL_UNAVAILABLE, PIPELINE, STARTED_AT
 from appliance.api.metrics import metrics_middleware
+from appliance.api.onboarding import ONBOARDING, start_onboarding
 from appliance.api.resource_keys import RESOURCES
 from appliance.api.resources import run_resources, setup_resources
 from appliance.api.routing import ApiRouter, install
-from appliance.config import AppConfig, SimulatorSourceConfig, SourceConfig
-from appliance.contracts import Event, EventType
+from appliance.config import AppConfig, Esp32UdpSourceConfig, SimulatorSourceConfig, SourceConfig
+from appliance.contracts import Controls, Event, EventType
 from appliance.control import ApplianceControls
 from appliance.csi.simulator import Impairments, RoomSimulator, Scenario
 from appliance.csi.sources import CsiSource, factory
@@ -34,10 +37,19 @@ from appliance.csi.sources.simulated import SimulatedSource
 from appliance.hub import Hub
 from appliance.integrations.base import Sink
 from appliance.integrations.history import HistoryRecorder
+from appliance.integrations.mdns import (
+    Advertisement,
+    BrokerNotFoundError,
+    MdnsAdvertiser,
+    hardware_model,
+    locate_broker,
+)
+from appliance.integrations.mqtt import BrokerLocator, DeviceInfo, MqttSink, resolve_device_id
 from appliance.integrations.reports import ScheduledReports
 from appliance.integrations.runner import SinkRunner
 from appliance.integrations.video.render import RoomPlan
 from appliance.integrations.video.sink import VideoSink
+from appliance.integrations.webhooks.sink import WebhookSink
 from appliance.integrations.websocket import WebSocketStream
 from appliance.live_config import LiveConfig
 from appliance.pipeline import Pipeline, stop_task
@@ -51,6 +63,8 @@ from appliance.store.accounts import AccountStore
 from appliance.store.database import DATABASE_FILE, Database
 from appliance.store.history import HistoryStore
 from appliance.store.settings import SettingsStore
+from appliance.store.webhooks import WebhookOutbox
+from appliance.systemd import SystemdNotifier, keep_systemd_informed
 
 log = logging.getLogger(__name__)
 
@@ -141,31 +155,111 @@ def build_app(config: AppConfig, *, can_restart: bool = False) -> web.Applicatio
         openapi.router,
         stream.router,
         video.router,
+        webhooks.router,
         *setup_resources(app),
     )
     # Open streams are closed when shutdown begins; otherwise aiohttp would wait for them to end.
     app.on_shutdown.append(_close_streams)
     app.router.add_static("/ui/", WEB_DIR, append_version=True)
-    app.cleanup_ctx.extend([_database_ctx, _services_ctx, _sinks_ctx, _pipeline_ctx])
+    app.cleanup_ctx.extend([_database_ctx, _services_ctx, _sinks_ctx, _pipeline_ctx, _systemd_ctx])
     if can_restart:
         app[RESTART] = RestartRequest()
     return app
 
 
-def build_sinks(config: AppConfig, hub: Hub, history: HistoryStore) -> list[Sink]:
+def build_sinks(
+    config: AppConfig, hub: Hub, history: HistoryStore, database: Database, controls: Controls
+) -> list[Sink]:
     """The enabled sinks, in the order they start (the history recorder first: it must see the first
     frames)."""
     sinks: list[Sink] = []
     if config.history.enabled:
         sinks.append(HistoryRecorder(history, hub, config.history))
+    if config.webhooks.enabled:
+        sinks.append(WebhookSink(WebhookOutbox(database), SettingsStore(database), hub, config.webhooks))
     if config.reports.enabled and config.history.enabled:
         sinks.append(ScheduledReports(history, hub, config.reports))
     if config.websocket.enabled:
         sinks.append(WebSocketStream(hub, config.websocket))
+    if config.mqtt.enabled:
+        device_id = resolve_device_id(config.mqtt, config.data_dir.expanduser())
+        sinks.append(
+            MqttSink(hub, config.mqtt, mqtt_device(config), device_id, controls, broker_locator(config))
+        )
     if config.video.enabled:
         directory = config.data_dir.expanduser().resolve() / VIDEO_DIR
         sinks.append(VideoSink(hub, config.video, room_plan(config), directory))
+    if config.mdns.enabled:
+        sinks.append(MdnsAdvertiser(config.mdns, advertisement(config)))
     return sinks
+
+
+def mqtt_device(config: AppConfig) -> DeviceInfo:
+    """How Home Assistant lists this appliance; its web UI is the configuration URL."""
+    host = config.server.host
+    if host in ("0.0.0.0", "::", ""):
+        host = f"{socket.gethostname()}.local"
+    return DeviceInfo(
+        name=f"InvisPose {config.room.name}",
+        model="WiFi sensing appliance",
+        manufacturer="InvisPose",
+        sw_version=__version__,
+        configuration_url=f"http://{host}:{config.server.port}/",
+    )
+
+
+def broker_locator(config: AppConfig) -> BrokerLocator | None:
+    """How the MQTT sink finds a broker when ``mqtt.host`` is not set: browsing mDNS on the interfaces
+    ``mdns`` may use (none while mDNS is off)."""
+    if not config.mdns.enabled:
+        return None
+    interfaces = config.mdns.interface_list
+
+    async def over_mdns() -> tuple[str, int] | None:
+        try:
+            return await locate_broker(interfaces=interfaces)
+        except BrokerNotFoundError as exc:
+            log.warning("%s", exc)
+            return None
+
+    return over_mdns
+
+
+def mqtt_prefix(config: AppConfig) -> str:
+    """The topics' prefix this appliance publishes under (``<topic_prefix>/<device_id>``), for the mDNS
+    record; empty while MQTT is off."""
+    if not config.mqtt.enabled:
+        return ""
+    device_id = resolve_device_id(config.mqtt, config.data_dir.expanduser())
+    return f"{config.mqtt.topic_prefix}/{device_id}"
+
+
+def advertisement(config: AppConfig) -> Advertisement:
+    """What mDNS says about this appliance."""
+    udp_ports = [s.port for s in config.sources if isinstance(s, Esp32UdpSourceConfig)]
+    return Advertisement(
+        appliance_id=appliance_id(config.data_dir.expanduser().resolve()),
+        port=config.server.port,
+        version=__version__,
+        name=f"InvisPose {config.room.name}",
+        mqtt_prefix=mqtt_prefix(config),
+        model=hardware_model(),
+        csi_udp_port=udp_ports[0] if udp_ports else None,
+    )
+
+
+APPLIANCE_ID_FILE = "appliance_id"
+
+
+def appliance_id(data_dir: Path) -> str:
+    """This appliance's stable id, made on first start and kept in the data directory."""
+    path = data_dir / APPLIANCE_ID_FILE
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        made = uuid.uuid4().hex[:12]
+        path.write_text(made + "\n")
+        return made
 
 
 def room_plan(config: AppConfig) -> RoomPlan:
@@ -190,24 +284,36 @@ ui = ApiRouter()
 
 
 @ui.get("/", public=True, summary="The local web UI", content_types=["text/html"], tags=["ui"])
-async def _index(request: web.Request, query: None, body: None) -> web.FileResponse:
-    return web.FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+async def _index(request: web.Request, query: None, body: None) -> web.StreamResponse:
+    prefix = security.ingress_path(request) if auth.INGRESS_USER in request else None
+    if prefix is None:
+        return web.FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+    # Under Home Assistant's ingress the page's relative URLs resolve against X-Ingress-Path, even when
+    # the panel was opened without its trailing slash.
+    page = await asyncio.to_thread((WEB_DIR / "index.html").read_text, encoding="utf-8")
+    page = page.replace("<head>", f'<head>\n  <base href="{prefix}/">', 1)
+    return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-cache"})
 
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     """The database and what lives in it (accounts), open for the application's lifetime."""
     config = app[CONFIG]
     data_dir = config.data_dir.expanduser().resolve()
+    # The login secret is made on a box's first start: without it, the box is new (see onboarding).
+    new_box = not (data_dir / auth.SECRET_FILE).exists()
     database = await Database.open(data_dir / DATABASE_FILE)
     app[DATABASE] = database
+    accounts = AccountStore(database)
     app[auth.AUTHENTICATOR] = auth.Authenticator(
-        AccountStore(database),
+        accounts,
         auth.load_or_create_secret(data_dir),
         jwt_ttl_s=config.auth.jwt_ttl_minutes * 60.0,
     )
+    app[ONBOARDING] = start_onboarding(data_dir, users=await accounts.user_count(), new_box=new_box)
     try:
         yield
     finally:
+        accounts.close()
         await database.close()
 
 
@@ -252,7 +358,9 @@ async def _sinks_ctx(app: web.Application) -> AsyncIterator[None]:
     resources = app[RESOURCES]
     if resources.history is None:
         raise RuntimeError("the services context opens the history before the sinks start")
-    sinks = build_sinks(app[CONFIG], app[HUB], resources.history)
+    if resources.controls is None:
+        raise RuntimeError("the services context loads the controls before the sinks start")
+    sinks = build_sinks(app[CONFIG], app[HUB], resources.history, app[DATABASE], resources.controls)
     async with SinkRunner(sinks, app[HUB]) as runner:
         resources.sinks = runner
         yield
@@ -279,19 +387,41 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     log.info("pipeline stopped")
 
 
+async def _systemd_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Under systemd (``Type=notify``): ready once the pipeline runs, watchdog pings while it runs."""
+    notifier = SystemdNotifier.from_environment()
+    if notifier is None:
+        yield
+        return
+    pipeline = app[PIPELINE]
+    task = asyncio.create_task(keep_systemd_informed(notifier, lambda: pipeline.last_tick), name="systemd")
+    try:
+        yield
+    finally:
+        notifier.notify("STOPPING=1")
+        await stop_task(task)
+        notifier.close()
+
+
 def run(config: AppConfig) -> None:
     """Serve until SIGINT or SIGTERM, then stop the pipeline and close every part in order; after a
     restart request, start the same command again in this process's place."""
     app = build_app(config, can_restart=True)
-    log.info(
-        "listening",
-        extra={
-            "fields": {
-                "url": f"http://{config.server.host}:{config.server.port}/",
-                "data_dir": str(config.data_dir),
-            }
-        },
-    )
+
+    async def started(_app: web.Application) -> None:
+        # After every part has started (the contexts run first), so that a part that fails never
+        # follows a "listening" line.
+        log.info(
+            "listening",
+            extra={
+                "fields": {
+                    "url": f"http://{config.server.host}:{config.server.port}/",
+                    "data_dir": str(config.data_dir),
+                }
+            },
+        )
+
+    app.on_startup.append(started)
     web.run_app(
         app,
         host=config.server.host,

@@ -20,13 +20,24 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    IPvAnyNetwork,
+    ValidationError,
+    model_validator,
+)
 
 from appliance.csi.prep import PrepSettings
 from appliance.csi.simulator import NodeSpec, RoomSpec
 from appliance.integrations.history import HistorySettings
+from appliance.integrations.mdns import MdnsSettings
+from appliance.integrations.mqtt import MqttSettings
 from appliance.integrations.reports import ReportSettings
 from appliance.integrations.video.settings import VideoSettings
+from appliance.integrations.webhooks.settings import WebhookSettings
 from appliance.integrations.websocket import WebSocketSettings
 from appliance.pose.estimator import ModelSettings
 from appliance.pose.motion import MotionSettings
@@ -312,6 +323,17 @@ class AuthConfig(_Section):
         default_factory=list,
         description="Reverse proxies (addresses or networks) whose X-Forwarded-For names the client.",
     )
+    ingress_proxy: IPvAnyAddress | None = Field(
+        None,
+        description="Home Assistant's ingress proxy (172.30.32.2 in the add-on): requests from this address "
+        "that carry X-Ingress-Path are signed in as the Home Assistant user, without the appliance's own "
+        "login. Empty: no ingress; every request needs a token.",
+    )
+    ingress_role: Literal["admin", "viewer"] = Field(
+        "admin",
+        description="What Home Assistant users may do through ingress: admin (everything) or viewer (look "
+        "and watch streams).",
+    )
 
     @model_validator(mode="after")
     def _hosts_and_origins(self) -> AuthConfig:
@@ -340,6 +362,9 @@ class AppConfig(_Section):
     reports: ReportSettings = Field(default_factory=ReportSettings)
     websocket: WebSocketSettings = Field(default_factory=WebSocketSettings)
     video: VideoSettings = Field(default_factory=VideoSettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    mdns: MdnsSettings = Field(default_factory=MdnsSettings)
 
     @model_validator(mode="after")
     def _zones_fit(self) -> AppConfig:

@@ -53,8 +53,11 @@ class Service:
         return self.process.returncode, stderr
 
 
-def start_service(tmp_path: Path, config: Path = DEFAULT_CONFIG) -> Service:
-    """``invispose run`` on the shipped config, on a free loopback port, as a user would start it."""
+def start_service(
+    tmp_path: Path, config: Path = DEFAULT_CONFIG, env: dict[str, str] | None = None
+) -> Service:
+    """``invispose run`` on ``config`` (the shipped one by default), on a free loopback port, as a user
+    would start it; ``env`` is added to the environment."""
     port = pick_free_port()
     process = subprocess.Popen(
         [
@@ -75,6 +78,6 @@ def start_service(tmp_path: Path, config: Path = DEFAULT_CONFIG) -> Service:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     return Service(process, port)

@@ -40,6 +40,8 @@ PUBLIC_ROUTES = {
     ("POST", "/api/v1/auth/token"),
     # Authenticates inside the WebSocket protocol (close codes 4001/4003), see test_websocket.py.
     ("GET", "/ws/v1/stream"),
+    # Says only whether Home Assistant's ingress signed the request in, see test_ingress.py.
+    ("GET", "/api/v1/auth/session"),
 }
 GENEROUS_LIMITS = {
     "auth.rate_limits.anonymous": {"per_minute": 100_000, "burst": 10_000},
@@ -190,6 +192,7 @@ async def test_public_routes_answer_without_a_token(app_client: Client) -> None:
         ("GET", "/api/v1/system/health"): None,  # 200 or 503, as its body says: see below
         ("GET", "/api/v1/openapi.json"): 200,
         ("GET", "/api/v1/auth/setup"): 200,
+        ("GET", "/api/v1/auth/session"): 200,  # {"signed_in": false} outside Home Assistant's ingress
         ("POST", "/api/v1/auth/setup"): 201,
         ("POST", "/api/v1/auth/token"): 200,
         ("GET", "/ws/v1/stream"): 426,  # a plain GET is told to upgrade; see test_websocket.py
@@ -234,9 +237,15 @@ async def test_login_cannot_ask_for_more_than_the_user_has(app_client: Client) -
 
 
 async def test_setup_happens_once(app_client: Client) -> None:
-    assert await (await app_client.get("/api/v1/auth/setup")).json() == {"setup_required": True}
+    assert await (await app_client.get("/api/v1/auth/setup")).json() == {
+        "setup_required": True,
+        "setup_code_required": False,  # a new box
+    }
     await onboard(app_client)
-    assert await (await app_client.get("/api/v1/auth/setup")).json() == {"setup_required": False}
+    assert await (await app_client.get("/api/v1/auth/setup")).json() == {
+        "setup_required": False,
+        "setup_code_required": False,
+    }
     again = await app_client.post("/api/v1/auth/setup", json={"username": "mallory", "password": "x" * 12})
     assert again.status == 409
     assert (await again.json())["error"]["code"] == "already_set_up"
@@ -322,7 +331,7 @@ async def test_cli_token_works_on_a_running_instance_and_revocation_is_immediate
 async def test_cli_user_can_log_in(app_client: Client, tmp_path: Path) -> None:
     _cli(tmp_path, "user", "add", "ops", "--admin", "--password-stdin", stdin="ops-password\n")
     assert "ops\tadmin" in _cli(tmp_path, "user", "list").stdout
-    assert await (await app_client.get("/api/v1/auth/setup")).json() == {"setup_required": False}
+    assert (await (await app_client.get("/api/v1/auth/setup")).json())["setup_required"] is False
     response = await app_client.post(
         "/api/v1/auth/token", json={"username": "ops", "password": "ops-password"}
     )

@@ -76,11 +76,34 @@ async def test_login_token_claims_and_failures(tmp_path: Path) -> None:
         with pytest.raises(InvalidTokenError, match="malformed"):
             await authenticator.authenticate("abc.def")
         ghost = Authenticator(accounts, secret, 600).issue(
-            User("ghost", True, 0.0), frozenset({Scope.ADMIN_ALL})
+            User("0" * 32, "ghost", True, 0.0), frozenset({Scope.ADMIN_ALL})
         )
         with pytest.raises(InvalidTokenError, match="no longer exists"):
             await authenticator.authenticate(ghost)
     finally:
+        await database.close()
+
+
+async def test_a_deleted_users_token_never_works_again_even_for_a_new_user_of_that_name(
+    tmp_path: Path,
+) -> None:
+    """The token names the user's id, which a user made again at once under the same name does not get."""
+    database = await Database.open(tmp_path / DATABASE_FILE)
+    accounts = AccountStore(database)
+    try:
+        await accounts.create_user("root", "password-0", is_admin=True)  # so that bob may be removed
+        bob = await accounts.create_user("bob", "password-1", is_admin=True)
+        authenticator = Authenticator(accounts, load_or_create_secret(tmp_path), jwt_ttl_s=600)
+        token = authenticator.issue(bob, frozenset({Scope.ADMIN_ALL}))
+        assert (await authenticator.authenticate(token)).name == "bob"
+        assert await accounts.delete_user("bob")
+        again = await accounts.create_user("bob", "password-2", is_admin=True)
+        assert again.id != bob.id
+        with pytest.raises(InvalidTokenError, match="no longer exists"):
+            await authenticator.authenticate(token)
+        assert (await authenticator.authenticate(authenticator.issue(again, frozenset()))).id == again.id
+    finally:
+        accounts.close()
         await database.close()
 
 
@@ -99,11 +122,20 @@ def test_expiry_and_scope_parsing() -> None:
 def test_login_guard_slides_over_a_minute() -> None:
     guard = LoginGuard(attempts_per_minute=3)
     for t in (0.0, 10.0, 20.0):
-        assert guard.retry_after("a", t) is None
-        guard.failed("a", t)
-    assert guard.retry_after("a", 30.0) == pytest.approx(30.0)
-    assert guard.retry_after("b", 30.0) is None
-    assert guard.retry_after("a", 60.5) is None
+        assert guard.attempt("a", t) is None
+    assert guard.attempt("a", 30.0) == pytest.approx(30.0)
+    assert guard.attempt("b", 30.0) is None
+    assert guard.attempt("a", 60.5) is None
+
+
+def test_login_guard_counts_an_attempt_before_it_is_checked_and_forgives_a_right_one() -> None:
+    guard = LoginGuard(attempts_per_minute=2)
+    assert guard.attempt("a", 1.0) is None
+    assert guard.attempt("a", 1.0) is None  # both under way, neither checked yet
+    assert guard.attempt("a", 1.0) is not None  # a third concurrent one is refused at once
+    guard.forgive("a", 1.0)  # one of the two was right
+    assert guard.attempt("a", 2.0) is None
+    assert guard.attempt("a", 2.0) is not None
 
 
 def test_token_bucket_refills_at_the_configured_rate() -> None:
@@ -225,15 +257,15 @@ def test_rate_limiter_sheds_the_oldest_half_when_every_bucket_is_in_use(
 def test_login_guard_forgets_quiet_clients_before_locked_ones(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(auth, "_LOGIN_GUARD_MAX_CLIENTS", 3)
     guard = LoginGuard(attempts_per_minute=2)
-    guard.failed("quiet", 0.0)
-    guard.failed("zed", 50.0)
-    guard.failed("zed", 51.0)
-    guard.failed("amy", 52.0)
-    guard.failed("bob", 70.0)  # room is made by forgetting "quiet" (last failure over a minute ago)
+    guard.attempt("quiet", 0.0)
+    guard.attempt("zed", 50.0)
+    guard.attempt("zed", 51.0)
+    guard.attempt("amy", 52.0)
+    guard.attempt("bob", 70.0)  # room is made by forgetting "quiet" (last failure over a minute ago)
     assert guard.retry_after("zed", 70.0) == pytest.approx(40.0)
-    guard.failed("amy", 71.0)  # known: nobody is forgotten
+    guard.attempt("amy", 71.0)  # known: nobody is forgotten
     assert guard.retry_after("amy", 71.0) == pytest.approx(41.0)
     assert guard.retry_after("zed", 71.0) == pytest.approx(39.0)
-    guard.failed("fifth", 72.0)  # everybody failed within the minute: the longest quiet ("zed") goes
+    guard.attempt("fifth", 72.0)  # everybody failed within the minute: the longest quiet ("zed") goes
     assert guard.retry_after("zed", 72.0) is None
     assert guard.retry_after("amy", 72.0) == pytest.approx(40.0)
