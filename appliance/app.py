@@ -18,14 +18,19 @@ from appliance.api import auth, openapi, security, system
 from appliance.api.errors import error_middleware
 from appliance.api.keys import CONFIG, DATABASE, HUB, MODEL_UNAVAILABLE, PIPELINE, STARTED_AT
 from appliance.api.metrics import metrics_middleware
-from appliance.api.resources import setup_resources
+from appliance.api.resource_keys import RESOURCES
+from appliance.api.resources import run_resources, setup_resources
 from appliance.api.routing import ApiRouter, install
 from appliance.config import AppConfig, SimulatorSourceConfig, SourceConfig
+from appliance.contracts import Event, EventType
 from appliance.csi.simulator import Impairments, RoomSimulator, Scenario
 from appliance.csi.sources import CsiSource, factory
 from appliance.csi.sources.simulated import SimulatedSource
-from appliance.events import Event, EventType
 from appliance.hub import Hub
+from appliance.integrations.base import Sink
+from appliance.integrations.history import HistoryRecorder
+from appliance.integrations.runner import SinkRunner
+from appliance.live_config import LiveConfig
 from appliance.pipeline import Pipeline, stop_task
 from appliance.pose.estimator import ModelEstimator
 from appliance.pose.features import RoomGeometry
@@ -34,6 +39,8 @@ from appliance.pose.runtime import ModelUnavailableError, PoseModel
 from appliance.pose.scene import Scene
 from appliance.store.accounts import AccountStore
 from appliance.store.database import DATABASE_FILE, Database
+from appliance.store.history import HistoryStore
+from appliance.store.settings import SettingsStore
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +102,22 @@ def build_app(config: AppConfig) -> web.Application:
     app[MODEL_UNAVAILABLE] = model_unavailable or ""
     security.setup_security(app, config)
     app[auth.LOGIN_GUARD] = auth.LoginGuard(config.auth.login_attempts_per_minute)
-    # Start-up order: the database, then the resources on it (history recorder), then the pipeline that
-    # feeds them; shutdown runs in reverse, so the recorder writes what the pipeline published last.
-    app.cleanup_ctx.append(_database_ctx)
+    # Start-up order: the database, the services on it (history, live configuration), the sinks, then the
+    # pipeline that feeds them; shutdown runs in reverse, so the sinks deliver what the pipeline published
+    # last before the database closes.
     install(app, ui, system.router, auth.router, openapi.router, *setup_resources(app))
     app.router.add_static("/ui/", WEB_DIR, append_version=True)
-    app.cleanup_ctx.append(_pipeline_ctx)
+    app.cleanup_ctx.extend([_database_ctx, _services_ctx, _sinks_ctx, _pipeline_ctx])
     return app
+
+
+def build_sinks(config: AppConfig, hub: Hub, history: HistoryStore) -> list[Sink]:
+    """The enabled sinks, in the order they start (the history recorder first: it must see the first
+    frames)."""
+    sinks: list[Sink] = []
+    if config.history.enabled:
+        sinks.append(HistoryRecorder(history, hub, config.history))
+    return sinks
 
 
 ui = ApiRouter()
@@ -129,6 +145,25 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
         await database.close()
 
 
+async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The history and the live configuration on the open database, and the routes' background tasks."""
+    resources, config, database = app[RESOURCES], app[CONFIG], app[DATABASE]
+    resources.history = HistoryStore(database)
+    resources.live_config = await LiveConfig.load(config, SettingsStore(database), app[PIPELINE], app[HUB])
+    async with run_resources(app):
+        yield
+
+
+async def _sinks_ctx(app: web.Application) -> AsyncIterator[None]:
+    resources = app[RESOURCES]
+    if resources.history is None:
+        raise RuntimeError("the services context opens the history before the sinks start")
+    sinks = build_sinks(app[CONFIG], app[HUB], resources.history)
+    async with SinkRunner(sinks, app[HUB]) as runner:
+        resources.sinks = runner
+        yield
+
+
 async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     pipeline, hub = app[PIPELINE], app[HUB]
     config = app[CONFIG]
@@ -147,7 +182,6 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     hub.publish(Event(EventType.SYSTEM_STOPPED, {"uptime_s": round(time.time() - app[STARTED_AT], 1)}))
     await stop_task(task)
-    hub.close()
     log.info("pipeline stopped")
 
 

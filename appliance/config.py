@@ -24,10 +24,10 @@ from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationErro
 
 from appliance.csi.prep import PrepSettings
 from appliance.csi.simulator import NodeSpec, RoomSpec
+from appliance.integrations.history import HistorySettings
 from appliance.pose.estimator import ModelSettings
 from appliance.pose.motion import MotionSettings
 from appliance.pose.scene import SceneSettings
-from appliance.store.history import HistorySettings
 
 SECRETS_FILE = "secrets.yaml"
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

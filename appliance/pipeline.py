@@ -3,6 +3,11 @@
 One task per source feeds every frame to the room's motion detector; a ticker publishes the room's state
 ``rate_hz`` times a second. Frame counts, rates and latencies are kept here because this is the one place
 that sees both ends.
+
+What it publishes: every ``PoseFrame`` (topic ``pose``) with a ``PersonUpdate`` per person in it
+(``person/<id>``); a ``ZoneOccupancy`` (``zone/<id>``) for each zone whenever who is in it changes; the
+events of the scene and of the links; and a ``SystemStatus`` (``status``) whenever a source or link
+changes state, and every ``status_interval_s`` in any case. ``status()`` is the same snapshot on demand.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -19,16 +25,31 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from appliance import __version__
+from appliance.contracts import (
+    Estimator,
+    Event,
+    EventType,
+    LinkReading,
+    LinkStatus,
+    PersonUpdate,
+    PoseFrame,
+    SourceKind,
+    SourceStatus,
+    SystemStatus,
+    ZoneOccupancy,
+    ZoneShape,
+)
 from appliance.csi.frame import CsiFrame
 from appliance.csi.prep import LinkPreparer, PreparedSample, PrepSettings
 from appliance.csi.prep import LinkStats as PrepStats
-from appliance.csi.sources import CsiSource, SourceKind
-from appliance.events import Event, EventType
+from appliance.csi.simulator import RoomSpec, SceneTruth
+from appliance.csi.sources import CsiSource, TruthSource
 from appliance.hub import Hub
 from appliance.pose.estimator import ModelEstimator
-from appliance.pose.features import ModelInputs
-from appliance.pose.frame import PoseFrame
-from appliance.pose.motion import LinkReading, RoomMotion
+from appliance.pose.features import ModelInputs, RoomGeometry
+from appliance.pose.motion import RoomMotion
+from appliance.pose.runtime import TRAINED_ON
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +59,8 @@ _LATENCY_SAMPLES = 2000
 _HEALTH_PERIOD_S = 0.5
 # Seconds of prepared samples kept per link for windowed estimators.
 _SAMPLE_BUFFER_S = 4.0
+# The status is published on every change of state and at least this often (counters move continuously).
+STATUS_INTERVAL_S = 30.0
 
 
 class LinkChannel:
@@ -92,6 +115,19 @@ class SourceState:
     last_frame: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class ModelState:
+    """The pose model path, for status pages: whether it runs, and if not, why."""
+
+    loaded: bool
+    why_not: str | None = None
+    version: str | None = None
+    runtime: str | None = None
+    trained_on: str | None = None
+    links_with_reference: int | None = None
+    min_links: int | None = None
+
+
 def percentiles_ms(samples: Sequence[float]) -> dict[str, float | None]:
     if not samples:
         return {"p50": None, "p95": None, "p99": None}
@@ -113,6 +149,7 @@ class Pipeline:
         link_timeout_s: float,
         prep: PrepSettings | None = None,
         estimator: ModelEstimator | None = None,
+        status_interval_s: float = STATUS_INTERVAL_S,
     ) -> None:
         if not sources:
             raise ValueError("the pipeline needs at least one source")
@@ -129,10 +166,15 @@ class Pipeline:
         self.links: dict[str, LinkChannel] = {}
         self.frame_id = 0
         self.started_at = time.time()
-        self.last_published: PoseFrame | None = None
+        self.last_published_at: float | None = None
+        self.estimator_in_use: Estimator | None = None
         self.latency_s: deque[float] = deque(maxlen=_LATENCY_SAMPLES)
         self.processing_s: deque[float] = deque(maxlen=_LATENCY_SAMPLES)
         self._newest_frame_host_ts = 0.0
+        self.status_interval_s = status_interval_s
+        self._zones: tuple[ZoneShape, ...] = ()
+        self._zone_states: dict[str, tuple[int | None, tuple[int, ...]]] = {}
+        self._last_status: SystemStatus | None = None
 
     @property
     def source_kind(self) -> SourceKind:
@@ -217,7 +259,9 @@ class Pipeline:
     async def _health_loop(self) -> None:
         while True:
             await asyncio.sleep(_HEALTH_PERIOD_S)
-            self.check_links(time.time())
+            now = time.time()
+            self.check_links(now)
+            self.publish_status(now)
 
     def check_links(self, now: float) -> None:
         """Mark links silent for longer than ``link_timeout_s`` as disconnected, once, with an event."""
@@ -257,12 +301,114 @@ class Pipeline:
             frame = await self._model_frame(self.estimator, inputs, frame)
         self.frame_id = frame.frame_id
         frame = dataclasses.replace(frame, processing_ms=(time.perf_counter() - started) * 1000.0)
-        self.hub.publish(frame)
-        self.last_published = frame
+        self._publish(frame)
+        self.last_published_at = frame.timestamp
         self.processing_s.append(time.perf_counter() - started)
         if self._newest_frame_host_ts:
             self.latency_s.append(max(0.0, time.time() - self._newest_frame_host_ts))
         return frame
+
+    def _publish(self, frame: PoseFrame) -> None:
+        """The frame, each person in it, and each zone whose occupancy changed."""
+        self.hub.publish(frame)
+        for person in frame.persons:
+            self.hub.publish(PersonUpdate(frame, person))
+        for zone in self._zones:
+            occupancy = ZoneOccupancy.of(frame, zone.id, zone.name)
+            if self._zone_states.get(zone.id) != occupancy.state:
+                self._zone_states[zone.id] = occupancy.state
+                self.hub.publish(occupancy)
+        self.estimator_in_use = frame.estimator
+
+    def set_zones(self, zones: Sequence[ZoneShape], max_occupancy: int | None = None) -> None:
+        """Replace the zones while running: the occupancy of each is published from the next frame on, a
+        removed zone's retained occupancy is forgotten, and the model path's scene follows (membership,
+        alert thresholds; restricted zones are those flagged ``restricted``)."""
+        kept = {z.id for z in zones}
+        for zone_id in list(self._zone_states):
+            if zone_id not in kept:
+                del self._zone_states[zone_id]
+                self.hub.forget(f"zone/{zone_id}")
+        self._zones = tuple(zones)
+        if self.estimator is not None:
+            self.estimator.scene.set_zones(self._zones)
+            self.estimator.scene.set_alerts(max_occupancy, [z.id for z in self._zones if z.restricted])
+
+    def set_room(self, room: RoomSpec) -> None:
+        """The room's nodes changed while running: the model path follows (the motion detector is per
+        link and needs nothing)."""
+        if self.estimator is not None:
+            self.estimator.set_geometry(RoomGeometry.from_room_spec(room))
+
+    @property
+    def zones(self) -> tuple[ZoneShape, ...]:
+        return self._zones
+
+    def status(self, now: float | None = None) -> SystemStatus:
+        """What is running and how well, now: the snapshot the ``status`` topic and the API share."""
+        now = time.time() if now is None else now
+        calibrated = {r.link: r.calibrated for r in self.detector.reading().links}
+        return SystemStatus(
+            timestamp=now,
+            version=__version__,
+            uptime_s=now - self.started_at,
+            source=self.source_kind,
+            estimator=self.estimator_in_use,
+            frames_published=self.frame_id,
+            sources=tuple(
+                SourceStatus(s.source.name, s.source.kind, s.running, s.frames, s.last_frame or None, s.error)
+                for s in self.sources
+            ),
+            links=tuple(
+                LinkStatus(
+                    link=c.link,
+                    source=c.source,
+                    up=self.link_up(c, now),
+                    frames=c.frames,
+                    packets_per_s=c.rate_hz(now),
+                    rssi_dbm=None if math.isnan(c.rssi_dbm) else c.rssi_dbm,
+                    last_seen=c.last_seen,
+                    packets_lost=c.stats.lost,
+                    calibrated=calibrated.get(c.link, False),
+                )
+                for c in self.links_by_id()
+            ),
+        )
+
+    def publish_status(self, now: float) -> None:
+        """Publish the status when a source or link changed state, or ``status_interval_s`` after the
+        last one."""
+        status = self.status(now)
+        last = self._last_status
+        if last is None or last.state != status.state or now - last.timestamp >= self.status_interval_s:
+            self._last_status = status
+            self.hub.publish(status)
+
+    def model_state(self, why_not: str) -> ModelState:
+        """The model path now; ``why_not`` is the composition root's reason when it never loaded."""
+        estimator = self.estimator
+        if estimator is None:
+            return ModelState(loaded=False, why_not=why_not)
+        return ModelState(
+            loaded=True,
+            version=estimator.model.version,
+            runtime=estimator.model.runtime,
+            trained_on=TRAINED_ON,
+            links_with_reference=estimator.ready_links,
+            min_links=estimator.settings.min_links,
+        )
+
+    def ground_truth(self) -> SceneTruth | None:
+        """What the simulated room (or a replayed simulator recording) really holds now, if any source
+        knows."""
+        for state in self.sources:
+            if isinstance(state.source, TruthSource):
+                return state.source.latest_truth
+        return None
+
+    @property
+    def knows_truth(self) -> bool:
+        return any(isinstance(state.source, TruthSource) for state in self.sources)
 
     def _model_window(self) -> ModelInputs | None:
         if self.estimator is None:

@@ -31,7 +31,7 @@ import numpy as np
 from aiohttp import ClientSession, TCPConnector, web
 
 from appliance.api import security
-from appliance.api.keys import PIPELINE
+from appliance.api.keys import HUB
 from appliance.app import build_app
 from appliance.config import load_config
 
@@ -81,7 +81,7 @@ def _serve(mode: str, port: int, data_dir: str, ready: Connection) -> None:
                     body = {"name": f"bench-{index}", "scopes": ["pose:read"]}
                     created = await session.post(f"{base}/api/v1/auth/tokens", json=body, headers=headers)
                     tokens.append((await created.json())["token"])
-        while app[PIPELINE].last_published is None:  # noqa: ASYNC110 - the pipeline offers no event
+        while app[HUB].latest("pose") is None:  # noqa: ASYNC110 - the hub offers no event
             await asyncio.sleep(0.05)
         ready.send(tokens)
         await asyncio.Event().wait()

@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from appliance.coco import KEYPOINT_NAMES
-from appliance.pose.frame import Keypoint, PersonPose, PoseFrame
+from appliance.contracts.coco import KEYPOINT_NAMES
+from appliance.contracts.pose import Keypoint, PersonPose, PoseFrame
 from appliance.store.analytics import ExportFormat, export_chunks
 from appliance.store.database import Database
 from appliance.store.history import HistoryBatch, HistoryStore, Row

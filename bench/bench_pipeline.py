@@ -22,9 +22,9 @@ import numpy as np
 
 from appliance.app import build_estimator
 from appliance.config import AppConfig, load_config
+from appliance.contracts import SourceKind
 from appliance.csi.frame import CsiFrame
 from appliance.csi.simulator import RoomSimulator, Scenario
-from appliance.csi.sources import SourceKind
 from appliance.hub import Hub
 from appliance.pipeline import Pipeline, stop_task
 from appliance.pose.motion import RoomMotion

@@ -24,11 +24,10 @@ from aiohttp import hdrs, web
 from pydantic import BaseModel, Field, model_validator
 
 from appliance.api.errors import error_body
-from appliance.api.keys import CONFIG, HUB
+from appliance.api.keys import CONFIG
 from appliance.api.pose import PersonId, TimeRange
 from appliance.api.resource_keys import history_store, live_config
 from appliance.api.routing import JSON_CONTENT_TYPE, ApiModel, ApiRouter, Scope, model_response
-from appliance.events import Event, EventType
 from appliance.store.analytics import (
     DEFAULT_HEATMAP_CELLS,
     DEFAULT_IMAGE_WIDTH_PX,
@@ -233,30 +232,17 @@ class ReportModel(BaseModel):
 @router.get(
     "/api/v1/analytics/reports",
     scope=Scope.ANALYTICS_READ,
-    summary="Occupancy report of a day or a week, per zone; announced as analytics.report_generated",
+    summary="Occupancy report of a day or a week, per zone",
     query=ReportQuery,
     response=ReportModel,
     tags=_TAGS,
 )
 async def reports(request: web.Request, query: ReportQuery, body: None) -> ReportModel:
-    """Days are the appliance's local days."""
+    """Days are the appliance's local days. Reading a report announces nothing; the scheduled reports
+    (the ``reports:`` section) are announced as ``analytics.report_generated``."""
     day = query.date or dt.date.today()
     report = await occupancy_report(
         history_store(request.app), day, query.period, live_config(request.app).zones
-    )
-    request.app[HUB].publish(
-        Event(
-            EventType.ANALYTICS_REPORT_GENERATED,
-            {
-                "period": report.period,
-                "day": report.day.isoformat(),
-                "start": report.start,
-                "end": report.end,
-                "simulated": report.simulated,
-                "falls": report.falls,
-                "occupied_s": round(report.room.occupied_s, 3),
-            },
-        )
     )
     return ReportModel.model_validate(report.to_dict())
 

@@ -18,16 +18,16 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from appliance.api.errors import error_response
-from appliance.api.live_config import (
+from appliance.api.resource_keys import live_config
+from appliance.api.routing import ApiRouter, Handler, Scope, model_response
+from appliance.config import NodeConfig, ZoneConfig
+from appliance.live_config import (
     AlertSettings,
     ConfigRejectedError,
     LiveConfig,
     NotFoundError,
     Template,
 )
-from appliance.api.resource_keys import live_config
-from appliance.api.routing import ApiRouter, Handler, Scope, model_response
-from appliance.config import NodeConfig, ZoneConfig
 
 router = ApiRouter()
 PREFIX = "/api/v1/config"

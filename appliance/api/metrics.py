@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
@@ -33,9 +33,10 @@ from prometheus_client.registry import Collector
 
 from appliance.api.resource_keys import RESOURCES
 from appliance.api.routing import ApiRouter, Scope
+from appliance.contracts import ESTIMATORS, PoseFrame
 from appliance.hub import Hub
+from appliance.integrations.runner import SinkStatus
 from appliance.pipeline import Pipeline
-from appliance.pose.frame import PoseFrame
 
 router = ApiRouter()
 METRICS_PATH = "/metrics"
@@ -49,18 +50,19 @@ _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OP
 UNMATCHED_ROUTE = "unmatched"
 # nginx's status for a request whose client went away before the answer: no real status was sent.
 CLIENT_CLOSED_STATUS = 499
-ESTIMATORS = ("model", "motion")
+
 WEBHOOK_OUTCOMES = ("delivered", "failed")
 # The metrics subscriber's hub queue: it only counts, so it never falls far behind.
 _QUEUE_ITEMS = 256
 
 
 class PipelineCollector(Collector):
-    """Reads the pipeline's and the hub's own counters at scrape time."""
+    """Reads the pipeline's, the hub's and the sinks' own counters at scrape time."""
 
-    def __init__(self, pipeline: Pipeline, hub: Hub) -> None:
+    def __init__(self, pipeline: Pipeline, hub: Hub, sinks: Callable[[], Sequence[SinkStatus]]) -> None:
         self._pipeline = pipeline
         self._hub = hub
+        self._sinks = sinks
 
     def collect(self) -> Iterable[Metric]:
         frames = CounterMetricFamily(
@@ -85,12 +87,35 @@ class PipelineCollector(Collector):
             dropped.add_metric([sub.name], sub.dropped)
         yield pending
         yield dropped
+        yield from self._sink_metrics()
+
+    def _sink_metrics(self) -> Iterable[Metric]:
+        up = GaugeMetricFamily(
+            f"{NAMESPACE}_sink_up", "1 while a sink runs and reaches where it delivers", labels=["sink"]
+        )
+        lag = GaugeMetricFamily(f"{NAMESPACE}_sink_pending", "Messages waiting for a sink", labels=["sink"])
+        dropped = CounterMetricFamily(
+            f"{NAMESPACE}_sink_dropped", "Messages a sink lost because it fell behind", labels=["sink"]
+        )
+        delivered = CounterMetricFamily(
+            f"{NAMESPACE}_sink_delivered", "Messages a sink handed on", labels=["sink"]
+        )
+        restarts = CounterMetricFamily(
+            f"{NAMESPACE}_sink_restarts", "Times a sink was restarted after a failure", labels=["sink"]
+        )
+        for status in self._sinks():
+            up.add_metric([status.name], 1.0 if status.healthy else 0.0)
+            lag.add_metric([status.name], status.stats.pending)
+            dropped.add_metric([status.name], status.stats.dropped)
+            delivered.add_metric([status.name], status.stats.delivered)
+            restarts.add_metric([status.name], status.restarts)
+        yield from (up, lag, dropped, delivered, restarts)
 
 
 class ApiMetrics:
     """One application's registry and the metrics that handlers, sinks and the middleware update."""
 
-    def __init__(self, pipeline: Pipeline, hub: Hub) -> None:
+    def __init__(self, pipeline: Pipeline, hub: Hub, sinks: Callable[[], Sequence[SinkStatus]]) -> None:
         self.registry = CollectorRegistry()
         self._pipeline = pipeline
         registry = self.registry
@@ -130,7 +155,7 @@ class ApiMetrics:
             buckets=INFERENCE_BUCKETS,
             registry=registry,
         )
-        registry.register(PipelineCollector(pipeline, hub))
+        registry.register(PipelineCollector(pipeline, hub, sinks))
         ProcessCollector(namespace=NAMESPACE, registry=registry)
         self._last_inference: float | None = None
 
@@ -167,11 +192,11 @@ class ApiMetrics:
 
     async def follow(self, hub: Hub) -> None:
         """Count the frames the hub carries until cancelled (or the hub closes)."""
-        subscription = hub.subscribe("metrics", maxsize=_QUEUE_ITEMS, events=False)
+        subscription = hub.subscribe("metrics", ("pose",), maxsize=_QUEUE_ITEMS)
         try:
-            async for item in subscription:
-                if isinstance(item, PoseFrame):
-                    self.observe_frame(item)
+            async for message in subscription:
+                if isinstance(message.item, PoseFrame):
+                    self.observe_frame(message.item)
         finally:
             hub.unsubscribe(subscription)
 

@@ -4,7 +4,8 @@ Rates are measured, not configured: pose frames per second and process CPU come 
 that a background task feeds every ``SAMPLE_PERIOD_S``; a request compares the present with the oldest
 sample of the last ``WINDOW_S`` seconds, so a handler never sleeps to measure an interval, and two requests
 in a row both get a figure over a useful span. Latency and timing percentiles come from the pipeline's own
-sample windows; per-sink lag is each hub subscription's queue.
+sample windows; the sinks are reported as the sink runner sees them, and every hub subscription's queue
+with them.
 """
 
 from __future__ import annotations
@@ -13,14 +14,16 @@ import asyncio
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, Field
 
 from appliance.api.keys import HUB, PIPELINE
-from appliance.api.resource_keys import RESOURCES
+from appliance.api.resource_keys import RESOURCES, sink_statuses
 from appliance.api.routing import ApiRouter, Scope
 from appliance.api.system import Percentiles, memory_mb
+from appliance.integrations.runner import SinkStatus
 from appliance.pipeline import Pipeline, percentiles_ms
 
 router = ApiRouter()
@@ -86,12 +89,43 @@ class LinkRate(BaseModel):
     packets_per_s: float
 
 
-class SinkLag(BaseModel):
-    name: str = Field(description="the hub subscriber (history, metrics, a WebSocket, ...)")
-    pending: int = Field(description="items waiting in its queue now")
-    capacity: int
-    dropped: int = Field(description="items it lost because it fell behind (oldest dropped first)")
+class SubscriptionLag(BaseModel):
+    name: str = Field(description="the hub subscriber (history, metrics, a WebSocket client, ...)")
+    pending: int = Field(description="messages waiting in its queue now")
+    capacity: int | None = Field(description="its queue's bound; null: lossless (never drops)")
+    dropped: int = Field(description="messages it lost because it fell behind (oldest dropped first)")
     delivered: int
+
+
+class SinkReport(BaseModel):
+    """One sink as the sink runner sees it."""
+
+    name: str
+    required: bool = Field(description="whether health fails (rather than degrades) when it is down")
+    state: Literal["starting", "running", "restarting", "stopped"]
+    connected: bool = Field(description="reaching where it delivers (database, broker, listeners)")
+    pending: int = Field(description="messages waiting in its hub queue: its lag")
+    dropped: int = Field(description="messages it lost because it fell behind")
+    delivered: int
+    restarts: int
+    last_error: str | None = Field(description="its latest failure, until it recovers")
+    details: dict[str, Any] = Field(description="the sink's own figures")
+
+
+def sink_report(status: SinkStatus) -> SinkReport:
+    stats = status.stats
+    return SinkReport(
+        name=status.name,
+        required=status.required,
+        state=status.state,
+        connected=stats.connected,
+        pending=stats.pending,
+        dropped=stats.dropped,
+        delivered=stats.delivered,
+        restarts=status.restarts,
+        last_error=stats.last_error or status.last_failure,
+        details=dict(stats.details),
+    )
 
 
 class Performance(BaseModel):
@@ -105,7 +139,8 @@ class Performance(BaseModel):
     inference_ms: Percentiles = Field(description="one pose model run (empty without the model)")
     cpu_percent: float | None = Field(description="this process, all threads; 100 = one core")
     memory_rss_mb: float
-    sinks: list[SinkLag]
+    sinks: list[SinkReport] = Field(description="each sink: state, lag, drops and its own figures")
+    subscriptions: list[SubscriptionLag] = Field(description="every hub subscriber's queue")
 
 
 @router.get(
@@ -134,8 +169,9 @@ async def performance(request: web.Request, query: None, body: None) -> Performa
         inference_ms=Percentiles.model_validate(percentiles_ms(pipeline.inference_s)),
         cpu_percent=round(rates.cpu_percent, 1) if rates else None,
         memory_rss_mb=round(memory_mb(), 1),
-        sinks=[
-            SinkLag(
+        sinks=[sink_report(status) for status in sink_statuses(request.app)],
+        subscriptions=[
+            SubscriptionLag(
                 name=sub.name,
                 pending=sub.pending,
                 capacity=sub.maxsize,

@@ -1,8 +1,7 @@
 """``/api/v1/pose``: the current reading, stored history, persons (visits) and the zones' live occupancy.
 
-Frames are served as ``PoseFrame.to_dict()`` produces them, the one serializer every output shares; the
-models below describe that shape for the OpenAPI document, and a test holds them to it (``extra="forbid"``
-both ways, so a field added to the serializer and not here fails the test rather than the clients).
+Frames are served as the hub encoded them (``PoseFrame.to_dict()``, the one serializer every output
+shares); ``appliance.contracts.schemas`` describes that shape for the OpenAPI document.
 Persons are the history's visits (``PersonRecord``): their ``id`` is stable across restarts; ``live_id``
 is the id the pipeline uses during the visit.
 """
@@ -12,16 +11,17 @@ from __future__ import annotations
 import json
 import math
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from aiohttp import web
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from appliance.api.errors import error_response
-from appliance.api.keys import PIPELINE
+from appliance.api.keys import HUB
 from appliance.api.resource_keys import history_store, live_config
 from appliance.api.routing import JSON_CONTENT_TYPE, ApiModel, ApiRouter, Scope
-from appliance.pose.frame import PoseFrame
+from appliance.contracts import PoseFrame
+from appliance.contracts.schemas import EstimatorField, PoseFrameModel, RoomPosition
 from appliance.store.history import MAX_PAGE_ROWS
 
 router = ApiRouter()
@@ -95,71 +95,6 @@ class TimeRange(ApiModel):
 
 
 # --------------------------------------------------------------------------------------------------------
-# The PoseFrame shape (PoseFrame.to_dict)
-
-
-class _Shape(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class RoomPosition(_Shape):
-    x: float
-    y: float
-    z: float
-
-
-class KeypointModel(_Shape):
-    name: str
-    x: float = Field(description="overlay view, 0..1 from the left")
-    y: float = Field(description="overlay view, 0..1 from the top")
-    position_m: RoomPosition = Field(description="room coordinates in metres")
-    confidence: float
-
-
-class BoundingBox(_Shape):
-    x: float
-    y: float
-    width: float
-    height: float
-
-
-class PersonPoseModel(_Shape):
-    id: int = Field(description="the pipeline's id for this visit (a history person's live_id)")
-    keypoints: list[KeypointModel]
-    bbox: BoundingBox
-    zone: str | None
-    activity: str | None
-    confidence: float
-
-
-class LinkReadingModel(_Shape):
-    link: str
-    motion: bool
-    presence: bool
-    score: float
-    calibrated: bool
-
-
-class PoseFrameModel(_Shape):
-    """One reading of the room, as on every output (REST, WebSocket, MQTT, webhooks)."""
-
-    timestamp: float
-    frame_id: int
-    source: Literal["esp32", "atheros", "replay", "simulated"]
-    simulated: bool
-    estimator: Literal["model", "motion"]
-    model_version: str | None
-    presence: bool
-    motion: bool
-    motion_score: float
-    person_count: int | None = Field(description="null when the estimator cannot count (motion detector)")
-    persons: list[PersonPoseModel]
-    confidence: float
-    processing_ms: float
-    links: list[LinkReadingModel]
-
-
-# --------------------------------------------------------------------------------------------------------
 # Current
 
 
@@ -185,18 +120,19 @@ def no_reading_yet() -> web.Response:
 async def current(request: web.Request, query: CurrentQuery, body: None) -> web.Response:
     """503 with the error shape before the first reading. With a filter, ``persons`` holds the persons
     that pass it and ``person_count`` counts them."""
-    frame = request.app[PIPELINE].last_published
-    if frame is None:
+    message = request.app[HUB].latest("pose")
+    if message is None:
         return no_reading_yet()
-    data = frame.to_dict()
-    if query.zone_id is not None or query.min_confidence > 0:
-        data["persons"] = [
-            p
-            for p in data["persons"]
-            if p["confidence"] >= query.min_confidence and (query.zone_id in (None, p["zone"]))
-        ]
-        if data["person_count"] is not None:
-            data["person_count"] = len(data["persons"])
+    if query.zone_id is None and query.min_confidence <= 0:
+        return web.Response(text=message.text, content_type=JSON_CONTENT_TYPE)
+    data = json.loads(message.text)
+    data["persons"] = [
+        p
+        for p in data["persons"]
+        if p["confidence"] >= query.min_confidence and (query.zone_id in (None, p["zone"]))
+    ]
+    if data["person_count"] is not None:
+        data["person_count"] = len(data["persons"])
     return web.Response(text=json.dumps(data), content_type=JSON_CONTENT_TYPE)
 
 
@@ -236,6 +172,10 @@ async def pose_history(request: web.Request, query: HistoryQuery, body: None) ->
 
 # --------------------------------------------------------------------------------------------------------
 # Persons
+
+
+class _Shape(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
 
 class TrackPointModel(_Shape):
@@ -281,6 +221,11 @@ class PersonQuery(ApiModel):
     trajectory: bool = Field(False, description=f"include the latest {MAX_TRAJECTORY_POINTS} positions")
 
 
+def latest_frame(app: web.Application) -> PoseFrame | None:
+    message = app[HUB].latest("pose")
+    return message.item if message is not None and isinstance(message.item, PoseFrame) else None
+
+
 def _current_zones(frame: PoseFrame | None) -> dict[int, str | None]:
     return {} if frame is None else {p.id: p.zone for p in frame.persons}
 
@@ -303,7 +248,7 @@ async def persons(request: web.Request, query: PersonsQuery, body: None) -> web.
     has_more = len(records) == query.limit and bool(
         await store.persons(query.active_only, 1, query.skip + query.limit)
     )
-    zones = _current_zones(request.app[PIPELINE].last_published)
+    zones = _current_zones(latest_frame(request.app))
     items = [_person(r.to_dict(), zones) for r in records]
     return web.Response(
         text=json.dumps({"items": items, "has_more": has_more}), content_type=JSON_CONTENT_TYPE
@@ -326,7 +271,7 @@ async def person(request: web.Request, query: PersonQuery, body: None) -> web.Re
         record = await history_store(request.app).person(int(raw_id), query.trajectory, MAX_TRAJECTORY_POINTS)
     if record is None:
         return error_response(404, "not_found", f"no person {raw_id!r}", {"id": raw_id})
-    data = _person(record.to_dict(), _current_zones(request.app[PIPELINE].last_published))
+    data = _person(record.to_dict(), _current_zones(latest_frame(request.app)))
     return web.Response(text=json.dumps(data), content_type=JSON_CONTENT_TYPE)
 
 
@@ -347,7 +292,7 @@ class ZoneOccupancy(BaseModel):
 
 class ZonesNow(BaseModel):
     timestamp: float | None = Field(description="of the reading the occupancy comes from; null before one")
-    estimator: Literal["model", "motion"] | None
+    estimator: EstimatorField | None
     simulated: bool | None
     zones: list[ZoneOccupancy]
 
@@ -361,7 +306,7 @@ class ZonesNow(BaseModel):
 )
 async def zones(request: web.Request, query: None, body: None) -> ZonesNow:
     """A person counts in the zone they entered most recently (``persons[].zone`` of the latest reading)."""
-    frame = request.app[PIPELINE].last_published
+    frame = latest_frame(request.app)
     counting = frame is not None and frame.person_count is not None
     items = []
     for zone in live_config(request.app).zones:

@@ -1,4 +1,5 @@
-"""The application key of the resource routes (pose, analytics, configuration, performance, metrics).
+"""The application key of the resource routes (pose, analytics, configuration, performance, metrics) and
+of the services they read (history, live configuration, the sinks).
 
 aiohttp freezes an application before its startup runs, and setting a key on a frozen application is
 deprecated; so one holder is put on the application while it is built, and the parts that need the open
@@ -14,10 +15,11 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from appliance.api.live_config import LiveConfig
     from appliance.api.metrics import ApiMetrics
     from appliance.api.performance import ProcessSampler
-    from appliance.store.history import HistoryRecorder, HistoryStore
+    from appliance.integrations.runner import SinkRunner, SinkStatus
+    from appliance.live_config import LiveConfig
+    from appliance.store.history import HistoryStore
 
 
 @dataclass(slots=True, eq=False)
@@ -27,8 +29,8 @@ class Resources:
     metrics: ApiMetrics
     sampler: ProcessSampler
     history: HistoryStore | None = None
-    recorder: HistoryRecorder | None = None
     live_config: LiveConfig | None = None
+    sinks: SinkRunner | None = None
 
 
 RESOURCES = web.AppKey("resources", Resources)
@@ -46,3 +48,11 @@ def live_config(app: web.Application) -> LiveConfig:
     if config is None:
         raise RuntimeError("the live configuration loads at startup; no request is served before it")
     return config
+
+
+def sink_statuses(app: web.Application) -> list[SinkStatus]:
+    """Every sink's status; none before the sinks have started (or with no resources at all)."""
+    resources = app.get(RESOURCES)
+    if resources is None or resources.sinks is None:
+        return []
+    return resources.sinks.status()

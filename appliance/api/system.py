@@ -6,20 +6,23 @@ models below are what the OpenAPI document publishes for these routes.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import resource
 import time
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from appliance import __version__
-from appliance.api.keys import CONFIG, MODEL_UNAVAILABLE, PIPELINE, STARTED_AT
+from appliance.api.keys import CONFIG, HUB, MODEL_UNAVAILABLE, PIPELINE, STARTED_AT
+from appliance.api.resource_keys import sink_statuses
 from appliance.api.routing import ApiRouter, Scope, model_response
-from appliance.csi.sources.simulated import SimulatedSource
+from appliance.integrations.runner import SinkStatus
 from appliance.pipeline import LinkChannel, Pipeline, percentiles_ms
-from appliance.pose.runtime import TRAINED_ON
 
 router = ApiRouter()
 _TAGS = ["system"]
@@ -28,29 +31,45 @@ _TAGS = ["system"]
 _STARTUP_GRACE_S = 15.0
 
 
-def _component_health(pipeline: Pipeline, now: float, uptime_s: float) -> dict[str, dict[str, Any]]:
+def _component_health(
+    pipeline: Pipeline, sinks: Sequence[SinkStatus], now: float, uptime_s: float
+) -> dict[str, dict[str, Any]]:
+    status = pipeline.status(now)
     components: dict[str, dict[str, Any]] = {}
-    for state in pipeline.sources:
-        name = f"source:{state.source.name}"
-        if state.error:
+    for source in status.sources:
+        name = f"source:{source.name}"
+        if source.error:
             # Health is public: say that the source failed, not why (paths, addresses); status has it.
             components[name] = {"status": "down", "detail": "source failed; see /api/v1/system/status"}
-        elif state.frames == 0:
-            status = "starting" if uptime_s < _STARTUP_GRACE_S else "down"
-            components[name] = {"status": status, "detail": "no frames received yet"}
-        elif now - state.last_frame > pipeline.link_timeout_s:
-            silent = round(now - state.last_frame, 1)
+        elif source.last_frame is None:
+            state = "starting" if uptime_s < _STARTUP_GRACE_S else "down"
+            components[name] = {"status": state, "detail": "no frames received yet"}
+        elif now - source.last_frame > pipeline.link_timeout_s:
+            silent = round(now - source.last_frame, 1)
             components[name] = {"status": "down", "detail": f"no frames for {silent} s"}
         else:
-            components[name] = {"status": "ok", "detail": f"{state.frames} frames"}
-    published = pipeline.last_published
+            components[name] = {"status": "ok", "detail": f"{source.frames} frames"}
+    published = pipeline.last_published_at
     if published is None:
         components["pipeline"] = {"status": "starting", "detail": "no PoseFrame published yet"}
-    elif now - published.timestamp > max(2.0, 5.0 / pipeline.rate_hz):
+    elif now - published > max(2.0, 5.0 / pipeline.rate_hz):
         components["pipeline"] = {"status": "down", "detail": "publishing has stalled"}
     else:
-        components["pipeline"] = {"status": "ok", "detail": f"frame {published.frame_id}"}
+        components["pipeline"] = {"status": "ok", "detail": f"frame {status.frames_published}"}
+    for sink in sinks:
+        components[f"sink:{sink.name}"] = _sink_health(sink)
     return components
+
+
+def _sink_health(sink: SinkStatus) -> dict[str, Any]:
+    """A sink that is not delivering fails health if the appliance needs it, and degrades it if not.
+    Like a source's, the detail stays general: health is public."""
+    if sink.healthy:
+        return {"status": "ok", "detail": f"{sink.stats.delivered} delivered"}
+    if sink.state == "starting":
+        return {"status": "starting", "detail": "starting"}
+    detail = "restarting after a failure" if sink.state == "restarting" else "not delivering"
+    return {"status": "down" if sink.required else "degraded", "detail": f"{detail}; see status"}
 
 
 class _Response(BaseModel):
@@ -60,7 +79,7 @@ class _Response(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-ComponentState = Literal["ok", "starting", "down"]
+ComponentState = Literal["ok", "starting", "degraded", "down"]
 
 
 class ComponentHealth(_Response):
@@ -69,7 +88,10 @@ class ComponentHealth(_Response):
 
 
 class Health(_Response):
-    status: Literal["healthy", "starting", "unhealthy"]
+    status: Literal["healthy", "degraded", "starting", "unhealthy"] = Field(
+        description="healthy: all ok; degraded: an optional part (a sink) is not delivering, sensing "
+        "goes on; starting; unhealthy: a source, the pipeline or a required part is down"
+    )
     version: str
     uptime_s: float
     components: dict[str, ComponentHealth]
@@ -178,13 +200,19 @@ class Routers(_Response):
     responses={503: "starting, or a component is down (same body)"},
 )
 async def health(request: web.Request, query: None, body: None) -> web.Response:
-    """200 when every component is ok; 503 (with the same body) while starting or when one is down."""
+    """200 when every component is ok or only degraded; 503 (with the same body) while starting or when
+    one is down."""
     pipeline = request.app[PIPELINE]
     now = time.time()
     uptime_s = now - request.app[STARTED_AT]
-    components = _component_health(pipeline, now, uptime_s)
+    components = _component_health(pipeline, sink_statuses(request.app), now, uptime_s)
     statuses = {c["status"] for c in components.values()}
-    overall = "healthy" if statuses == {"ok"} else "starting" if "down" not in statuses else "unhealthy"
+    if "down" in statuses:
+        overall = "unhealthy"
+    elif "starting" in statuses:
+        overall = "starting"
+    else:
+        overall = "degraded" if "degraded" in statuses else "healthy"
     result = Health.model_validate(
         {
             "status": overall,
@@ -193,7 +221,7 @@ async def health(request: web.Request, query: None, body: None) -> web.Response:
             "components": components,
         }
     )
-    return model_response(result, status=200 if overall == "healthy" else 503)
+    return model_response(result, status=200 if overall in ("healthy", "degraded") else 503)
 
 
 def memory_mb() -> float:
@@ -217,52 +245,32 @@ async def status(request: web.Request, query: None, body: None) -> Status:
     pipeline = request.app[PIPELINE]
     config = request.app[CONFIG]
     now = time.time()
-    sources = [
-        {
-            "name": s.source.name,
-            "kind": s.source.kind,
-            "simulated": s.source.kind == "simulated",
-            "running": s.running,
-            "frames": s.frames,
-            "error": s.error,
-        }
-        for s in pipeline.sources
-    ]
-    links = [_link_summary(pipeline, channel, now) for channel in pipeline.links_by_id()]
+    snapshot = pipeline.status(now)
+    current = request.app[HUB].latest("pose")
+    model = dataclasses.asdict(pipeline.model_state(request.app[MODEL_UNAVAILABLE]))
+    if model["loaded"]:
+        model["inference_ms"] = percentiles_ms(pipeline.inference_s)
     result: dict[str, Any] = {
-        "version": __version__,
+        "version": snapshot.version,
         "room": config.room.name,
         "uptime_s": round(now - request.app[STARTED_AT], 1),
-        "source": pipeline.source_kind,
-        "simulated": pipeline.source_kind == "simulated",
-        "estimator": pipeline.last_published.estimator if pipeline.last_published else None,
-        "model": _model_status(request.app[MODEL_UNAVAILABLE], pipeline),
-        "sources": sources,
-        "links": links,
+        "source": snapshot.source,
+        "simulated": snapshot.simulated,
+        "estimator": snapshot.estimator,
+        "model": {key: value for key, value in model.items() if value is not None},
+        "sources": [
+            {k: v for k, v in source.to_dict().items() if k != "last_frame"} for source in snapshot.sources
+        ],
+        "links": [_link_summary(pipeline, channel, now) for channel in pipeline.links_by_id()],
         "pose_rate_hz": pipeline.rate_hz,
-        "frames_published": pipeline.frame_id,
+        "frames_published": snapshot.frames_published,
         "latency_ms": percentiles_ms(pipeline.latency_s),
         "processing_ms": percentiles_ms(pipeline.processing_s),
         "memory_mb": round(memory_mb(), 1),
-        "current": pipeline.last_published.to_dict() if pipeline.last_published else None,
+        "current": json.loads(current.text) if current else None,
         "simulation": _simulation_truth(pipeline),
     }
     return Status.model_validate(result)
-
-
-def _model_status(unavailable: str, pipeline: Pipeline) -> dict[str, Any]:
-    estimator = pipeline.estimator
-    if estimator is None:
-        return {"loaded": False, "why_not": unavailable}
-    return {
-        "loaded": True,
-        "version": estimator.model.version,
-        "runtime": estimator.model.runtime,
-        "trained_on": TRAINED_ON,
-        "links_with_reference": estimator.ready_links,
-        "min_links": estimator.settings.min_links,
-        "inference_ms": percentiles_ms(pipeline.inference_s),
-    }
 
 
 def _link_summary(pipeline: Pipeline, channel: LinkChannel, now: float) -> dict[str, Any]:
@@ -318,16 +326,15 @@ async def routers(request: web.Request, query: None, body: None) -> Routers:
 
 def _simulation_truth(pipeline: Pipeline) -> dict[str, Any] | None:
     """What the simulated room really holds, so people can judge the estimators against it."""
-    for state in pipeline.sources:
-        if isinstance(state.source, SimulatedSource):
-            truth = state.source.latest_truth
-            if truth is None:
-                return {"ground_truth": None}
-            return {
-                "ground_truth": {
-                    "t_s": round(truth.t_s, 2),
-                    "person_count": truth.person_count,
-                    "persons": [{"id": p.id, "activity": p.activity} for p in truth.persons],
-                }
-            }
-    return None
+    if not pipeline.knows_truth:
+        return None
+    truth = pipeline.ground_truth()
+    if truth is None:
+        return {"ground_truth": None}
+    return {
+        "ground_truth": {
+            "t_s": round(truth.t_s, 2),
+            "person_count": truth.person_count,
+            "persons": [{"id": p.id, "activity": p.activity} for p in truth.persons],
+        }
+    }

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from appliance.coco import KEYPOINT_NAMES
+from appliance.contracts.coco import KEYPOINT_NAMES
+from appliance.contracts.pose import Keypoint, PersonPose
 from appliance.csi.prep import PreparedSample
 from appliance.pose.camera import VirtualCamera, camera_for_room
 from appliance.pose.features import MAX_LINKS, EmptyRoomReference, ModelInputs, RoomGeometry, build_window
-from appliance.pose.frame import Keypoint, PersonPose
 from appliance.pose.runtime import DEFAULT_MODEL, ModelOutput, PoseModel
 from appliance.pose.scene import PersonEstimate, Scene, SceneUpdate, TrackedPerson, WindowEstimate
 
@@ -69,6 +69,15 @@ class ModelEstimator:
         reference = self.references.setdefault(link, EmptyRoomReference())
         for sample in samples:
             reference.update(sample)
+
+    def set_geometry(self, geometry: RoomGeometry) -> None:
+        """The room's nodes changed while running: links that are gone lose their reference. Compared
+        whole, not by link ids: a node moved (same id, new position) changes the geometry too."""
+        if geometry == self.geometry:
+            return
+        self.geometry = geometry
+        for link in set(self.references) - set(geometry.links):
+            del self.references[link]
 
     def forget_references(self) -> None:
         """The room is to be recalibrated: learn every reference anew."""

@@ -31,7 +31,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from appliance.coco import ACTIVITIES, KEYPOINT_INDEX, KEYPOINT_NAMES, N_KEYPOINTS
+from appliance.contracts.coco import ACTIVITIES, KEYPOINT_INDEX, KEYPOINT_NAMES, N_KEYPOINTS
 from appliance.csi.prep import LinkPreparer, PreparedSample, PrepSettings
 from appliance.csi.simulator import Impairments, NodeSpec, RoomSimulator, RoomSpec, Scenario
 from appliance.csi.simulator.simulator import SceneTruth

@@ -38,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from appliance.contracts import LinkReading
 from appliance.csi.frame import CsiFrame
 
 # The noise level is this quantile of the empty room's moving variance (see the module docstring).
@@ -122,20 +123,6 @@ class MotionSettings(BaseModel):
         if self.calibration_s < self.window_s:
             raise ValueError("calibration_s must be at least window_s: calibration needs full windows")
         return self
-
-
-@dataclass(frozen=True, slots=True)
-class LinkReading:
-    """One link's verdict after a packet. ``score`` is the moving variance over ``threshold``: motion
-    starts at 1.0. Until calibration ends, ``score`` and ``threshold`` are 0 and nothing is detected."""
-
-    link: str
-    t_s: float  # device time of the packet, seconds
-    score: float
-    threshold: float  # in moving-variance units
-    motion: bool
-    presence: bool
-    calibrated: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from appliance.coco import ACTIVITIES, N_KEYPOINTS
+from appliance.contracts.coco import ACTIVITIES, N_KEYPOINTS
 from appliance.pose.features import (
     LINK_FEATURES,
     MAP_CELLS,
@@ -71,7 +71,7 @@ class ModelOutput:
 
     ``presence`` [S] probability that the slot holds a person; ``keypoints`` [S, 17, 3] metres in room
     coordinates (COCO order); ``confidence`` [S, 17] per joint, 0..1; ``activity`` [S, 6] probabilities
-    over ``appliance.coco.ACTIVITIES``; ``centre`` [S, 3] the pelvis in metres.
+    over ``appliance.contracts.coco.ACTIVITIES``; ``centre`` [S, 3] the pelvis in metres.
     """
 
     presence: F32

@@ -2,6 +2,6 @@
 the settings changed through the API.
 
 ``database`` owns the connection (one worker thread, WAL, per-part schema migrations); each other module
-is one part's repository. Imports only the standard library, numpy and pydantic, plus ``appliance.events``
-and ``appliance.pose.frame`` for what it stores.
+is one part's repository. Imports only the standard library, numpy and pydantic, plus
+``appliance.contracts`` for what it stores.
 """

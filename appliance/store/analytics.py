@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from appliance.events import EventType
+from appliance.contracts.events import EventType
 from appliance.pose.scene.zones import ZoneLike
 from appliance.store.history import (
     EVENT_COLUMNS,

@@ -1,16 +1,8 @@
 """History: pose frames, events and person tracks kept in SQLite for the API, analytics and export.
 
-Three parts live here:
-
-- ``HistorySettings``, the ``history:`` section of the configuration.
-- ``HistoryStore``, the repository: the schema, batched writes, the API's queries, keyset-paged streams
-  for export, and retention.
-- ``HistoryRecorder``, the hub sink that turns the live stream into rows. It samples pose frames down to
-  ``pose_rate_hz`` and each person's trajectory down to ``track_rate_hz``, keeps every event, and writes
-  in batches (every ``flush_interval_s`` or ``batch_rows`` rows, whichever comes first) through
-  ``Database.run``, so the event loop never waits on the disk. When the disk is slower than the stream the
-  recorder stops pulling from its bounded hub queue and the hub drops the oldest items for it (counted in
-  ``stats().dropped``); the pipeline is never slowed.
+``HistoryStore`` is the repository: the schema, batched writes, the API's queries, keyset-paged streams
+for export, and retention. The sink that turns the live stream into its rows is
+``appliance.integrations.history.HistoryRecorder``.
 
 People: the tracker's ids restart at 1 whenever the service starts, so each visit (a person from first
 sighting until lost) is stored as a *track* with its own stable ``id``; ``live_id`` is the id the pipeline
@@ -34,8 +26,6 @@ freed pages to the file system with ``PRAGMA incremental_vacuum``.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import math
@@ -44,17 +34,9 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
-import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
-
-from appliance.coco import N_KEYPOINTS
-from appliance.events import Event, EventType
-from appliance.hub import Hub, Subscription
-from appliance.pose.frame import PersonPose, PoseFrame
-from appliance.pose.scene.estimate import body_centre
+from appliance.contracts import Event, EventType
 from appliance.store.database import Database, register_schema
 
 log = logging.getLogger(__name__)
@@ -73,8 +55,6 @@ RETENTION_MIN_SLICE_ROWS = 100
 # Size retention deletes until the pages in use are under this share of the limit, so it does not run
 # again on the very next check.
 RETENTION_TARGET_FRACTION = 0.9
-# Seconds between retention runs while recording (and one run at start).
-RETENTION_PERIOD_S = 3600.0
 # A person unseen longer than this between two frames or trajectory points was not present in between
 # (frames were dropped or the service was down): the gap counts for at most this.
 MAX_POINT_GAP_S = 5.0
@@ -83,7 +63,6 @@ MAX_POINT_GAP_S = 5.0
 # runs through ``executescript`` because ``execute`` steps it once, which frees a single page.
 _INCREMENTAL_VACUUM = "PRAGMA incremental_vacuum(100000)"
 _AUTO_VACUUM_INCREMENTAL = 2
-_COORDINATE_DECIMALS = 3
 
 SCHEMA = [
     """
@@ -147,57 +126,6 @@ _EVENT_TABLES = (("history_events", "time"),)
 
 Order = Literal["newest", "oldest"]
 Row = tuple[Any, ...]
-
-
-class HistorySettings(BaseModel):
-    """The ``history:`` section of the configuration: what is kept, how finely, and for how long."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    enabled: bool = Field(True, description="Record pose frames, events and person tracks in the database.")
-    pose_rate_hz: float = Field(
-        1.0,
-        gt=0,
-        le=50,
-        description="Pose frames kept per second (the pipeline publishes more). A frame whose presence or "
-        "person count changed is kept as well, so state changes are never lost to sampling.",
-    )
-    track_rate_hz: float = Field(
-        1.0,
-        gt=0,
-        le=50,
-        description="Trajectory points kept per person per second, for heatmaps, timelines and reports. "
-        "A change of zone or activity is kept as well.",
-    )
-    retention_days: float = Field(
-        30.0, gt=0, le=3650, description="Days of history kept; older rows are deleted every hour."
-    )
-    max_size_mb: float = Field(
-        512.0,
-        ge=1,
-        le=1_000_000,
-        description="Most MiB of the database that history may fill; beyond it the oldest pose frames and "
-        "trajectory points go first, then the oldest events. Checked hourly.",
-    )
-    flush_interval_s: float = Field(
-        1.0,
-        gt=0,
-        le=60,
-        description="Longest time a row waits in memory before it is written; what a power cut can lose.",
-    )
-    batch_rows: int = Field(
-        500,
-        ge=1,
-        le=100_000,
-        description="Rows written in one transaction at most; a full batch is "
-        "written at once without waiting for flush_interval_s.",
-    )
-    queue_items: int = Field(
-        1024,
-        ge=16,
-        le=1_000_000,
-        description="Frames and events held for a slow disk before the oldest are dropped.",
-    )
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -406,7 +334,7 @@ class HistoryStore:
         sql += f" ORDER BY time {_direction(order)}, rowid {_direction(order)} LIMIT ? OFFSET ?"
         rows = await self.database.fetchall(sql, [*params, limit + 1, skip])
         items = [
-            {"type": r["type"], "id": r["id"], "time": r["time"], "data": json.loads(r["data"])}
+            Event(EventType(r["type"]), json.loads(r["data"]), r["id"], r["time"]).to_dict()
             for r in rows[:limit]
         ]
         return Page(items, len(rows) > limit)
@@ -620,341 +548,3 @@ def _oldest_slice_end(
 def _give_back_free_pages(connection: sqlite3.Connection) -> None:
     if connection.execute("PRAGMA auto_vacuum").fetchone()[0] == _AUTO_VACUUM_INCREMENTAL:
         connection.executescript(_INCREMENTAL_VACUUM)
-
-
-# --------------------------------------------------------------------------------------------------------
-# Recorder
-
-
-@dataclass(frozen=True, slots=True)
-class RecorderStats:
-    """How the recorder is keeping up: ``dropped`` items the hub discarded because it fell behind,
-    ``lag_s`` the age of the oldest row not yet written, ``lost_rows`` rows of batches that failed and items
-    that could not be recorded at all."""
-
-    received: int
-    dropped: int
-    pending: int
-    buffered_rows: int
-    written_rows: int
-    flushes: int
-    failed_flushes: int
-    lost_rows: int
-    lag_s: float
-    last_flush_ms: float
-    last_retention: float | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "received": self.received,
-            "dropped": self.dropped,
-            "pending": self.pending,
-            "buffered_rows": self.buffered_rows,
-            "written_rows": self.written_rows,
-            "flushes": self.flushes,
-            "failed_flushes": self.failed_flushes,
-            "lost_rows": self.lost_rows,
-            "lag_s": round(self.lag_s, 3),
-            "last_flush_ms": round(self.last_flush_ms, 3),
-            "last_retention": self.last_retention,
-        }
-
-
-@dataclass(slots=True)
-class _Track:
-    """The recorder's running state of one visit."""
-
-    id: int
-    live_id: int
-    source: str
-    first_seen: float
-    last_seen: float
-    zones: list[str] = field(default_factory=list)
-    activity_seconds: dict[str, float] = field(default_factory=dict)
-    confidence_sum: float = 0.0
-    samples: int = 0
-    falls: int = 0
-    active: bool = True
-    last_point: tuple[float, str | None, str | None] | None = None  # ts, zone, activity
-
-    def row(self) -> Row:
-        return (
-            self.id,
-            self.live_id,
-            self.source,
-            self.first_seen,
-            self.last_seen,
-            int(self.active),
-            json.dumps(self.zones),
-            json.dumps(self.activity_seconds),
-            self.confidence_sum,
-            self.samples,
-            self.falls,
-        )
-
-
-def person_position(person: PersonPose) -> tuple[float, float, float] | None:
-    """The body centre in room metres: the pose's torso, weighted by joint confidence (as the tracker
-    places people); ``None`` for a person without keypoints or with a position that is not finite."""
-    keypoints = np.array([k.position_m for k in person.keypoints], dtype=np.float64).reshape(-1, 3)
-    if len(keypoints) == 0 or not np.isfinite(keypoints).all():
-        return None
-    if len(keypoints) == N_KEYPOINTS:
-        confidence = np.array([k.confidence for k in person.keypoints], dtype=np.float64)
-        centre = body_centre(keypoints, confidence)
-    else:
-        centre = keypoints.mean(axis=0)
-    x, y, z = (round(float(v), _COORDINATE_DECIMALS) for v in centre)
-    return (x, y, z)
-
-
-class HistoryRecorder:
-    """Hub sink that records history; ``async with HistoryRecorder(...)`` (or ``start``/``stop``) owns its
-    subscription and tasks, and leaving it writes everything still buffered.
-
-    ``start`` ends tracks a previous run left active, subscribes and starts recording (and retention, at
-    once and then hourly); ``stop`` unsubscribes, records what the queue still holds, ends the open tracks
-    and writes them.
-    """
-
-    def __init__(
-        self, store: HistoryStore, hub: Hub, settings: HistorySettings, name: str = "history"
-    ) -> None:
-        self.store = store
-        self.hub = hub
-        self.settings = settings
-        self.name = name
-        self._pose_interval = 1.0 / settings.pose_rate_hz
-        self._point_interval = 1.0 / settings.track_rate_hz
-        self._subscription: Subscription | None = None
-        self._consumer: asyncio.Task[None] | None = None
-        self._timers: list[asyncio.Task[None]] = []
-        self._batch = HistoryBatch()
-        self._dirty: dict[int, _Track] = {}
-        self._oldest_buffered: float | None = None
-        self._oldest_writing: float | None = None
-        self._flush_lock = asyncio.Lock()
-        self._tracks: dict[int, _Track] = {}
-        self._next_track_id = 1
-        self._last_pose: tuple[int, bool, int | None] | None = None  # sample slot, presence, count
-        self._received = 0
-        self._written_rows = 0
-        self._flushes = 0
-        self._failed_flushes = 0
-        self._lost_rows = 0
-        self._last_flush_ms = 0.0
-        self._last_retention: float | None = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
-
-    async def start(self) -> None:
-        await self.store.end_active_tracks()
-        self._next_track_id = await self.store.next_track_id()
-        self._subscription = self.hub.subscribe(self.name, maxsize=self.settings.queue_items)
-        self._consumer = asyncio.create_task(self._consume(self._subscription), name=f"{self.name}-consume")
-        self._timers = [
-            asyncio.create_task(self._flush_periodically(), name=f"{self.name}-flush"),
-            asyncio.create_task(self._retain_periodically(), name=f"{self.name}-retention"),
-        ]
-
-    async def stop(self) -> None:
-        for task in self._timers:
-            task.cancel()
-        for task in self._timers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._timers = []
-        if self._subscription is not None:
-            # Closing the subscription ends the consumer once it has recorded what the queue still holds.
-            self.hub.unsubscribe(self._subscription)
-        if self._consumer is not None:
-            await self._consumer
-            self._consumer = None
-        for track in list(self._tracks.values()):
-            self._end(track)
-        await self.flush()
-
-    def stats(self) -> RecorderStats:
-        sub = self._subscription
-        now = time.monotonic()
-        return RecorderStats(
-            received=self._received,
-            dropped=sub.dropped if sub else 0,
-            pending=sub.pending if sub else 0,
-            buffered_rows=len(self._batch) + len(self._dirty),
-            written_rows=self._written_rows,
-            flushes=self._flushes,
-            failed_flushes=self._failed_flushes,
-            lost_rows=self._lost_rows,
-            lag_s=max(
-                (now - t for t in (self._oldest_writing, self._oldest_buffered) if t is not None), default=0.0
-            ),
-            last_flush_ms=self._last_flush_ms,
-            last_retention=self._last_retention,
-        )
-
-    async def run_retention(self) -> RetentionResult:
-        result = await self.store.apply_retention(
-            self.settings.retention_days * SECONDS_PER_DAY, int(self.settings.max_size_mb * BYTES_PER_MB)
-        )
-        self._last_retention = time.time()
-        if any(result.deleted.values()):
-            log.info(
-                "history retention", extra={"fields": {**result.deleted, "bytes": result.used_bytes_after}}
-            )
-        return result
-
-    async def flush(self) -> None:
-        """Write what is buffered in one transaction. A failed write is logged and its rows are counted
-        in ``lost_rows``: history is best effort and must not stop the recorder."""
-        async with self._flush_lock:
-            self._batch.tracks = [t.row() for t in self._dirty.values()]
-            batch, self._batch, self._dirty = self._batch, HistoryBatch(), {}
-            self._oldest_writing, self._oldest_buffered = self._oldest_buffered, None
-            if not len(batch):
-                return
-            began = time.perf_counter()
-            try:
-                await self.store.write(batch)
-            except sqlite3.Error:
-                self._failed_flushes += 1
-                self._lost_rows += len(batch)
-                log.exception("history write failed", extra={"fields": {"rows": len(batch)}})
-                return
-            finally:
-                self._oldest_writing = None
-                self._last_flush_ms = (time.perf_counter() - began) * 1000.0
-            self._flushes += 1
-            self._written_rows += len(batch)
-
-    # -- turning items into rows -----------------------------------------------------------------------------
-
-    def record(self, item: PoseFrame | Event) -> None:
-        """Turn one hub item into buffered rows (no I/O)."""
-        self._received += 1
-        if isinstance(item, Event):
-            self._record_event(item)
-        else:
-            self._record_frame(item)
-        if self._oldest_buffered is None and (len(self._batch) or self._dirty):
-            self._oldest_buffered = time.monotonic()
-
-    def _buffered(self) -> int:
-        return len(self._batch) + len(self._dirty)
-
-    def _record_event(self, event: Event) -> None:
-        self._batch.events.append((event.id, event.type.value, event.time, json.dumps(event.data)))
-        live_id = event.data.get("person_id")
-        track = self._tracks.get(live_id) if isinstance(live_id, int) else None
-        if track is None:
-            return
-        if event.type is EventType.PERSON_FALL_DETECTED:
-            track.falls += 1
-            self._dirty[track.id] = track
-        elif event.type is EventType.PERSON_LOST:
-            self._end(track)
-
-    def _record_frame(self, frame: PoseFrame) -> None:
-        ts = frame.timestamp
-        slot = math.floor(ts / self._pose_interval)
-        state = (slot, frame.presence, frame.person_count)
-        last = self._last_pose
-        if last is None or slot != last[0] or state[1:] != last[1:]:
-            self._last_pose = state
-            self._batch.pose.append(
-                (
-                    ts,
-                    frame.source,
-                    frame.estimator,
-                    int(frame.presence),
-                    int(frame.motion),
-                    frame.person_count,
-                    json.dumps(frame.to_dict(), separators=(",", ":")),
-                )
-            )
-        for person in frame.persons:
-            self._record_person(frame, person)
-        if frame.person_count is not None:
-            # This estimator counts people, so anyone it no longer shows has gone, even if the
-            # ``person.lost`` event was dropped on the way here.
-            shown = {p.id for p in frame.persons}
-            for track in [t for t in self._tracks.values() if t.live_id not in shown]:
-                self._end(track)
-
-    def _record_person(self, frame: PoseFrame, person: PersonPose) -> None:
-        ts = frame.timestamp
-        track = self._tracks.get(person.id)
-        if track is None:
-            track = _Track(self._next_track_id, person.id, frame.source, ts, ts)
-            self._next_track_id += 1
-            self._tracks[person.id] = track
-        gap = min(max(ts - track.last_seen, 0.0), MAX_POINT_GAP_S)
-        if person.activity is not None and gap > 0:
-            track.activity_seconds[person.activity] = track.activity_seconds.get(person.activity, 0.0) + gap
-        track.last_seen = max(track.last_seen, ts)
-        track.confidence_sum += person.confidence
-        track.samples += 1
-        if person.zone is not None and person.zone not in track.zones:
-            track.zones.append(person.zone)
-        self._dirty[track.id] = track
-        last = track.last_point
-        if last is None:
-            dwell = self._point_interval
-        elif (
-            math.floor(ts / self._point_interval) != math.floor(last[0] / self._point_interval)
-            or (person.zone, person.activity) != last[1:]
-        ):
-            dwell = min(max(ts - last[0], 0.0), MAX_POINT_GAP_S)
-        else:
-            return
-        position = person_position(person)
-        if position is None:
-            return
-        track.last_point = (ts, person.zone, person.activity)
-        x, y, z = position
-        self._batch.points.append(
-            (track.id, ts, x, y, z, person.zone, person.activity, person.confidence, dwell)
-        )
-
-    def _end(self, track: _Track) -> None:
-        track.active = False
-        self._dirty[track.id] = track
-        self._tracks.pop(track.live_id, None)
-
-    # -- tasks -----------------------------------------------------------------------------------------------
-
-    async def _consume(self, subscription: Subscription) -> None:
-        async for item in subscription:
-            try:
-                self.record(item)
-            except (TypeError, ValueError):
-                # One item the store cannot represent (e.g. event data JSON cannot encode) is counted and
-                # logged; it must not end the recording of everything after it.
-                self._lost_rows += 1
-                log.exception("history: cannot record %s", type(item).__name__)
-            if self._buffered() >= self.settings.batch_rows:
-                # Waiting here (not buffering more) is what lets the hub drop for a slow disk while the
-                # recorder's memory stays bounded.
-                await self.flush()
-
-    async def _flush_periodically(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.flush_interval_s)
-            await self.flush()
-
-    async def _retain_periodically(self) -> None:
-        """Retention at start, then every ``RETENTION_PERIOD_S``; in the background, so a large first
-        clean-up never delays the service's start."""
-        while True:
-            try:
-                await self.run_retention()
-            except sqlite3.Error:
-                log.exception("history retention failed")
-            await asyncio.sleep(RETENTION_PERIOD_S)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.auth_support import ADMIN
-from tests.integration.test_service import Service, start_service
+from tests.service_support import Service, start_service
 
 
 @pytest.fixture

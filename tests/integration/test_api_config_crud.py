@@ -18,8 +18,8 @@ from appliance.pose.estimator import ModelEstimator
 from appliance.pose.features import ModelInputs, RoomGeometry
 from appliance.pose.scene import Scene
 from appliance.store import settings
+from tests.app_support import GENEROUS_LIMITS, Client, error_fields, scoped, start
 from tests.auth_support import ADMIN, bearer, config_in, onboard
-from tests.integration.test_api_resources import GENEROUS_LIMITS, Client, error_fields, scoped, start
 
 KITCHEN = {"id": "kitchen", "name": "Kitchen", "polygon": [[3.0, 0.5], [4.5, 0.5], [4.5, 2.0], [3.0, 2.0]]}
 ZONES = "/api/v1/config/zones"
@@ -43,6 +43,9 @@ class SceneOnlyEstimator:
 
     def window(self, samples: Mapping[str, Sequence[PreparedSample]]) -> ModelInputs | None:
         return None
+
+    def set_geometry(self, geometry: RoomGeometry) -> None:
+        self.geometry = geometry
 
 
 async def start_with_scene(

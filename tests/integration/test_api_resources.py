@@ -9,80 +9,16 @@ import csv
 import io
 import json
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from aiohttp.test_utils import TestClient
 
-from appliance.api.keys import HUB, PIPELINE
+from appliance.api.keys import HUB
 from appliance.api.pose import PersonModel, PoseFrameModel
-from appliance.api.resource_keys import RESOURCES
-from appliance.app import build_app
-from appliance.events import Event, EventType
-from appliance.pose.frame import PoseFrame
-from tests.auth_support import bearer, config_in, onboard
-from tests.conftest import pick_free_port
-from tests.unit.test_history import Person, frame_at
-
-Client = TestClient[Any, Any]
-GENEROUS_LIMITS: dict[str, Any] = {
-    "auth.rate_limits.anonymous": {"per_minute": 100_000, "burst": 10_000},
-    "auth.rate_limits.authenticated": {"per_minute": 100_000, "burst": 10_000},
-    "history.flush_interval_s": 0.05,
-}
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-async def scoped(client: Client, admin: dict[str, str], *scopes: str) -> dict[str, str]:
-    """The Authorization header of a new API token holding exactly ``scopes``."""
-    response = await client.post(
-        "/api/v1/auth/tokens", json={"name": "t", "scopes": list(scopes)}, headers=admin
-    )
-    assert response.status == 201, await response.text()
-    return bearer((await response.json())["token"])
-
-
-async def start(
-    aiohttp_client: Any, data_dir: Path, *, silent: bool = False, **overrides: Any
-) -> tuple[Client, dict[str, str]]:
-    """The application on ``data_dir``, and an admin's Authorization header. ``silent``: its only source is
-    a UDP port nobody sends to, so the pipeline never publishes and a test controls every frame."""
-    if silent:
-        overrides["sources"] = [{"type": "esp32_udp", "host": "127.0.0.1", "port": pick_free_port()}]
-    client: Client = await aiohttp_client(build_app(config_in(data_dir, **GENEROUS_LIMITS, **overrides)))
-    return client, await onboard(client)
-
-
-async def first_frame(client: Client, timeout_s: float = 10.0) -> PoseFrame:
-    pipeline = client.app[PIPELINE]
-    deadline = time.monotonic() + timeout_s
-    while True:
-        frame: PoseFrame | None = pipeline.last_published
-        if frame is not None:
-            return frame
-        assert time.monotonic() < deadline, "no PoseFrame published"
-        await asyncio.sleep(0.05)
-
-
-async def record_visit(client: Client, t0: float, people: Sequence[Person], seconds: int = 20) -> None:
-    """Publish a visit on the hub (as the model would) and wait until the history has written it."""
-    hub = client.app[HUB]
-    for i in range(seconds * 2):
-        hub.publish(frame_at(t0 + i * 0.5, list(people), frame_id=10_000 + i))
-        await asyncio.sleep(0)
-    hub.publish(frame_at(t0 + seconds, [], frame_id=20_000))
-    recorder = client.app[RESOURCES].recorder
-    assert recorder is not None
-    await asyncio.sleep(0.1)
-    await recorder.flush()
-
-
-def error_fields(body: dict[str, Any]) -> set[str]:
-    return {detail["field"] for detail in body["error"]["details"]}
-
+from tests.app_support import PNG_SIGNATURE, error_fields, first_frame, record_visit, scoped, start
+from tests.factories import Person, frame_at
 
 # --------------------------------------------------------------------------------------------------------
 # The PoseFrame shape
@@ -116,7 +52,7 @@ async def test_current_filters_and_validates(aiohttp_client: Any, tmp_path: Path
     client, admin = await start(aiohttp_client, tmp_path, silent=True)
     reader = await scoped(client, admin, "pose:read")
     people: list[Person] = [(1, 1.0, 3.0, "sofa", "sitting"), (2, 4.0, 1.0, None, "walking")]
-    client.app[PIPELINE].last_published = frame_at(time.time(), people)
+    client.app[HUB].publish(frame_at(time.time(), people))
     whole = await client.get("/api/v1/pose/current", headers=reader)
     assert whole.status == 200 and len((await whole.json())["persons"]) == 2
     sofa = await (await client.get("/api/v1/pose/current?zone_id=sofa", headers=reader)).json()
@@ -206,7 +142,7 @@ async def test_activity_heatmap_report_and_export(aiohttp_client: Any, tmp_path:
         assert png.content_type == "image/png" and (await png.read()).startswith(PNG_SIGNATURE)
     assert (await client.get("/api/v1/analytics/heatmaps?columns=0", headers=analyst)).status == 400
 
-    reports = client.app[HUB].subscribe("test-reports", frames=False)
+    reports = client.app[HUB].subscribe("test-reports", ("event/analytics.report_generated",))
     day = time.strftime("%Y-%m-%d", time.localtime(t0))
     report = await (await client.get(f"/api/v1/analytics/reports?date={day}", headers=analyst)).json()
     (sofa,) = [z for z in report["zones"] if z["zone_id"] == "sofa"]
@@ -215,11 +151,8 @@ async def test_activity_heatmap_report_and_export(aiohttp_client: Any, tmp_path:
         await client.get(f"/api/v1/analytics/reports?date={day}&period=week", headers=analyst)
     ).json()
     assert week["period"] == "week" and len(week["days"]) == 7
-    announced = [await reports.get() for _ in range(reports.pending)]
-    assert [(e.type, e.data["period"]) for e in announced if isinstance(e, Event)] == [
-        (EventType.ANALYTICS_REPORT_GENERATED, "day"),
-        (EventType.ANALYTICS_REPORT_GENERATED, "week"),
-    ]
+    # Reading a report announces nothing (a dashboard refresh must not turn into webhook deliveries).
+    assert reports.pending == 0
     assert (await client.get("/api/v1/analytics/reports?date=2024-02-30", headers=analyst)).status == 400
 
     export = await client.get(f"/api/v1/analytics/export?dataset=tracks&format=csv&{window}", headers=analyst)
@@ -254,7 +187,10 @@ async def test_performance_is_measured(aiohttp_client: Any, tmp_path: Path) -> N
     assert body["cpu_percent"] is not None and body["cpu_percent"] > 0
     assert len(body["links"]) == 6 and body["csi_packets_per_s"] > 300
     assert body["latency_ms"]["p50"] is not None and body["memory_rss_mb"] > 10
-    assert {"history", "metrics"} <= {s["name"] for s in body["sinks"]}
+    (history,) = body["sinks"]
+    assert (history["name"], history["state"], history["connected"]) == ("history", "running", True)
+    assert history["delivered"] > 0 and history["details"]["received"] == history["delivered"]
+    assert {"history", "metrics"} <= {s["name"] for s in body["subscriptions"]}
     wrong_scope = await scoped(client, admin, "pose:read")
     assert (await client.get("/api/v1/system/performance", headers=wrong_scope)).status == 403
 

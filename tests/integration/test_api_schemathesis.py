@@ -36,12 +36,12 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from appliance.api.keys import PIPELINE
+from appliance.api.keys import HUB
 from appliance.api.openapi import OPENAPI_PATH
 from appliance.app import build_app
+from tests.app_support import GENEROUS_LIMITS
 from tests.auth_support import ADMIN, config_in
 from tests.conftest import pick_free_port
-from tests.integration.test_api_resources import GENEROUS_LIMITS
 
 MAX_EXAMPLES = 25
 BUDGET_S = 60.0
@@ -68,8 +68,8 @@ async def _setup(runner: web.AppRunner, port: int) -> dict[str, str]:
     async with ClientSession() as session:
         response = await session.post(f"http://127.0.0.1:{port}/api/v1/auth/setup", json=ADMIN)
         token = (await response.json())["access_token"]
-    pipeline = runner.app[PIPELINE]
-    while pipeline.last_published is None:  # noqa: ASYNC110 - the pipeline offers no event to wait on
+    hub = runner.app[HUB]
+    while hub.latest("pose") is None:  # noqa: ASYNC110 - the hub offers no event to wait on
         await asyncio.sleep(0.05)
     return {"Authorization": f"Bearer {token}"}
 

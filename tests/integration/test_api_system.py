@@ -6,30 +6,16 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from aiohttp.test_utils import TestClient
-
 from appliance.app import build_app
+from tests.app_support import wait_for_health
 from tests.auth_support import config_in, onboard
-
-
-async def wait_for_health(client: TestClient[Any, Any], timeout_s: float = 10.0) -> dict[str, Any]:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        response = await client.get("/api/v1/system/health")
-        body: dict[str, Any] = await response.json()
-        if response.status == 200:
-            return body
-        assert response.status == 503
-        assert body["status"] in {"starting", "unhealthy"}
-        assert asyncio.get_running_loop().time() < deadline, body
-        await asyncio.sleep(0.1)
 
 
 async def test_health_turns_healthy_and_lists_components(aiohttp_client: Any, tmp_path: Path) -> None:
     client = await aiohttp_client(build_app(config_in(tmp_path)))
     body = await wait_for_health(client)
     assert body["status"] == "healthy"
-    assert set(body["components"]) == {"source:simulated-room", "pipeline"}
+    assert set(body["components"]) == {"source:simulated-room", "pipeline", "sink:history"}
 
 
 async def test_status_reports_links_latency_and_simulation(aiohttp_client: Any, tmp_path: Path) -> None:

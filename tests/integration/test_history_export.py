@@ -28,8 +28,8 @@ from aiohttp import ClientPayloadError
 from appliance.api.resource_keys import RESOURCES
 from appliance.store import history
 from appliance.store.history import STREAM_PAGE_ROWS, HistoryBatch
-from tests.integration.test_api_resources import Client, scoped, start
-from tests.unit.test_history import frame_at
+from tests.app_support import Client, scoped, start
+from tests.factories import frame_at
 
 ROWS = 100_000
 BATCH_ROWS = 10_000

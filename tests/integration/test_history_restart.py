@@ -6,11 +6,13 @@ import asyncio
 import time
 from pathlib import Path
 
-from appliance.events import Event, EventType
+from appliance.contracts.events import Event, EventType
 from appliance.hub import Hub
+from appliance.integrations.history import HistoryRecorder, HistorySettings
+from appliance.integrations.runner import SinkRunner
 from appliance.store.database import Database
-from appliance.store.history import HistoryRecorder, HistorySettings, HistoryStore
-from tests.unit.test_history import frame_at, frames
+from appliance.store.history import HistoryStore
+from tests.factories import frame_at, frames
 
 SETTINGS = HistorySettings(flush_interval_s=0.05)
 
@@ -22,13 +24,12 @@ async def test_history_round_trips_across_a_restart(tmp_path: Path) -> None:
     )  # whole seconds, and recent: the restarted recorder's retention keeps it
     db = await Database.open(path)
     hub = Hub()
-    recorder = HistoryRecorder(HistoryStore(db), hub, SETTINGS)
-    await recorder.start()
-    for frame in frames(t0, 10, 10, [(1, 2.0, 2.0, "kitchen", "standing")]):
-        hub.publish(frame)
-    hub.publish(Event(EventType.PERSON_FALL_DETECTED, {"person_id": 1}, time=t0 + 5))
-    await asyncio.sleep(0)
-    await recorder.stop()  # flushes what is still buffered: nothing waits for the timer
+    async with SinkRunner([HistoryRecorder(HistoryStore(db), hub, SETTINGS)], hub):
+        for frame in frames(t0, 10, 10, [(1, 2.0, 2.0, "kitchen", "standing")]):
+            hub.publish(frame)
+        hub.publish(Event(EventType.PERSON_FALL_DETECTED, {"person_id": 1}, time=t0 + 5))
+        await asyncio.sleep(0)
+    # Leaving the runner flushed what was still buffered: nothing waited for the timer.
     await db.close()
 
     db = await Database.open(path)
@@ -40,7 +41,7 @@ async def test_history_round_trips_across_a_restart(tmp_path: Path) -> None:
 
     # The new run's tracker starts its ids at 1 again: the same live id is a new, separate visit.
     hub = Hub()
-    async with HistoryRecorder(store, hub, SETTINGS):
+    async with SinkRunner([HistoryRecorder(store, hub, SETTINGS)], hub):
         hub.publish(frame_at(t0 + 100, [(1, 4.0, 1.0, "hall", "walking")]))
         await asyncio.sleep(0.2)
         now = await store.persons(active_only=True)

@@ -9,15 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from appliance.app import build_app
+from appliance.contracts import SourceKind
+from appliance.contracts.events import Event, EventType
 from appliance.csi.frame import CsiFrame
 from appliance.csi.simulator import Impairments, RoomSimulator, Scenario, default_room
-from appliance.csi.sources import SourceKind
-from appliance.events import Event, EventType
 from appliance.hub import Hub
 from appliance.pipeline import Pipeline, stop_task
 from appliance.pose.motion import MotionSettings, RoomMotion
+from tests.app_support import wait_for_health
 from tests.auth_support import config_in, onboard
-from tests.integration.test_api_system import wait_for_health
 
 
 class GoesSilentSource:
@@ -49,7 +49,7 @@ class GoesSilentSource:
 
 async def test_router_events_follow_link_state() -> None:
     hub = Hub()
-    events = hub.subscribe("test", frames=False, maxsize=1000)
+    events = hub.subscribe("test", ("event/#",), maxsize=1000)
     source = GoesSilentSource(send_s=1.0)
     pipeline = Pipeline([source], RoomMotion(MotionSettings()), hub, rate_hz=10, link_timeout_s=3.0)
     task = asyncio.create_task(pipeline.run())
@@ -57,7 +57,7 @@ async def test_router_events_follow_link_state() -> None:
     try:
         deadline = time.time() + 10
         while time.time() < deadline and len(seen) < 12:
-            item = await asyncio.wait_for(events.get(), timeout=deadline - time.time())
+            item = (await asyncio.wait_for(events.get(), timeout=deadline - time.time())).item
             assert isinstance(item, Event)
             if item.type in (EventType.ROUTER_CONNECTED, EventType.ROUTER_DISCONNECTED):
                 key = (item.type, item.data["link"])

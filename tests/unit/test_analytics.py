@@ -17,11 +17,12 @@ import cv2
 import numpy as np
 import pytest
 
-from appliance.events import Event, EventType
+from appliance.contracts.events import Event, EventType
 from appliance.store import analytics
 from appliance.store.database import Database
 from appliance.store.history import HistoryBatch, HistoryStore, Row
-from tests.unit.test_history import T0, frames, record_all
+from tests.factories import T0, frames
+from tests.history_support import record_all
 
 DAY = date(2024, 3, 5)  # a Tuesday
 MIDNIGHT = datetime(2024, 3, 5, tzinfo=UTC).timestamp()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.__main__ import main
+from appliance.cli import main
 from appliance.config import AtherosTcpSourceConfig, ConfigError, load_config
 from appliance.csi.sources.tcp import AtherosTcpSource
 from tests.conftest import DEFAULT_CONFIG

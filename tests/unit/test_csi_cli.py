@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from appliance.csi import cli
+from appliance.cli import csi as cli
 from tests.captures import capture
 from tests.encoders import atheros_record
 
@@ -76,7 +76,7 @@ def test_usage_error_exits_2() -> None:
 
 def test_stats_counts_each_link_on_its_own_clock() -> None:
     """Six simulated nodes boot at different times: their clocks share no origin, so each is timed alone."""
-    from appliance.csi.cli import frame_stats
+    from appliance.cli.csi import frame_stats
     from appliance.csi.simulator import RoomSimulator, Scenario, default_room
 
     room = default_room()

@@ -13,49 +13,16 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from appliance.coco import KEYPOINT_NAMES
-from appliance.events import Event, EventType
+from appliance.contracts.events import Event, EventType
+from appliance.contracts.pose import PoseFrame
 from appliance.hub import Hub
-from appliance.pose.frame import Keypoint, PersonPose, PoseFrame
+from appliance.integrations.history import HistoryRecorder, HistorySettings
+from appliance.integrations.runner import SinkRunner
 from appliance.store import history
 from appliance.store.database import Database
-from appliance.store.history import HistoryBatch, HistoryRecorder, HistorySettings, HistoryStore
-
-T0 = 1_700_000_000.0
-FAST = HistorySettings(flush_interval_s=0.05)
-
-# (live id, x, y, zone, activity)
-Person = tuple[int, float, float, str | None, str | None]
-
-
-def person_pose(live_id: int, x: float, y: float, zone: str | None, activity: str | None) -> PersonPose:
-    keypoints = tuple(Keypoint(name, 0.5, 0.5, (x, y, 1.0), 0.9) for name in KEYPOINT_NAMES)
-    return PersonPose(live_id, keypoints, (0.4, 0.2, 0.2, 0.6), zone, activity, 0.8)
-
-
-def frame_at(ts: float, people: list[Person] | None = None, frame_id: int = 0) -> PoseFrame:
-    """A model frame at ``ts``; ``people`` None makes a motion-detector frame (no count, nobody)."""
-    persons = tuple(person_pose(*p) for p in people or [])
-    return PoseFrame(
-        timestamp=ts,
-        frame_id=frame_id,
-        source="simulated",
-        estimator="motion" if people is None else "model",
-        model_version=None if people is None else "test",
-        presence=bool(persons),
-        motion=False,
-        motion_score=0.0,
-        person_count=None if people is None else len(persons),
-        persons=persons,
-        confidence=0.9,
-        processing_ms=1.0,
-        links=(),
-    )
-
-
-def frames(start: float, seconds: float, rate_hz: float, people: list[Person]) -> list[PoseFrame]:
-    count = round(seconds * rate_hz)
-    return [frame_at(start + i / rate_hz, people, i) for i in range(count)]
+from appliance.store.history import HistoryBatch, HistoryStore
+from tests.factories import T0, frame_at, frames
+from tests.history_support import FAST, record_all
 
 
 @pytest.fixture
@@ -83,16 +50,6 @@ def count_runs(monkeypatch: pytest.MonkeyPatch, db: Database) -> list[float]:
     return calls
 
 
-async def record_all(
-    store: HistoryStore, items: list[PoseFrame | Event], settings: HistorySettings = FAST
-) -> None:
-    hub = Hub()
-    async with HistoryRecorder(store, hub, settings):
-        for item in items:
-            hub.publish(item)
-            await asyncio.sleep(0)
-
-
 def test_settings_are_validated_and_described() -> None:
     settings = HistorySettings()
     assert (settings.pose_rate_hz, settings.retention_days, settings.max_size_mb) == (1.0, 30.0, 512.0)
@@ -106,7 +63,7 @@ def test_settings_are_validated_and_described() -> None:
 async def test_frames_are_sampled_down_and_written_in_few_transactions(
     store: HistoryStore, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = HistorySettings(flush_interval_s=30, batch_rows=500)
+    settings = HistorySettings(flush_interval_s=30, batch_rows=500, retention_days=3650)
     await store.next_track_id()
     calls = count_runs(monkeypatch, db)
     items: list[PoseFrame | Event] = list(frames(T0, 120, 10, [(1, 1.0, 1.0, "kitchen", "standing")]))
@@ -182,7 +139,8 @@ async def test_queries_page_filter_and_order(store: HistoryStore) -> None:
 
 async def test_a_person_who_is_no_longer_shown_ends_even_without_the_lost_event(store: HistoryStore) -> None:
     hub = Hub()
-    async with HistoryRecorder(store, hub, FAST) as recorder:
+    recorder = HistoryRecorder(store, hub, FAST)
+    async with SinkRunner([recorder], hub):
         hub.publish(frame_at(T0, [(4, 1.0, 1.0, None, None)]))
         hub.publish(frame_at(T0 + 0.1, None))  # the motion detector cannot tell: the track stays open
         await asyncio.sleep(0.2)
@@ -190,7 +148,7 @@ async def test_a_person_who_is_no_longer_shown_ends_even_without_the_lost_event(
         hub.publish(frame_at(T0 + 0.2, []))
         await asyncio.sleep(0.2)
         assert await store.persons(active_only=True) == []
-        assert recorder.stats().written_rows > 0
+        assert recorder.recorder_stats().written_rows > 0
 
 
 async def test_retention_by_age_removes_the_oldest_only(store: HistoryStore, db: Database) -> None:
@@ -271,21 +229,22 @@ async def test_a_slow_disk_drops_for_the_recorder_and_never_blocks_publish(
 
     monkeypatch.setattr(history, "_write_batch", slow_write)
     hub = Hub()
-    settings = HistorySettings(flush_interval_s=0.05, batch_rows=50, queue_items=64)
+    settings = HistorySettings(flush_interval_s=0.05, batch_rows=50, queue_items=64, retention_days=3650)
     slowest = 0.0
-    async with HistoryRecorder(store, hub, settings) as recorder:
+    recorder = HistoryRecorder(store, hub, settings)
+    async with SinkRunner([recorder], hub):
         for i, frame in enumerate(frames(T0, 200, 10, [(1, 1.0, 1.0, None, "walking")])):
             began = time.perf_counter()
             hub.publish(frame)
             slowest = max(slowest, time.perf_counter() - began)
             if i % 20 == 0:
                 await asyncio.sleep(0.001)
-        stats = recorder.stats()
+        stats = recorder.recorder_stats()
         assert stats.dropped > 0
         assert stats.pending <= settings.queue_items
         assert stats.buffered_rows <= 2 * settings.batch_rows
     assert slowest < 0.01
-    assert recorder.stats().written_rows > 0
+    assert recorder.recorder_stats().written_rows > 0
 
 
 async def test_a_failed_write_is_counted_and_recording_goes_on(
@@ -301,12 +260,13 @@ async def test_a_failed_write_is_counted_and_recording_goes_on(
 
     monkeypatch.setattr(history, "_write_batch", flaky_write)
     hub = Hub()
-    async with HistoryRecorder(store, hub, FAST) as recorder:
+    recorder = HistoryRecorder(store, hub, FAST)
+    async with SinkRunner([recorder], hub):
         hub.publish(frame_at(T0, []))
         await asyncio.sleep(0.2)
         hub.publish(frame_at(T0 + 5, []))
         await asyncio.sleep(0.2)
-    stats = recorder.stats()
+    stats = recorder.recorder_stats()
     assert stats.failed_flushes == 1 and stats.lost_rows == 1
     assert len((await store.pose_history()).items) == 1
 
@@ -320,12 +280,13 @@ async def test_pages_stream_oldest_first_without_repeats(store: HistoryStore) ->
     assert [row[-1] for page in [p async for p in store.pose_pages(T0 + 0.5)] for row in page] == ["7"]
 
 
-async def test_an_unrecordable_event_is_counted_and_recording_goes_on(store: HistoryStore) -> None:
+async def test_an_unencodable_event_is_refused_by_the_hub_and_recording_goes_on(store: HistoryStore) -> None:
     hub = Hub()
-    async with HistoryRecorder(store, hub, FAST) as recorder:
-        hub.publish(Event(EventType.SYSTEM_STARTED, {"not json": object()}))
+    recorder = HistoryRecorder(store, hub, FAST)
+    async with SinkRunner([recorder], hub):
+        assert hub.publish(Event(EventType.SYSTEM_STARTED, {"not json": object()})) is None
         hub.publish(Event(EventType.SYSTEM_STOPPED, {"uptime_s": 1.0}))
         await asyncio.sleep(0.2)
-        assert recorder.stats().lost_rows == 1
+    assert hub.unencodable == 1
     page = await store.events(None, None, None, 10, 0)
     assert [e["type"] for e in page.items] == ["system.stopped"]

@@ -1,59 +1,134 @@
-"""The hub: fan-out to every subscriber, bounded queues that drop the oldest, and no backpressure."""
+"""The hub: topic-named messages encoded once, MQTT-style filters, retained topics, bounded queues that drop
+the oldest, lossless queues that never do, and no backpressure."""
 
 from __future__ import annotations
 
 import asyncio
-import time
+import json
 
 import pytest
 
-from appliance.events import Event, EventType
-from appliance.hub import Hub
-from appliance.pose.frame import PoseFrame
+from appliance.contracts import Event, EventType, PersonUpdate, PoseFrame, SystemStatus, ZoneOccupancy
+from appliance.hub import Hub, topic_matches, valid_filter
+from tests.factories import T0, event, frame_at, person_pose
 
 
-def pose_frame(frame_id: int) -> PoseFrame:
-    return PoseFrame(
-        timestamp=time.time(),
-        frame_id=frame_id,
-        source="simulated",
-        estimator="motion",
-        model_version=None,
-        presence=False,
-        motion=False,
-        motion_score=0.0,
-        person_count=None,
-        persons=(),
-        confidence=1.0,
-        processing_ms=0.1,
-        links=(),
-    )
+def frame_ids(messages: list[object]) -> list[int]:
+    return [m.item.frame_id for m in messages if isinstance(m.item, PoseFrame)]  # type: ignore[attr-defined]
 
 
-async def test_every_subscriber_gets_every_item_in_order() -> None:
+async def test_every_subscriber_gets_every_message_in_order() -> None:
     hub = Hub()
     a, b = hub.subscribe("a"), hub.subscribe("b")
     for i in range(5):
-        hub.publish(pose_frame(i))
+        hub.publish(frame_at(T0, frame_id=i))
     for sub in (a, b):
         got = [await sub.get() for _ in range(5)]
-        assert [f.frame_id for f in got if isinstance(f, PoseFrame)] == [0, 1, 2, 3, 4]
+        assert frame_ids(got) == [0, 1, 2, 3, 4]
         assert sub.dropped == 0
+
+
+def test_each_message_is_encoded_once_as_its_serializer_says() -> None:
+    hub = Hub()
+    frame = frame_at(T0, [(3, 1.0, 2.0, "sofa", "sitting")], frame_id=7)
+    message = hub.publish(frame)
+    assert message is not None and message.topic == "pose"
+    # The exact text REST's "current" has always answered: json.dumps of the serializer's dict.
+    assert message.text == json.dumps(frame.to_dict())
+    assert hub.latest("pose") is message
+
+
+@pytest.mark.parametrize(
+    ("item", "topic"),
+    [
+        (frame_at(T0), "pose"),
+        (PersonUpdate(frame_at(T0), person_pose(4, 1.0, 1.0)), "person/4"),
+        (ZoneOccupancy(T0, "kitchen", "Kitchen", 1, (4,), "esp32", "model"), "zone/kitchen"),
+        (Event(EventType.PERSON_ENTERED_ZONE), "event/person.entered_zone"),
+        (Event(EventType.ALERT_HIGH_OCCUPANCY), "alert/high_occupancy"),
+        (SystemStatus(T0, "1", 1.0, "simulated", None, 0, (), ()), "status"),
+    ],
+    ids=["pose", "person", "zone", "event", "alert", "status"],
+)
+def test_topics_follow_the_contract(item: object, topic: str) -> None:
+    assert item.topic == topic  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "topic", "matches"),
+    [
+        ("#", "pose", True),
+        ("#", "event/person.detected", True),
+        ("event/#", "event/person.detected", True),
+        ("event/#", "event", True),  # MQTT: "a/#" matches "a" as well
+        ("event/#", "alert/high_occupancy", False),
+        ("zone/+", "zone/kitchen", True),
+        ("zone/+", "zone", False),
+        ("zone/+", "zone/kitchen/extra", False),
+        ("pose", "pose", True),
+        ("pose", "person/1", False),
+        ("person/+", "person/12", True),
+        ("+/+", "zone/kitchen", True),
+    ],
+)
+def test_topic_filters_have_mqtt_semantics(pattern: str, topic: str, matches: bool) -> None:
+    assert topic_matches(pattern, topic) is matches
+
+
+@pytest.mark.parametrize(
+    ("pattern", "valid"),
+    [("pose", True), ("zone/+", True), ("#", True), ("event/#", True), ("#/x", False), ("zo+ne", False),
+     ("", False), ("zone//x", False), ("a/b#", False)],
+)  # fmt: skip
+def test_filters_from_clients_are_checked(pattern: str, valid: bool) -> None:
+    assert valid_filter(pattern) is valid
+
+
+async def test_subscribers_choose_topics() -> None:
+    hub = Hub()
+    events_only = hub.subscribe("webhooks", ("event/#", "alert/#"))
+    frames_only = hub.subscribe("video", ("pose",))
+    hub.publish(frame_at(T0, frame_id=1))
+    hub.publish(Event(EventType.SYSTEM_STARTED))
+    hub.publish(Event(EventType.ALERT_SYSTEM_ERROR))
+    assert events_only.pending == 2
+    assert [m.topic for m in events_only.drain()] == ["event/system.started", "alert/system_error"]
+    assert frames_only.pending == 1 and isinstance((await frames_only.get()).item, PoseFrame)
+
+
+def test_only_retained_topics_are_kept_and_a_forgotten_one_is_gone() -> None:
+    hub = Hub()
+    hub.publish(frame_at(T0, frame_id=1))
+    hub.publish(ZoneOccupancy(T0, "kitchen", "Kitchen", None, (), "esp32", "motion"))
+    hub.publish(PersonUpdate(frame_at(T0), person_pose(4, 1.0, 1.0)))
+    hub.publish(event())
+    assert sorted(m.topic for m in hub.retained()) == ["pose", "zone/kitchen"]
+    assert [m.topic for m in hub.retained("zone/+")] == ["zone/kitchen"]
+    assert hub.latest("person/4") is None
+    hub.forget("zone/kitchen")
+    assert hub.latest("zone/kitchen") is None
 
 
 async def test_full_queue_drops_oldest_and_counts_it() -> None:
     hub = Hub()
     sub = hub.subscribe("slow", maxsize=3)
     for i in range(10):
-        hub.publish(pose_frame(i))
+        hub.publish(frame_at(T0, frame_id=i))
     assert sub.dropped == 7
     assert sub.pending == 3
-    got = [await sub.get() for _ in range(3)]
-    assert [f.frame_id for f in got if isinstance(f, PoseFrame)] == [7, 8, 9]
+    assert frame_ids([await sub.get() for _ in range(3)]) == [7, 8, 9]
+
+
+def test_a_lossless_queue_never_drops() -> None:
+    hub = Hub()
+    outbox = hub.subscribe("webhooks", ("event/#",), maxsize=None)
+    for _ in range(10_000):
+        hub.publish(event())
+    assert outbox.pending == 10_000 and outbox.dropped == 0
 
 
 async def test_stalled_subscriber_does_not_slow_another() -> None:
-    """One subscriber never reads; the other still gets all 5000 items, in order, and loses none.
+    """One subscriber never reads; the other still gets all 5000 messages, in order, and loses none.
 
     ``publish`` is synchronous, so it cannot wait for a subscriber by construction; what can go wrong is
     one queue's state leaking into another's, which the counts below would show."""
@@ -63,15 +138,15 @@ async def test_stalled_subscriber_does_not_slow_another() -> None:
     received: list[int] = []
 
     async def consume() -> None:
-        async for item in live:
-            assert isinstance(item, PoseFrame)
-            received.append(item.frame_id)
+        async for message in live:
+            assert isinstance(message.item, PoseFrame)
+            received.append(message.item.frame_id)
             if len(received) == 5000:
                 return
 
     consumer = asyncio.create_task(consume())
     for i in range(5000):
-        hub.publish(pose_frame(i))
+        hub.publish(frame_at(T0, frame_id=i))
         if i % 100 == 0:
             await asyncio.sleep(0)
     await asyncio.wait_for(consumer, timeout=5)
@@ -80,23 +155,13 @@ async def test_stalled_subscriber_does_not_slow_another() -> None:
     assert live.dropped == 0
 
 
-async def test_subscribers_choose_frames_or_events() -> None:
-    hub = Hub()
-    events_only = hub.subscribe("webhooks", frames=False)
-    frames_only = hub.subscribe("video", events=False)
-    hub.publish(pose_frame(1))
-    hub.publish(Event(EventType.SYSTEM_STARTED))
-    assert events_only.pending == 1 and isinstance(await events_only.get(), Event)
-    assert frames_only.pending == 1 and isinstance(await frames_only.get(), PoseFrame)
-
-
 async def test_close_ends_iteration_and_unsubscribe_stops_delivery() -> None:
     hub = Hub()
     sub = hub.subscribe("a")
     other = hub.subscribe("b")
-    hub.publish(pose_frame(1))
+    hub.publish(frame_at(T0, frame_id=1))
     hub.unsubscribe(other)
-    hub.publish(pose_frame(2))
+    hub.publish(frame_at(T0, frame_id=2))
     assert other.pending == 1
     hub.close()
     items = [item async for item in sub]
@@ -105,6 +170,6 @@ async def test_close_ends_iteration_and_unsubscribe_stops_delivery() -> None:
         await sub.get()
 
 
-def test_a_queue_needs_room() -> None:
+def test_a_bounded_queue_needs_room() -> None:
     with pytest.raises(ValueError, match="at least one"):
         Hub().subscribe("x", maxsize=0)

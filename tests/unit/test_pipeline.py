@@ -6,13 +6,13 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
+from appliance.contracts import SourceKind
+from appliance.contracts.events import Event, EventType
+from appliance.contracts.pose import PoseFrame
 from appliance.csi.frame import CsiFrame
 from appliance.csi.simulator import Impairments, RoomSimulator, Scenario, default_room
-from appliance.csi.sources import SourceKind
-from appliance.events import Event, EventType
 from appliance.hub import Hub
 from appliance.pipeline import Pipeline, stop_task
-from appliance.pose.frame import PoseFrame
 from appliance.pose.motion import MotionSettings, RoomMotion, RoomReading
 
 
@@ -63,10 +63,10 @@ async def test_an_error_in_one_window_does_not_stop_the_pipeline() -> None:
     try:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and len(frames) < 3:
-            item = await asyncio.wait_for(items.get(), timeout=deadline - time.monotonic())
+            item = (await asyncio.wait_for(items.get(), timeout=deadline - time.monotonic())).item
             if isinstance(item, PoseFrame):
                 frames.append(item)
-            elif item.type is EventType.ALERT_SYSTEM_ERROR:
+            elif isinstance(item, Event) and item.type is EventType.ALERT_SYSTEM_ERROR:
                 alerts.append(item)
         assert not task.done(), "the pipeline task ended"
     finally:

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from appliance.pose import cli
+from appliance.cli import pose as cli
 from tests.captures import capture
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from appliance.coco import ACTIVITIES, N_KEYPOINTS
+from appliance.contracts.coco import ACTIVITIES, N_KEYPOINTS
 from appliance.pose.runtime import (
     DEFAULT_MODEL,
     INPUT_SHAPES,

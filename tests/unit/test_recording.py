@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from appliance.cli import recording as sources_cli
 from appliance.csi.formats.errors import CsiFormatError
 from appliance.csi.formats.registry import detect_format, iter_file
 from appliance.csi.frame import CsiFrame
@@ -32,7 +33,6 @@ from appliance.csi.recording import (
     write_recording,
 )
 from appliance.csi.simulator import PersonTruth, SceneTruth
-from appliance.csi.sources import cli as sources_cli
 from appliance.csi.sources import factory
 from appliance.csi.sources.replay import ReplaySource
 from appliance.csi.sources.tcp import AtherosTcpSource

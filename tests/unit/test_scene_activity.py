@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 
-from appliance.events import EventType
+from appliance.contracts.events import EventType
 from appliance.pose.scene import Scene, SceneSettings
 from appliance.pose.scene.activity import ActivitySmoother
 from tests.unit.test_scene_support import T0_S, activity_probs, estimate, events, run, skeleton, window

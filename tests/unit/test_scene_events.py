@@ -7,8 +7,8 @@ import pydantic
 import pytest
 from pydantic_core import PydanticUndefined
 
+from appliance.contracts.events import EventType
 from appliance.csi.simulator import Scenario, default_room
-from appliance.events import EventType
 from appliance.pose.scene import Scene, SceneSettings, WindowEstimate, Zone
 from tests.unit.test_scene_support import (
     DT_S,

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from appliance.contracts.events import EventType
 from appliance.csi.simulator import Scenario, default_room
 from appliance.csi.simulator.body import lying, pose, standing
-from appliance.events import EventType
 from appliance.pose.scene import Scene, SceneSettings, WindowEstimate
 from appliance.pose.scene.falls import FallThresholds
 from tests.unit.test_scene_support import BODY, DT_S, T0_S, estimate, events, run, simulated_windows, window

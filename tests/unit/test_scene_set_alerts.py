@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from appliance.events import EventType
+from appliance.contracts.events import EventType
 from appliance.pose.scene import Scene, SceneSettings, Zone
 from tests.unit.test_scene_events import _crowd
 from tests.unit.test_scene_support import events, run

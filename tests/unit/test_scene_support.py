@@ -11,10 +11,10 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from appliance.coco import ACTIVITIES, N_KEYPOINTS
+from appliance.contracts.coco import ACTIVITIES, N_KEYPOINTS
+from appliance.contracts.events import Event, EventType
 from appliance.csi.simulator import Body, RoomSimulator, Scenario
 from appliance.csi.simulator.body import lying, pose, sitting, standing
-from appliance.events import Event, EventType
 from appliance.pose.scene import PersonEstimate, Scene, SceneUpdate, WindowEstimate
 
 F64 = npt.NDArray[np.float64]

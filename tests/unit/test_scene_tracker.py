@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from appliance.events import EventType
+from appliance.contracts.events import EventType
 from appliance.pose.scene import PersonEstimate, Scene, SceneSettings, WindowEstimate
 from tests.unit.test_scene_support import DT_S, T0_S, estimate, events, run, skeleton, window
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from appliance.events import EventType
+from appliance.contracts.coco import body_centre
+from appliance.contracts.events import EventType
 from appliance.pose.scene import Scene, SceneSettings, Zone
-from appliance.pose.scene.estimate import body_centre
 from tests.unit.test_scene_support import estimate, events, run, skeleton, window
 
 SOFA = Zone("sofa", "Sofa", ((2.0, 1.0), (4.0, 1.0), (4.0, 3.0), (2.0, 3.0)))

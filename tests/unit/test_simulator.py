@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from appliance.coco import ACTIVITIES, KEYPOINT_INDEX
+from appliance.contracts.coco import ACTIVITIES, KEYPOINT_INDEX
 from appliance.csi.frame import CsiFrame
 from appliance.csi.simulator import (
     Body,

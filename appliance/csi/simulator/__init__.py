@@ -3,7 +3,7 @@
 ``room`` (geometry, nodes, links), ``body`` (3D COCO-17 skeletons and their limbs as radar targets),
 ``scenario`` (motion scripts), ``channel`` (multipath synthesis), ``impairments`` (what radios add) and
 ``simulator`` (``RoomSimulator``, which ties them together and yields ground truth beside the frames).
-Imports only numpy, scipy, ``appliance.csi.frame`` and ``appliance.coco``.
+Imports only numpy, scipy, ``appliance.csi.frame`` and ``appliance.contracts.coco``.
 """
 
 from appliance.csi.simulator.body import Body

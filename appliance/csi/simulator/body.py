@@ -15,7 +15,7 @@ from enum import IntEnum
 import numpy as np
 import numpy.typing as npt
 
-from appliance.coco import KEYPOINT_INDEX, N_KEYPOINTS
+from appliance.contracts.coco import KEYPOINT_INDEX, N_KEYPOINTS
 
 F64 = npt.NDArray[np.float64]
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from appliance.contracts import SourceKind
 from appliance.csi.formats.errors import CsiFormatError
 from appliance.csi.formats.registry import AUTO, iter_file
 from appliance.csi.frame import CsiFrame
@@ -39,7 +40,6 @@ from appliance.csi.recording import (
     read_recording,
 )
 from appliance.csi.simulator import SceneTruth
-from appliance.csi.sources import SourceKind
 
 log = logging.getLogger(__name__)
 

@@ -30,10 +30,10 @@ from typing import Any, Final
 
 import serial
 
+from appliance.contracts import SourceKind
 from appliance.csi.formats.errors import CsiFormatError
 from appliance.csi.formats.esp_csv import LINE_TAG, parse_csi_line
 from appliance.csi.frame import CsiFrame
-from appliance.csi.sources import SourceKind
 from appliance.csi.sources.queue import BoundedFrameQueue
 
 log = logging.getLogger(__name__)

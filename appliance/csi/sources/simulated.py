@@ -7,9 +7,9 @@ import dataclasses
 import time
 from collections.abc import AsyncIterator
 
+from appliance.contracts import SourceKind
 from appliance.csi.frame import CsiFrame
 from appliance.csi.simulator import RoomSimulator, SceneTruth
-from appliance.csi.sources import SourceKind
 
 # Simulated time generated per worker-thread call: short enough for a fresh ground truth and a quick
 # cancellation, long enough that the per-call overhead stays small.

@@ -38,10 +38,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from appliance.contracts import SourceKind
 from appliance.csi.formats.atheros import AtherosStreamParser
 from appliance.csi.formats.errors import CsiFormatError
 from appliance.csi.frame import CsiFrame
-from appliance.csi.sources import SourceKind
 from appliance.csi.sources.queue import BoundedFrameQueue
 
 log = logging.getLogger(__name__)

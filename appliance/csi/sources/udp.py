@@ -29,11 +29,11 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from appliance.contracts import SourceKind
 from appliance.csi.formats.errors import CsiFormatError
 from appliance.csi.formats.esp_csv import LINE_TAG
 from appliance.csi.formats.esp_udp import ADR018_MAGIC, ESPECTRE_MAGIC, parse_datagram
 from appliance.csi.frame import CsiFrame
-from appliance.csi.sources import SourceKind
 from appliance.csi.sources.queue import BoundedFrameQueue
 
 log = logging.getLogger(__name__)

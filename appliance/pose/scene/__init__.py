@@ -3,7 +3,7 @@
 ``estimate`` (the pose model's output for one window), ``tracker`` (stable ids, prediction, smoothing),
 ``zones`` (floor polygons with hysteresis), ``activity`` (smoothed activity), ``falls`` (fall detection per
 person) and ``scene`` (``Scene``, which ties them together and emits ``Event``s once per change).
-Imports only numpy, scipy, pydantic, ``appliance.coco`` and ``appliance.events``.
+Imports only numpy, scipy, pydantic, ``appliance.contracts.coco`` and ``appliance.contracts.events``.
 """
 
 from appliance.pose.scene.estimate import PersonEstimate, WindowEstimate

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from appliance.coco import ACTIVITIES
+from appliance.contracts.coco import ACTIVITIES
 from appliance.pose.scene.tracker import ema_weight
 
 F64 = npt.NDArray[np.float64]

@@ -13,37 +13,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from appliance.coco import ACTIVITIES, KEYPOINT_INDEX, N_KEYPOINTS
+from appliance.contracts.coco import ACTIVITIES, N_KEYPOINTS, body_centre
 
 F64 = npt.NDArray[np.float64]
-
-# The body centre is the confidence-weighted mean of the torso joints: they move least with the limbs,
-# so the centre does not wobble with a swinging arm or a step.
-TORSO_JOINTS: tuple[int, ...] = tuple(
-    KEYPOINT_INDEX[name] for name in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
-)
-# Below this summed confidence the torso is not trusted and every joint counts instead.
-_MIN_TORSO_WEIGHT = 1e-3
-
-
-def body_centre(keypoints: F64, joint_confidence: F64) -> F64:
-    """(3,) centre of the body: the torso joints weighted by confidence, else all joints, else their mean."""
-    torso = np.asarray(TORSO_JOINTS)
-    weights = joint_confidence[torso]
-    if float(weights.sum()) > _MIN_TORSO_WEIGHT:
-        centre: F64 = weights @ keypoints[torso] / weights.sum()
-        return centre
-    if float(joint_confidence.sum()) > _MIN_TORSO_WEIGHT:
-        centre = joint_confidence @ keypoints / joint_confidence.sum()
-        return centre
-    mean: F64 = keypoints.mean(axis=0)
-    return mean
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class PersonEstimate:
     """One person slot: presence probability, 17 COCO keypoints in room metres (x width, y depth, z up),
-    each joint's confidence in 0..1, and probabilities over ``appliance.coco.ACTIVITIES``."""
+    each joint's confidence in 0..1, and probabilities over ``appliance.contracts.coco.ACTIVITIES``."""
 
     presence: float
     keypoints: F64  # (17, 3)

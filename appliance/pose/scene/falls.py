@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from appliance.coco import KEYPOINT_INDEX
+from appliance.contracts.coco import KEYPOINT_INDEX
 
 F64 = npt.NDArray[np.float64]
 

@@ -35,8 +35,8 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from appliance.coco import ACTIVITIES
-from appliance.events import Event, EventType
+from appliance.contracts.coco import ACTIVITIES
+from appliance.contracts.events import Event, EventType
 from appliance.pose.scene.activity import ActivitySmoother
 from appliance.pose.scene.estimate import WindowEstimate
 from appliance.pose.scene.falls import Fall, FallDetector

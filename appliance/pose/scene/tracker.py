@@ -26,7 +26,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 
-from appliance.pose.scene.estimate import PersonEstimate, body_centre
+from appliance.contracts.coco import body_centre
+from appliance.pose.scene.estimate import PersonEstimate
 
 F64 = npt.NDArray[np.float64]
 

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
-from appliance.coco import N_KEYPOINTS
+from appliance.contracts.coco import N_KEYPOINTS
 from appliance.pose.evaluation import EMPTY, EPISODES_VERSION, MAX_PERSONS, Split, episode, simulated_windows
 from appliance.pose.features import FEATURES_VERSION
 

@@ -18,7 +18,7 @@ size, and emits, per slot (``MAX_PERSONS``):
 - ``offsets`` [3, 17, 3] metres: keypoints relative to that centre (room axes);
 - ``confidence`` [3, 17] sigmoid: the expected closeness of each joint (trained towards
   exp(-(error / 0.1 m)^2));
-- ``activity`` [3, 6] softmax over ``appliance.coco.ACTIVITIES``.
+- ``activity`` [3, 6] softmax over ``appliance.contracts.coco.ACTIVITIES``.
 
 About 0.4 M parameters and ~3 M multiply-adds per window.
 """
@@ -29,7 +29,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from appliance.coco import ACTIVITIES, N_KEYPOINTS
+from appliance.contracts.coco import ACTIVITIES, N_KEYPOINTS
 from appliance.pose.evaluation import MAX_PERSONS
 from appliance.pose.features import (
     LINK_FEATURES,

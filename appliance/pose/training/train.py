@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import tensorflow as tf
 
-from appliance.coco import KEYPOINT_INDEX
+from appliance.contracts.coco import KEYPOINT_INDEX
 from appliance.pose.evaluation import FALLING, MAX_PERSONS
 from appliance.pose.features import link_maps
 from appliance.pose.training.model import build_model

@@ -16,7 +16,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Protocol, TextIO, runtime_checkable
+from typing import TextIO
 
 from tqdm import tqdm
 
@@ -25,20 +25,12 @@ from appliance.csi.formats.errors import CsiFormatError
 from appliance.csi.formats.registry import AUTO, format_names
 from appliance.csi.recording import RecordingHeader, RecordingWriter
 from appliance.csi.simulator import SceneTruth
-from appliance.csi.sources import CsiSource
+from appliance.csi.sources import CsiSource, TruthSource
 from appliance.csi.sources.replay import ReplaySource
 from appliance.pose.motion import MotionSettings, RoomMotion
 
 EXIT_OK, EXIT_ERROR = 0, 1
 PROGRESS_INTERVAL_S = 0.5
-
-
-@runtime_checkable
-class TruthSource(Protocol):
-    """A source that knows what really happened (the simulator, a replayed simulator recording)."""
-
-    @property
-    def latest_truth(self) -> SceneTruth | None: ...
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]

@@ -1,4 +1,9 @@
-"""``Event``: something that happened once (a person appeared, a link dropped), with its one serializer."""
+"""``Event``: something that happened once (a person appeared, a link dropped), with its one serializer.
+
+An event's hub topic is ``alert/<category>`` for the ``alert.*`` types (``alert/high_occupancy``) and
+``event/<dotted type>`` for every other (``event/person.detected``); sinks that want every event
+subscribe to both.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,9 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
+
+ALERT_PREFIX = "alert."
 
 
 class EventType(StrEnum):
@@ -34,6 +41,15 @@ class Event:
     data: dict[str, Any] = field(default_factory=dict)
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     time: float = field(default_factory=time.time)
+
+    retained: ClassVar[bool] = False
+
+    @property
+    def topic(self) -> str:
+        name = self.type.value
+        if name.startswith(ALERT_PREFIX):
+            return f"alert/{name.removeprefix(ALERT_PREFIX)}"
+        return f"event/{name}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.type.value, "id": self.id, "time": self.time, "data": self.data}

@@ -3,9 +3,12 @@
 Items are validated with the very models that validate the YAML file (``ZoneConfig``, ``NodeConfig``,
 ``RoomConfig``), plus the cross-checks that only make sense against the rest of the configuration: a zone's
 polygon lies inside the room, ids are unique, the room keeps a transmitter and a receiver. A change is
-saved (``SettingsStore``) and then applied at once: zones and alert thresholds to the running scene, nodes
-to the model's room geometry. At start the effective configuration is the YAML's overlaid with the saved
-changes, so the API's changes survive restarts while the YAML remains the seed.
+saved (``SettingsStore``) and then applied at once through the pipeline: zones and alert thresholds to the
+running scene, nodes to the model's room geometry; and the zones in force are announced on the hub
+(``ZoneLayout``, topic ``config/zones``) so that sinks such as MQTT discovery follow them. At start the
+effective configuration is the YAML's overlaid with the saved changes, so the API's changes survive
+restarts while the YAML remains the seed. This is a service, not a route: the API and the MQTT commands
+both change the configuration through it.
 
 Which zones are restricted is a property of each zone (``ZoneConfig.restricted``, as in the YAML); the
 alert settings show that set as ``restricted_zone_ids`` and replace it when written, so it is kept once.
@@ -15,16 +18,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from appliance.api.routing import ApiModel
 from appliance.config import AppConfig, NodeConfig, RoomConfig, ZoneConfig
+from appliance.contracts import ZoneLayout, ZoneShape
+from appliance.hub import Hub
 from appliance.pipeline import Pipeline
-from appliance.pose.features import RoomGeometry
 from appliance.store.settings import Item, SettingsStore, overlay
 
 log = logging.getLogger(__name__)
@@ -44,7 +48,13 @@ M = TypeVar("M", bound=BaseModel)
 ZoneId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,32}$")]
 
 
-class AlertSettings(ApiModel):
+class _Setting(BaseModel):
+    """Settings changed through the API: unknown fields are errors, as in the YAML."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class AlertSettings(_Setting):
     """The thresholds the scene acts on: an occupancy limit and the zones whose entry is a breach."""
 
     max_occupancy: int | None = Field(
@@ -59,7 +69,7 @@ class AlertSettings(ApiModel):
     )
 
 
-class Template(ApiModel):
+class Template(_Setting):
     """A reusable set of zones and alert settings; applying it replaces the current ones."""
 
     id: str = Field(pattern=r"^[a-z0-9_-]{1,32}$", description="Stable id of the template.")
@@ -155,6 +165,7 @@ class LiveConfig:
         config: AppConfig,
         store: SettingsStore,
         pipeline: Pipeline,
+        hub: Hub,
         zones: Sequence[ZoneConfig],
         nodes: Sequence[NodeConfig],
         max_occupancy: int | None,
@@ -163,6 +174,7 @@ class LiveConfig:
         self._config = config
         self._store = store
         self._pipeline = pipeline
+        self._hub = hub
         self._zones = {z.id: z for z in zones}
         self._room = _room_with(config.room, nodes)
         self._max_occupancy = max_occupancy
@@ -170,7 +182,7 @@ class LiveConfig:
         self._lock = asyncio.Lock()
 
     @classmethod
-    async def load(cls, config: AppConfig, store: SettingsStore, pipeline: Pipeline) -> LiveConfig:
+    async def load(cls, config: AppConfig, store: SettingsStore, pipeline: Pipeline, hub: Hub) -> LiveConfig:
         """The YAML overlaid with the saved changes, applied to the pipeline. A saved item that no longer
         fits (the YAML's room shrank, a model gained a rule) is skipped with a warning, never fatal."""
         nodes = _valid(
@@ -194,7 +206,7 @@ class LiveConfig:
         alerts_seed = [(ALERTS_ID, {"max_occupancy": config.scene.max_occupancy})]
         alerts = overlay(alerts_seed, await store.load(ALERTS_KIND)).get(ALERTS_ID, {})
         templates = _valid(Template, overlay((), await store.load(TEMPLATE_KIND)))
-        live = cls(config, store, pipeline, zones, room.nodes, alerts.get("max_occupancy"), templates)
+        live = cls(config, store, pipeline, hub, zones, room.nodes, alerts.get("max_occupancy"), templates)
         live._apply()
         return live
 
@@ -342,19 +354,11 @@ class LiveConfig:
         self._max_occupancy = alerts.max_occupancy
 
     def _apply(self) -> None:
-        """Hand the current zones, alerts and room geometry to the running model path, if there is one."""
-        estimator = self._pipeline.estimator
-        if estimator is None:
-            return
-        zones = self.zones
-        estimator.scene.set_zones(zones)
-        estimator.scene.set_alerts(self._max_occupancy, [z.id for z in zones if z.restricted])
-        geometry = RoomGeometry.from_room_spec(self._room.to_spec())
-        # Compared whole, not by link ids: a node moved (same id, new position) changes the geometry too.
-        if geometry != estimator.geometry:
-            estimator.geometry = geometry
-            for link in set(estimator.references) - set(geometry.links):
-                del estimator.references[link]
+        """Hand the current zones, alerts and room to the pipeline, and announce the zones."""
+        shapes = tuple(ZoneShape(z.id, z.name, tuple(z.polygon), z.restricted) for z in self._zones.values())
+        self._pipeline.set_zones(shapes, self._max_occupancy)
+        self._pipeline.set_room(self._room.to_spec())
+        self._hub.publish(ZoneLayout(time.time(), shapes))
 
 
 def _get(items: dict[str, T], item_id: str) -> T:

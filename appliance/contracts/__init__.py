@@ -1,0 +1,46 @@
+"""The contracts: the messages every part exchanges, and the one serializer and JSON Schema of each.
+
+``PoseFrame`` (with ``PersonPose``, ``Keypoint``, ``LinkReading``), the messages derived from it
+(``PersonUpdate``, ``ZoneOccupancy``), ``Event``, the appliance's ``SystemStatus`` and ``ZoneLayout``,
+and the COCO-17 names. Each message has a hub ``topic`` and a ``retained`` flag (whether the hub keeps its
+latest copy for sinks that connect later).
+
+The bottom of the import graph: imports nothing else of ``appliance`` (numpy and pydantic only).
+"""
+
+from appliance.contracts.events import Event, EventType
+from appliance.contracts.pose import (
+    ESTIMATORS,
+    SOURCE_KINDS,
+    Estimator,
+    Keypoint,
+    LinkReading,
+    PersonPose,
+    PersonUpdate,
+    PoseFrame,
+    SourceKind,
+    ZoneOccupancy,
+    is_simulated,
+)
+from appliance.contracts.system import LinkStatus, SourceStatus, SystemStatus, ZoneLayout, ZoneShape
+
+__all__ = [
+    "ESTIMATORS",
+    "SOURCE_KINDS",
+    "Estimator",
+    "Event",
+    "EventType",
+    "Keypoint",
+    "LinkReading",
+    "LinkStatus",
+    "PersonPose",
+    "PersonUpdate",
+    "PoseFrame",
+    "SourceKind",
+    "SourceStatus",
+    "SystemStatus",
+    "ZoneLayout",
+    "ZoneOccupancy",
+    "ZoneShape",
+    "is_simulated",
+]
