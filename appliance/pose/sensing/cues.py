@@ -31,6 +31,8 @@ never becomes part of the room.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,11 +76,14 @@ class LinkCues:
     t_s: float
     ready: bool
     rssi_change_db: float
+    rssi_empty_dbm: float  # the empty room's RSSI: how strong this link's static channel is
     beat: float  # beat power above MOTION_BAND_HZ over the empty room's (1: as empty)
+    echo_dbm: float  # beat power above MOTION_BAND_HZ as received power (dBm): the moving echo's strength
     doppler: F32  # (N_DOPPLER,) power per 1 Hz bin over the empty room's
     profile_change: float  # mean squared z of the slow shape against the empty room's profile
     breathing: float  # breathing-band power over the empty room's (1: as empty)
-    covariance: C128 | None  # (n_rx, n_rx) spatial covariance of the moving residual, calibrated chains
+    covariance: C128 | None  # (n_rx, n_rx) spatial covariance of the moving residual (multi-antenna)
+    static_covariance: C128 | None  # (n_rx, n_rx) of the empty room's channel: what calibrates the chains
 
 
 class _Running:
@@ -138,7 +143,7 @@ class LinkCueExtractor:
         self._n_pairs = 0
         self._times = np.full(self._capacity, np.nan)
         self._rssi = np.full(self._capacity, np.nan)
-        self._shape = np.zeros((self._capacity, 1, N_TONES), np.float32)
+        self._amplitude = np.zeros((self._capacity, 1, N_TONES), np.float32)
         self._channel = np.zeros((self._capacity, 1, N_TONES), np.complex64)
         self._valid = np.zeros(self._capacity, bool)
         self._next = 0
@@ -155,7 +160,7 @@ class LinkCueExtractor:
 
     def _reset(self, n_pairs: int) -> None:
         self._n_pairs = n_pairs
-        self._shape = np.zeros((self._capacity, n_pairs, N_TONES), np.float32)
+        self._amplitude = np.zeros((self._capacity, n_pairs, N_TONES), np.float32)
         self._channel = np.zeros((self._capacity, n_pairs, N_TONES), np.complex64)
         self._valid[:] = False
         self._filled = 0
@@ -171,8 +176,8 @@ class LinkCueExtractor:
         self._last_t = sample.t_s
         if sample.valid:
             self._rssi[i] = sample.rssi_dbm
+            self._amplitude[i] = sample.amplitude
             shape = np.log(np.maximum(sample.amplitude, AMPLITUDE_FLOOR))
-            self._shape[i] = shape
             if pairs > 1:
                 # One gain for all pairs: the packet's AGC is common, the chains' relative gains are not.
                 gain = sample.gain / np.sqrt(np.mean(sample.gain**2))
@@ -201,12 +206,18 @@ class LinkCueExtractor:
         index = (self._next - count + np.arange(count)) % self._capacity
         return index[self._valid[index]]
 
+    def _shape(self, index: npt.NDArray[np.intp]) -> F64:
+        shape: F64 = np.log(np.maximum(self._amplitude[index], AMPLITUDE_FLOOR)).astype(np.float64)
+        return shape
+
     def _doppler(self, index: npt.NDArray[np.intp]) -> F64 | None:
-        """Mean over pairs and tones of each 1 Hz bin's power, 0..DOPPLER_MAX_HZ, of the shape's spectrum."""
+        """Mean over pairs and tones of each 1 Hz bin's power, 0..DOPPLER_MAX_HZ, of the spectrum of the
+        gain-normalized amplitude (RMS 1 per packet, so a bin's power is a share of the received power;
+        linear rather than log, so that a tone in a deep fade does not outweigh the others)."""
         n = round(WINDOW_S * self.rate_hz)
         if index.size < 0.8 * n:
             return None
-        shape = self._shape[index].astype(np.float64)
+        shape = self._amplitude[index].astype(np.float64)
         shape -= shape.mean(axis=0)
         taper = np.hanning(index.size)[:, None, None]
         # Zero-padded to one second at the nominal rate: bins land on whole hertz whatever was lost.
@@ -235,7 +246,7 @@ class LinkCueExtractor:
     def _profile(self, index: npt.NDArray[np.intp]) -> F64 | None:
         if index.size < 0.5 * STILL_WINDOW_S * self.rate_hz:
             return None
-        profile: F64 = self._shape[index].astype(np.float64).mean(axis=0)
+        profile: F64 = self._shape(index).mean(axis=0)
         return profile
 
     def learn(self, seconds: float, *, adapt: bool = False) -> None:
@@ -249,7 +260,7 @@ class LinkCueExtractor:
         ref = self.reference
         weight = min(1.0, seconds / ADAPT_TIME_CONSTANT_S) if adapt else None
         ref.rssi.add(np.array([np.nanmean(self._rssi[recent])]), weight)
-        shapes = self._shape[recent].astype(np.float64)
+        shapes = self._shape(recent)
         ref.shape.add(shapes.mean(axis=0), weight)
         ref.shape_sq.add((shapes**2).mean(axis=0), weight)
         ref.doppler.add(doppler, weight)
@@ -271,7 +282,20 @@ class LinkCueExtractor:
             return None
         ref = self.reference
         if not ref.ready or ref.doppler.value is None or ref.rssi.value is None or ref.shape.value is None:
-            return LinkCues(self.link, self._last_t, False, 0.0, 1.0, np.ones(N_DOPPLER, np.float32), 0.0, 1.0, None)
+            return LinkCues(
+                self.link,
+                self._last_t,
+                False,
+                0.0,
+                0.0,
+                1.0,
+                -100.0,
+                np.ones(N_DOPPLER, np.float32),
+                0.0,
+                1.0,
+                None,
+                None,
+            )
         noise = np.maximum(ref.doppler.value, NOISE_FLOOR)
         ratio = doppler / noise
         motion = np.arange(N_DOPPLER) >= MOTION_BAND_HZ
@@ -287,51 +311,156 @@ class LinkCueExtractor:
         breathing_ratio = 1.0
         if breathing is not None and ref.breathing.value is not None:
             breathing_ratio = breathing / max(float(ref.breathing.value[0]), NOISE_FLOOR)
+        rssi = float(np.nanmean(self._rssi[window]))
+        # The normalized amplitude's power is a share of the received power: as dBm, the echo's own power.
+        echo_dbm = 10 * math.log10(max(float(doppler[motion].sum()), NOISE_FLOOR)) + rssi
         return LinkCues(
             link=self.link,
             t_s=self._last_t,
             ready=True,
-            rssi_change_db=float(np.nanmean(self._rssi[window]) - ref.rssi.value[0]),
+            rssi_change_db=rssi - float(ref.rssi.value[0]),
+            rssi_empty_dbm=float(ref.rssi.value[0]),
             beat=float(doppler[motion].sum() / noise[motion].sum()),
+            echo_dbm=echo_dbm,
             doppler=ratio.astype(np.float32),
             profile_change=profile_change,
             breathing=breathing_ratio,
             covariance=self._covariance(window),
+            static_covariance=self._static_covariance(),
         )
 
     def _covariance(self, index: npt.NDArray[np.intp]) -> C128 | None:
         static = self.reference.static_channel()
         if self._n_pairs < 2 or self.n_rx < 2 or static is None:
             return None
-        residual = self._channel[index] - static[None]  # (n, pairs, tones)
+        return self._across_chains(self._channel[index] - static[None])
+
+    def _static_covariance(self) -> C128 | None:
+        static = self.reference.static_channel()
+        if self._n_pairs < 2 or self.n_rx < 2 or static is None:
+            return None
+        return self._across_chains(static[None])
+
+    def _across_chains(self, channel: npt.NDArray[np.complexfloating]) -> C128:
+        """Covariance across the receive chains of (n, pairs, tones) channels; snapshots are every sample,
+        transmit chain and tone."""
         n_tx = self._n_pairs // self.n_rx
-        chains = residual.reshape(index.size, self.n_rx, n_tx, N_TONES)
-        # Snapshots: every sample, transmit chain and tone; covariance across the receive chains.
+        chains = channel.reshape(channel.shape[0], self.n_rx, n_tx, N_TONES)
         snapshots = chains.transpose(1, 0, 2, 3).reshape(self.n_rx, -1)
         covariance: C128 = (snapshots @ snapshots.conj().T / snapshots.shape[1]).astype(np.complex128)
         return covariance
 
 
-def doppler_frequency(
-    position: F64, velocity: F64, tx: F64, rx: F64, wavelength_m: float
-) -> F64:
-    """|d(path length)/dt| / lambda of the path tx -> body -> rx for bodies at ``position`` (..., 2) moving
-    with ``velocity`` (..., 2), on the floor plane; ``tx``/``rx`` are (2,) node positions."""
-    to_tx = position - tx
-    to_rx = position - rx
-    e = to_tx / np.maximum(np.linalg.norm(to_tx, axis=-1, keepdims=True), 1e-6) + to_rx / np.maximum(
-        np.linalg.norm(to_rx, axis=-1, keepdims=True), 1e-6
-    )
-    rate: F64 = np.abs(np.sum(e * velocity, axis=-1)) / wavelength_m
-    return rate
+
+# Doppler bands of the cue vector, hertz: a drift/sway floor, gait, brisk limbs, fast swings and falls.
+DOPPLER_BANDS_HZ = ((2, 4), (4, 8), (8, 16), (16, DOPPLER_MAX_HZ + 1))
+N_CUE_FEATURES = 12
+# A Doppler bin counts as holding the echo when its power is this many times the empty room's.
+DOPPLER_EXCESS = 3.0
+DOPPLER_SCALE_HZ = 10.0
+# Log power ratios and dB are divided by these so that features sit near -1..1.
+LOG_SCALE = 5.0
+RSSI_SCALE_DB = 5.0
+# Absolute powers (dBm) are centred on this and divided by ABSOLUTE_SCALE_DB.
+ABSOLUTE_CENTRE_DBM = -60.0
+ABSOLUTE_SCALE_DB = 20.0
 
 
-def excess_path_m(position: F64, tx: F64, rx: F64) -> F64:
-    """How much longer the path tx -> position -> rx is than tx -> rx (floor plane)."""
-    excess: F64 = (
-        np.linalg.norm(position - tx, axis=-1)
-        + np.linalg.norm(position - rx, axis=-1)
-        - float(np.linalg.norm(tx - rx))
-    )
-    return excess
+def cue_vector(cues: LinkCues) -> F32:
+    """``[N_CUE_FEATURES]`` of one link, for the likelihood and the classifier: RSSI change, the empty
+    room's RSSI, log beat, the echo's power, log profile change, log power in each of
+    ``DOPPLER_BANDS_HZ``, the frequencies below which half and nine tenths of the Doppler excess lie (the
+    torso's and the limbs' bistatic Doppler), log breathing power, each scaled."""
+    bands = [float(np.mean(cues.doppler[low:high])) for low, high in DOPPLER_BANDS_HZ]
+    excess = np.maximum(cues.doppler.astype(np.float64) - DOPPLER_EXCESS, 0.0)
+    excess[: int(MOTION_BAND_HZ)] = 0.0
+    total = float(excess.sum())
+    if total > 0:
+        cumulative = np.cumsum(excess) / total
+        edges = [float(np.searchsorted(cumulative, q)) for q in (0.5, 0.9)]
+    else:
+        edges = [0.0, 0.0]
+    values = [
+        float(np.clip(cues.rssi_change_db / RSSI_SCALE_DB, -3.0, 3.0)),
+        (cues.rssi_empty_dbm - ABSOLUTE_CENTRE_DBM) / ABSOLUTE_SCALE_DB,
+        math.log(max(cues.beat, 1e-3)) / LOG_SCALE,
+        (cues.echo_dbm - ABSOLUTE_CENTRE_DBM) / ABSOLUTE_SCALE_DB,
+        math.log1p(max(cues.profile_change, 0.0)) / LOG_SCALE,
+        *(math.log(max(b, 1e-3)) / LOG_SCALE for b in bands),
+        *(edge / DOPPLER_SCALE_HZ for edge in edges),
+        math.log(max(cues.breathing, 1e-3)) / LOG_SCALE,
+    ]
+    vector: F32 = np.clip(np.asarray(values, np.float32), -3.0, 3.0)
+    return vector
 
+
+@dataclass(frozen=True, slots=True)
+class RoomCues:
+    """Every ready link's cues at one instant: ``vectors`` [L, N_CUE_FEATURES] in ``links`` order."""
+
+    t_s: float
+    links: tuple[str, ...]
+    vectors: F32
+    cues: tuple[LinkCues, ...]
+
+
+class RoomCueExtractor:
+    """A ``LinkCueExtractor`` per link, and when each learns its empty room.
+
+    Each link learns its reference from its first ``calibration_s`` seconds (the room is empty then, by
+    the same contract as the motion detector's calibration), then only while ``adapt`` is called, which
+    the caller does when the room is confidently empty. Links are created on their first sample.
+    """
+
+    def __init__(self, rate_hz: float, calibration_s: float, n_rx: Mapping[str, int] | None = None) -> None:
+        self.rate_hz = rate_hz
+        self.calibration_s = calibration_s
+        self._n_rx = dict(n_rx or {})
+        self.extractors: dict[str, LinkCueExtractor] = {}
+        self._started: dict[str, float] = {}
+        self._learnt_until: dict[str, float] = {}
+
+    def push(self, sample: PreparedSample) -> None:
+        extractor = self.extractors.get(sample.link)
+        if extractor is None:
+            extractor = self.extractors[sample.link] = LinkCueExtractor(
+                sample.link, self.rate_hz, self._n_rx.get(sample.link, 1)
+            )
+            self._started[sample.link] = sample.t_s
+            self._learnt_until[sample.link] = sample.t_s
+        extractor.push(sample)
+        # During calibration, fold in each whole second as it completes.
+        since = sample.t_s - self._learnt_until[sample.link]
+        if sample.t_s - self._started[sample.link] <= self.calibration_s + 1e-9 and since >= 1.0 - 1e-9:
+            extractor.learn(since)
+            self._learnt_until[sample.link] = sample.t_s
+
+    def calibrating(self, link: str) -> bool:
+        started = self._started.get(link)
+        last = self._learnt_until.get(link)
+        return started is None or last is None or last - started < self.calibration_s - 1e-9
+
+    def adapt(self, seconds: float) -> None:
+        """The room has been confidently empty for the last ``seconds``: every calibrated link follows."""
+        for link, extractor in self.extractors.items():
+            if not self.calibrating(link):
+                extractor.learn(seconds, adapt=True)
+
+    def recalibrate(self) -> None:
+        """Learn every link's empty room anew from its next ``calibration_s`` (the room is empty now)."""
+        for link, extractor in self.extractors.items():
+            extractor.reference = EmptyRoom()
+            last = self._learnt_until[link]
+            self._started[link] = last
+
+    def room(self, t_s: float) -> RoomCues:
+        """The cues of every link whose reference is ready, in link-id order."""
+        ready = []
+        for link in sorted(self.extractors):
+            cues = self.extractors[link].cues()
+            if cues is not None and cues.ready:
+                ready.append(cues)
+        vectors = (
+            np.stack([cue_vector(c) for c in ready]) if ready else np.zeros((0, N_CUE_FEATURES), np.float32)
+        )
+        return RoomCues(t_s, tuple(c.link for c in ready), vectors, tuple(ready))
