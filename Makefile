@@ -5,9 +5,9 @@ BIN    := $(VENV)/bin
 CONFIG ?= config/appliance.yaml
 
 # Debian packages the test suite drives as real services (installed by `make test` when missing).
-TEST_APT_PACKAGES := chromium
+TEST_APT_PACKAGES := chromium shellcheck busybox
 
-.PHONY: install install-test run test lint format bench clean
+.PHONY: install install-test run test lint format bench clean vendor-web
 
 install: $(VENV)/.installed
 
@@ -35,6 +35,7 @@ lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: install-test
 	$(BIN)/ruff format .
@@ -42,6 +43,11 @@ format: install-test
 
 bench: install-test
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# The web UI's browser libraries (package.json, exact versions in package-lock.json), copied into
+# appliance/web/vendor/ and committed: installing the appliance needs no npm. Needs npm; run after a bump.
+vendor-web:
+	scripts/vendor-web.sh
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

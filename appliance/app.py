@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
+import sys
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
 
 from appliance import __version__
-from appliance.api import auth, openapi, security, system
+from appliance.api import auth, controls, events, openapi, room, security, stream, system
 from appliance.api.errors import error_middleware
 from appliance.api.keys import CONFIG, DATABASE, HUB, MODEL_UNAVAILABLE, PIPELINE, STARTED_AT
 from appliance.api.metrics import metrics_middleware
@@ -23,13 +27,16 @@ from appliance.api.resources import run_resources, setup_resources
 from appliance.api.routing import ApiRouter, install
 from appliance.config import AppConfig, SimulatorSourceConfig, SourceConfig
 from appliance.contracts import Event, EventType
+from appliance.control import ApplianceControls
 from appliance.csi.simulator import Impairments, RoomSimulator, Scenario
 from appliance.csi.sources import CsiSource, factory
 from appliance.csi.sources.simulated import SimulatedSource
 from appliance.hub import Hub
 from appliance.integrations.base import Sink
 from appliance.integrations.history import HistoryRecorder
+from appliance.integrations.reports import ScheduledReports
 from appliance.integrations.runner import SinkRunner
+from appliance.integrations.websocket import WebSocketStream
 from appliance.live_config import LiveConfig
 from appliance.pipeline import Pipeline, stop_task
 from appliance.pose.estimator import ModelEstimator
@@ -79,7 +86,19 @@ def build_estimator(config: AppConfig) -> tuple[ModelEstimator | None, str | Non
     return ModelEstimator(model, geometry, Scene(config.scene, config.zones), config.model), None
 
 
-def build_app(config: AppConfig) -> web.Application:
+@dataclass(slots=True)
+class RestartRequest:
+    """Set by the restart control; ``run`` replaces the process once the service has stopped."""
+
+    requested: bool = False
+
+
+RESTART = web.AppKey("restart", RestartRequest)
+
+
+def build_app(config: AppConfig, *, can_restart: bool = False) -> web.Application:
+    """The application; ``can_restart`` only for the service itself (``run``): a restart stops it with
+    SIGTERM and starts the same command again."""
     app = web.Application(
         middlewares=[metrics_middleware, error_middleware, *security.middlewares()],
         client_max_size=MAX_REQUEST_BYTES,
@@ -92,6 +111,7 @@ def build_app(config: AppConfig) -> web.Application:
         hub,
         rate_hz=config.pipeline.rate_hz,
         link_timeout_s=config.pipeline.link_timeout_s,
+        status_interval_s=config.pipeline.status_interval_s,
         prep=config.prep,
         estimator=estimator,
     )
@@ -105,9 +125,24 @@ def build_app(config: AppConfig) -> web.Application:
     # Start-up order: the database, the services on it (history, live configuration), the sinks, then the
     # pipeline that feeds them; shutdown runs in reverse, so the sinks deliver what the pipeline published
     # last before the database closes.
-    install(app, ui, system.router, auth.router, openapi.router, *setup_resources(app))
+    install(
+        app,
+        ui,
+        system.router,
+        controls.router,
+        room.router,
+        events.router,
+        auth.router,
+        openapi.router,
+        stream.router,
+        *setup_resources(app),
+    )
+    # Open streams are closed when shutdown begins; otherwise aiohttp would wait for them to end.
+    app.on_shutdown.append(_close_streams)
     app.router.add_static("/ui/", WEB_DIR, append_version=True)
     app.cleanup_ctx.extend([_database_ctx, _services_ctx, _sinks_ctx, _pipeline_ctx])
+    if can_restart:
+        app[RESTART] = RestartRequest()
     return app
 
 
@@ -117,6 +152,10 @@ def build_sinks(config: AppConfig, hub: Hub, history: HistoryStore) -> list[Sink
     sinks: list[Sink] = []
     if config.history.enabled:
         sinks.append(HistoryRecorder(history, hub, config.history))
+    if config.reports.enabled and config.history.enabled:
+        sinks.append(ScheduledReports(history, hub, config.reports))
+    if config.websocket.enabled:
+        sinks.append(WebSocketStream(hub, config.websocket))
     return sinks
 
 
@@ -145,13 +184,38 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
         await database.close()
 
 
+async def _close_streams(app: web.Application) -> None:
+    sinks = app[RESOURCES].sinks
+    stream_sink = sinks.sink("websocket") if sinks is not None else None
+    if isinstance(stream_sink, WebSocketStream):
+        await stream_sink.close_all()
+
+
 async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     """The history and the live configuration on the open database, and the routes' background tasks."""
     resources, config, database = app[RESOURCES], app[CONFIG], app[DATABASE]
     resources.history = HistoryStore(database)
-    resources.live_config = await LiveConfig.load(config, SettingsStore(database), app[PIPELINE], app[HUB])
-    async with run_resources(app):
-        yield
+    settings = SettingsStore(database)
+    resources.live_config = await LiveConfig.load(config, settings, app[PIPELINE], app[HUB])
+    restart = app.get(RESTART)
+    resources.controls = await ApplianceControls.load(
+        app[PIPELINE],
+        resources.live_config,
+        app[HUB],
+        settings,
+        config.detector,
+        None if restart is None else lambda: _request_restart(restart),
+    )
+    try:
+        async with run_resources(app):
+            yield
+    finally:
+        await resources.controls.close()
+
+
+def _request_restart(restart: RestartRequest) -> None:
+    restart.requested = True
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 async def _sinks_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -186,8 +250,9 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def run(config: AppConfig) -> None:
-    """Serve until SIGINT or SIGTERM, then stop the pipeline and close every part in order."""
-    app = build_app(config)
+    """Serve until SIGINT or SIGTERM, then stop the pipeline and close every part in order; after a
+    restart request, start the same command again in this process's place."""
+    app = build_app(config, can_restart=True)
     log.info(
         "listening",
         extra={
@@ -205,3 +270,6 @@ def run(config: AppConfig) -> None:
         access_log=None,
         shutdown_timeout=5.0,
     )
+    if app[RESTART].requested:
+        log.info("restarting", extra={"fields": {"argv": sys.orig_argv}})
+        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])

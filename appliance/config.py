@@ -25,6 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationErro
 from appliance.csi.prep import PrepSettings
 from appliance.csi.simulator import NodeSpec, RoomSpec
 from appliance.integrations.history import HistorySettings
+from appliance.integrations.reports import ReportSettings
+from appliance.integrations.websocket import WebSocketSettings
 from appliance.pose.estimator import ModelSettings
 from appliance.pose.motion import MotionSettings
 from appliance.pose.scene import SceneSettings
@@ -256,10 +258,13 @@ class PipelineConfig(_Section):
     link_timeout_s: float = Field(
         3.0, gt=0, le=60, description="A link silent this long is down (router.disconnected)."
     )
-
-
-class _Reserved(_Section):
-    """A section of a later version: present so that the layout is stable, holding no settings yet."""
+    status_interval_s: float = Field(
+        30.0,
+        ge=1,
+        le=3600,
+        description="The status (topic status, MQTT system/status) is published on every change of a "
+        "source or link and at least this often.",
+    )
 
 
 _HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?")
@@ -325,22 +330,6 @@ class AuthConfig(_Section):
         return self
 
 
-class MqttConfig(_Reserved):
-    pass
-
-
-class WebhooksConfig(_Reserved):
-    pass
-
-
-class MdnsConfig(_Reserved):
-    pass
-
-
-class VideoConfig(_Reserved):
-    pass
-
-
 class AppConfig(_Section):
     server: ServerConfig = Field(default_factory=ServerConfig)
     data_dir: Path = Field(Path("data"), description="State: database, secrets, recordings.")
@@ -353,11 +342,9 @@ class AppConfig(_Section):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     model: ModelSettings = Field(default_factory=ModelSettings)
     scene: SceneSettings = Field(default_factory=SceneSettings)
-    mqtt: MqttConfig = Field(default_factory=MqttConfig)
-    webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig)
-    mdns: MdnsConfig = Field(default_factory=MdnsConfig)
-    video: VideoConfig = Field(default_factory=VideoConfig)
     history: HistorySettings = Field(default_factory=HistorySettings)
+    reports: ReportSettings = Field(default_factory=ReportSettings)
+    websocket: WebSocketSettings = Field(default_factory=WebSocketSettings)
 
     @model_validator(mode="after")
     def _zones_fit(self) -> AppConfig:
@@ -557,11 +544,7 @@ def _explain(
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             allowed = _allowed_keys(error["loc"][:-1])
-            message = (
-                f"unknown key; allowed here: {', '.join(allowed)}"
-                if allowed
-                else "unknown key; this section has no settings in this version"
-            )
+            message = f"unknown key; allowed here: {', '.join(allowed)}" if allowed else "unknown key"
         elif error["type"] == "missing":
             message = "required key is missing"
         elif error["type"] in ("union_tag_invalid", "union_tag_not_found"):

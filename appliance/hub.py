@@ -1,11 +1,11 @@
 """In-process publish/subscribe of topic-named messages between the pipeline and its sinks.
 
 Everything published is a contract message (``appliance.contracts``) with a topic: ``pose``,
-``person/<id>``, ``zone/<id>``, ``status``, ``config/zones``, ``event/<dotted type>`` and
+``person/<id>``, ``zone/<id>``, ``status``, ``controls``, ``config/zones``, ``event/<dotted type>`` and
 ``alert/<category>``. The hub wraps it in a ``Message`` whose JSON is encoded once, here, and shared by
 every sink (REST's "current", WebSocket, MQTT, webhooks). The latest message of each *retained* topic
-(``pose``, ``zone/<id>``, ``status``, ``config/zones``) is kept: ``latest(topic)`` serves "current" to
-REST and to a sink that has just connected.
+(``pose``, ``zone/<id>``, ``status``, ``controls``, ``config/zones``) is kept: ``latest(topic)`` serves
+"current" to REST and to a sink that has just connected.
 
 Subscribers choose topics with MQTT-style filters (``+`` one level, ``#`` the rest: ``event/#``,
 ``zone/+``). Each owns a queue, and publishing never blocks or waits for one:
@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from appliance.contracts import (
+    ControlState,
     Event,
     PersonUpdate,
     PoseFrame,
@@ -38,7 +39,7 @@ from appliance.contracts import (
 
 log = logging.getLogger(__name__)
 
-HubItem = PoseFrame | PersonUpdate | ZoneOccupancy | Event | SystemStatus | ZoneLayout
+HubItem = PoseFrame | PersonUpdate | ZoneOccupancy | Event | SystemStatus | ZoneLayout | ControlState
 EVERYTHING = "#"
 
 

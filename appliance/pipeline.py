@@ -48,7 +48,7 @@ from appliance.csi.sources import CsiSource, TruthSource
 from appliance.hub import Hub
 from appliance.pose.estimator import ModelEstimator
 from appliance.pose.features import ModelInputs, RoomGeometry
-from appliance.pose.motion import RoomMotion
+from appliance.pose.motion import MotionSettings, RoomMotion
 from appliance.pose.runtime import TRAINED_ON
 
 log = logging.getLogger(__name__)
@@ -175,6 +175,8 @@ class Pipeline:
         self._zones: tuple[ZoneShape, ...] = ()
         self._zone_states: dict[str, tuple[int | None, tuple[int, ...]]] = {}
         self._last_status: SystemStatus | None = None
+        # Off: the links are still read and calibrated, but no reading is published (a user's choice).
+        self.detection_enabled = True
 
     @property
     def source_kind(self) -> SourceKind:
@@ -238,7 +240,7 @@ class Pipeline:
             # After a stall, start again from now rather than publishing a burst to catch up.
             next_tick = max(next_tick + period, time.monotonic())
             await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
-            if not self.links:
+            if not self.links or not self.detection_enabled:
                 continue
             try:
                 await self.publish_frame()
@@ -301,14 +303,14 @@ class Pipeline:
             frame = await self._model_frame(self.estimator, inputs, frame)
         self.frame_id = frame.frame_id
         frame = dataclasses.replace(frame, processing_ms=(time.perf_counter() - started) * 1000.0)
-        self._publish(frame)
+        self.announce(frame)
         self.last_published_at = frame.timestamp
         self.processing_s.append(time.perf_counter() - started)
         if self._newest_frame_host_ts:
             self.latency_s.append(max(0.0, time.time() - self._newest_frame_host_ts))
         return frame
 
-    def _publish(self, frame: PoseFrame) -> None:
+    def announce(self, frame: PoseFrame) -> None:
         """The frame, each person in it, and each zone whose occupancy changed."""
         self.hub.publish(frame)
         for person in frame.persons:
@@ -333,6 +335,21 @@ class Pipeline:
         if self.estimator is not None:
             self.estimator.scene.set_zones(self._zones)
             self.estimator.scene.set_alerts(max_occupancy, [z.id for z in self._zones if z.restricted])
+
+    def recalibrate(self) -> None:
+        """Learn the empty room again: every link's detector, and the model path's references."""
+        self.detector.calibrate_now()
+        if self.estimator is not None:
+            self.estimator.forget_references()
+
+    def retune(self, settings: MotionSettings) -> None:
+        self.detector.retune(settings)
+
+    def calibration(self) -> tuple[int, int]:
+        """(links whose detector has learnt the empty room, links seen). Asked of the detectors, not of
+        their latest readings: right after ``recalibrate`` those still say "calibrated" until each link's
+        next packet, and the answer to a recalibration must already say it runs."""
+        return sum(d.calibrated for d in self.detector.links.values()), len(self.links)
 
     def set_room(self, room: RoomSpec) -> None:
         """The room's nodes changed while running: the model path follows (the motion detector is per

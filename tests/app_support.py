@@ -15,7 +15,7 @@ from appliance.api.resource_keys import RESOURCES
 from appliance.app import build_app
 from appliance.contracts import PoseFrame
 from appliance.integrations.history import HistoryRecorder
-from tests.auth_support import bearer, config_in, onboard
+from tests.auth_support import ADMIN, bearer, config_in, onboard
 from tests.conftest import pick_free_port
 from tests.factories import Person, frame_at
 
@@ -38,14 +38,19 @@ async def scoped(client: Client, admin: dict[str, str], *scopes: str) -> dict[st
 
 
 async def start(
-    aiohttp_client: Any, data_dir: Path, *, silent: bool = False, **overrides: Any
+    aiohttp_client: Any, data_dir: Path, *, silent: bool = False, onboarded: bool = False, **overrides: Any
 ) -> tuple[Client, dict[str, str]]:
     """The application on ``data_dir``, and an admin's Authorization header. ``silent``: its only source is
-    a UDP port nobody sends to, so the pipeline never publishes and a test controls every frame."""
+    a UDP port nobody sends to, so the pipeline never publishes and a test controls every frame.
+    ``onboarded``: the data directory has its admin already (a restart); log in instead."""
     if silent:
         overrides["sources"] = [{"type": "esp32_udp", "host": "127.0.0.1", "port": pick_free_port()}]
     client: Client = await aiohttp_client(build_app(config_in(data_dir, **GENEROUS_LIMITS, **overrides)))
-    return client, await onboard(client)
+    if not onboarded:
+        return client, await onboard(client)
+    login = await client.post("/api/v1/auth/token", json=ADMIN)
+    assert login.status == 200, await login.text()
+    return client, bearer((await login.json())["access_token"])
 
 
 async def first_frame(client: Client, timeout_s: float = 10.0) -> PoseFrame:

@@ -35,12 +35,14 @@ from appliance.store.analytics import (
     MAX_GRID_CELLS,
     MAX_IMAGE_WIDTH_PX,
     MIN_IMAGE_WIDTH_PX,
+    MIN_OCCUPANCY_BUCKET_S,
     Dataset,
     ExportFormat,
     activity_timeline,
     export_chunks,
     heatmap,
     occupancy_report,
+    occupancy_series,
     render_heatmap_png,
 )
 
@@ -186,6 +188,51 @@ async def heatmaps(request: web.Request, query: HeatmapQuery, body: None) -> web
         None, render_heatmap_png, result, zones, query.width_px, request.app[CONFIG].room.name
     )
     return web.Response(body=png, content_type=PNG_MEDIA_TYPE)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Occupancy over time
+
+
+class OccupancyQuery(TimeRange):
+    bucket_s: float = Field(
+        900.0, ge=MIN_OCCUPANCY_BUCKET_S, le=SECONDS_PER_DAY, description="length of each bucket"
+    )
+
+    @model_validator(mode="after")
+    def _bounded(self) -> OccupancyQuery:
+        start, end = _range(self, time.time())
+        if end - start > MAX_TIMELINE_RANGE_S:
+            raise ValueError(f"a series covers at most {MAX_TIMELINE_RANGE_S / SECONDS_PER_DAY:.0f} days")
+        return self
+
+
+class OccupancySeriesModel(BaseModel):
+    start: float
+    bucket_s: float
+    times: list[float] = Field(description="start of each bucket")
+    presence: list[float | None] = Field(
+        description="share of the stored readings that said present; null: nothing stored"
+    )
+    zones: dict[str, list[float | None]] = Field(
+        description="per zone id, the mean number of people in it; null where no reading came from an "
+        "estimator that counts people (the motion detector cannot tell who is where)"
+    )
+
+
+@router.get(
+    "/api/v1/analytics/occupancy",
+    scope=Scope.ANALYTICS_READ,
+    summary="Room presence and people per zone over time, in buckets (default: the last 24 hours)",
+    query=OccupancyQuery,
+    response=OccupancySeriesModel,
+    tags=_TAGS,
+)
+async def occupancy(request: web.Request, query: OccupancyQuery, body: None) -> OccupancySeriesModel:
+    start, end = _range(query, time.time())
+    zone_ids = [z.id for z in live_config(request.app).zones]
+    series = await occupancy_series(history_store(request.app), start, end, query.bucket_s, zone_ids)
+    return OccupancySeriesModel.model_validate(series.to_dict())
 
 
 # --------------------------------------------------------------------------------------------------------

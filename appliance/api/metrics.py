@@ -6,8 +6,9 @@ inference times) is counted here. Requests are labelled by route *template* (``/
 never the raw path, so a client walking ids cannot grow the label set without bound. Each application has
 its own registry: two apps in one process (tests, the bench) never share or collide on metrics.
 
-Gauges for parts still to come (WebSocket connections, MQTT) and the webhook counter are registered now at
-0, so dashboards and alerts can be written against stable names.
+Each sink's state, lag, drops and deliveries come from the sink runner at scrape time; the open WebSocket
+streams from the WebSocket sink. Gauges for parts still to come (MQTT) and the webhook counter are
+registered now at 0, so dashboards and alerts can be written against stable names.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class PipelineCollector(Collector):
         frames = CounterMetricFamily(
             f"{NAMESPACE}_csi_frames", "CSI frames received, per link", labels=["link", "source"]
         )
-        for channel in self._pipeline.links.values():
+        for channel in self._pipeline.links_by_id():
             frames.add_metric([channel.link, channel.source], channel.frames)
         yield frames
         published = CounterMetricFamily(f"{NAMESPACE}_hub_published", "Items published on the hub")
@@ -103,13 +104,18 @@ class PipelineCollector(Collector):
         restarts = CounterMetricFamily(
             f"{NAMESPACE}_sink_restarts", "Times a sink was restarted after a failure", labels=["sink"]
         )
-        for status in self._sinks():
+        statuses = list(self._sinks())
+        clients = next((s.stats.details.get("clients", 0) for s in statuses if s.name == "websocket"), 0)
+        connections = GaugeMetricFamily(
+            f"{NAMESPACE}_websocket_connections", "Open WebSocket streams", value=float(clients)
+        )
+        for status in statuses:
             up.add_metric([status.name], 1.0 if status.healthy else 0.0)
             lag.add_metric([status.name], status.stats.pending)
             dropped.add_metric([status.name], status.stats.dropped)
             delivered.add_metric([status.name], status.stats.delivered)
             restarts.add_metric([status.name], status.restarts)
-        yield from (up, lag, dropped, delivered, restarts)
+        yield from (up, lag, dropped, delivered, restarts, connections)
 
 
 class ApiMetrics:
@@ -131,9 +137,6 @@ class ApiMetrics:
             ["method", "route"],
             buckets=REQUEST_BUCKETS,
             registry=registry,
-        )
-        self.websocket_connections = Gauge(
-            f"{NAMESPACE}_websocket_connections", "Open WebSocket connections", registry=registry
         )
         self.webhook_deliveries = Counter(
             f"{NAMESPACE}_webhook_deliveries", "Webhook delivery attempts, by outcome", ["outcome"],

@@ -25,6 +25,7 @@ from appliance.api.routing import (
     EndpointTable,
     Scope,
 )
+from appliance.contracts.schemas import MESSAGE_SCHEMAS
 
 OPENAPI_VERSION = "3.1.0"
 OPENAPI_PATH = "/api/v1/openapi.json"
@@ -74,6 +75,14 @@ async def openapi_document(request: web.Request, query: None, body: None) -> web
     return web.json_response(table.openapi_document)
 
 
+_MESSAGES_NOTE = (
+    "The messages that REST, the WebSocket stream (`/ws/v1/stream`), MQTT and webhooks carry are the "
+    "components " + ", ".join(f"`{m.__name__}`" for m in MESSAGE_SCHEMAS.values()) + "; the same shapes "
+    "ship as JSON Schemas in `docs/schemas/<name>.schema.json` (written by `invispose schemas`), beside the "
+    "WebSocket protocol's own messages (`ws-*.schema.json`)."
+)
+
+
 def build_openapi(endpoints: Iterable[Endpoint]) -> dict[str, Any]:
     schemas: dict[str, Any] = {}
     paths: dict[str, dict[str, Any]] = {}
@@ -82,6 +91,8 @@ def build_openapi(endpoints: Iterable[Endpoint]) -> dict[str, Any]:
         paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint, schemas)
         tags.update(endpoint.tags)
     _add_schema(Error, schemas, "serialization")
+    for model in MESSAGE_SCHEMAS.values():
+        _add_schema(model, schemas, "serialization")
     scopes = "\n".join(f"- `{s.value}`: {SCOPE_DESCRIPTIONS[s]}" for s in Scope)
     return {
         "openapi": OPENAPI_VERSION,
@@ -91,7 +102,7 @@ def build_openapi(endpoints: Iterable[Endpoint]) -> dict[str, Any]:
             "description": "WiFi CSI presence, pose, activity and falls. Every endpoint but the public ones "
             "needs `Authorization: Bearer <token>`: a login token from `POST /api/v1/auth/token` or an API "
             "token (`ivp_...`). Every response carries `X-RateLimit-Limit`, `X-RateLimit-Remaining` and "
-            "`X-RateLimit-Reset`.",
+            "`X-RateLimit-Reset`.\n\n" + _MESSAGES_NOTE,
         },
         "servers": [{"url": "/"}],
         "tags": [{"name": t} for t in sorted(tags)],

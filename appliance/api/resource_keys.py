@@ -17,6 +17,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from appliance.api.metrics import ApiMetrics
     from appliance.api.performance import ProcessSampler
+    from appliance.control import ApplianceControls
     from appliance.integrations.runner import SinkRunner, SinkStatus
     from appliance.live_config import LiveConfig
     from appliance.store.history import HistoryStore
@@ -30,6 +31,7 @@ class Resources:
     sampler: ProcessSampler
     history: HistoryStore | None = None
     live_config: LiveConfig | None = None
+    controls: ApplianceControls | None = None
     sinks: SinkRunner | None = None
 
 
@@ -48,6 +50,13 @@ def live_config(app: web.Application) -> LiveConfig:
     if config is None:
         raise RuntimeError("the live configuration loads at startup; no request is served before it")
     return config
+
+
+def controls(app: web.Application) -> ApplianceControls:
+    found = app[RESOURCES].controls
+    if found is None:
+        raise RuntimeError("the controls load at startup; no request is served before it")
+    return found
 
 
 def sink_statuses(app: web.Application) -> list[SinkStatus]:

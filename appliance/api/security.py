@@ -502,8 +502,9 @@ async def stamp_response(request: web.BaseRequest, response: web.StreamResponse)
         headers.setdefault(name, value)
     is_api = request.path.startswith(API_PREFIX)
     headers.setdefault("Content-Security-Policy", _API_CSP if is_api else _UI_CSP)
-    if is_api:
-        headers.setdefault(hdrs.CACHE_CONTROL, "no-store")
+    # The UI's files are revalidated on every load (a cheap 304), so an upgraded appliance never runs a
+    # browser's cached copy of an older script against its newer API.
+    headers.setdefault(hdrs.CACHE_CONTROL, "no-store" if is_api else "no-cache")
     origin = request.headers.get(hdrs.ORIGIN)
     if origin is not None and origin.lower() in policy.cors_origins:
         headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin

@@ -11,9 +11,10 @@ import json
 import math
 import resource
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
+import numpy as np
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,6 +22,8 @@ from appliance import __version__
 from appliance.api.keys import CONFIG, HUB, MODEL_UNAVAILABLE, PIPELINE, STARTED_AT
 from appliance.api.resource_keys import sink_statuses
 from appliance.api.routing import ApiRouter, Scope, model_response
+from appliance.contracts.coco import body_centre
+from appliance.csi.simulator import PersonTruth
 from appliance.integrations.runner import SinkStatus
 from appliance.pipeline import LinkChannel, Pipeline, percentiles_ms
 
@@ -50,7 +53,9 @@ def _component_health(
         else:
             components[name] = {"status": "ok", "detail": f"{source.frames} frames"}
     published = pipeline.last_published_at
-    if published is None:
+    if not pipeline.detection_enabled:
+        components["pipeline"] = {"status": "ok", "detail": "detection switched off: no readings"}
+    elif published is None:
         components["pipeline"] = {"status": "starting", "detail": "no PoseFrame published yet"}
     elif now - published > max(2.0, 5.0 / pipeline.rate_hz):
         components["pipeline"] = {"status": "down", "detail": "publishing has stalled"}
@@ -123,9 +128,17 @@ class Percentiles(_Response):
     p99: float | None
 
 
+class TruthPoint(_Response):
+    x: float
+    y: float
+    z: float
+
+
 class TruthPerson(_Response):
     id: int
     activity: str
+    position_m: TruthPoint = Field(description="body centre in room metres")
+    keypoints_m: list[TruthPoint] = Field(description="the 17 COCO joints in room metres")
 
 
 class GroundTruth(_Response):
@@ -324,6 +337,21 @@ async def routers(request: web.Request, query: None, body: None) -> Routers:
     return Routers.model_validate({"link_timeout_s": pipeline.link_timeout_s, "routers": items})
 
 
+def _truth_person(person: PersonTruth) -> dict[str, Any]:
+    keypoints = np.asarray(person.keypoints, dtype=np.float64)
+    centre = body_centre(keypoints, np.ones(len(keypoints)))
+
+    def point(xyz: Iterable[float]) -> dict[str, float]:
+        return {axis: round(float(v), 3) for axis, v in zip("xyz", xyz, strict=True)}
+
+    return {
+        "id": person.id,
+        "activity": person.activity,
+        "position_m": point(centre),
+        "keypoints_m": [point(k) for k in keypoints],
+    }
+
+
 def _simulation_truth(pipeline: Pipeline) -> dict[str, Any] | None:
     """What the simulated room really holds, so people can judge the estimators against it."""
     if not pipeline.knows_truth:
@@ -335,6 +363,6 @@ def _simulation_truth(pipeline: Pipeline) -> dict[str, Any] | None:
         "ground_truth": {
             "t_s": round(truth.t_s, 2),
             "person_count": truth.person_count,
-            "persons": [{"id": p.id, "activity": p.activity} for p in truth.persons],
+            "persons": [_truth_person(p) for p in truth.persons],
         }
     }

@@ -38,7 +38,7 @@ def _common_options() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from appliance.cli import accounts, csi, pose, recording
+    from appliance.cli import accounts, csi, pose, recording, schemas
 
     common = _common_options()
     parser = argparse.ArgumentParser(
@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     recording.register(commands, common)
     pose.register(commands, common)
     accounts.register(commands, common)
+    schemas.register(commands, common)
     return parser
 
 

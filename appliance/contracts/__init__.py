@@ -1,13 +1,14 @@
 """The contracts: the messages every part exchanges, and the one serializer and JSON Schema of each.
 
 ``PoseFrame`` (with ``PersonPose``, ``Keypoint``, ``LinkReading``), the messages derived from it
-(``PersonUpdate``, ``ZoneOccupancy``), ``Event``, the appliance's ``SystemStatus`` and ``ZoneLayout``,
-and the COCO-17 names. Each message has a hub ``topic`` and a ``retained`` flag (whether the hub keeps its
-latest copy for sinks that connect later).
+(``PersonUpdate``, ``ZoneOccupancy``), ``Event``, the appliance's ``SystemStatus`` and ``ZoneLayout``, the
+controls' ``ControlState`` and the ``Controls`` a sink may call, and the COCO-17 names. Each message has a
+hub ``topic`` and a ``retained`` flag (whether the hub keeps its latest copy for sinks that connect later).
 
 The bottom of the import graph: imports nothing else of ``appliance`` (numpy and pydantic only).
 """
 
+from appliance.contracts.control import ControlError, Controls, ControlState
 from appliance.contracts.events import Event, EventType
 from appliance.contracts.pose import (
     ESTIMATORS,
@@ -27,6 +28,9 @@ from appliance.contracts.system import LinkStatus, SourceStatus, SystemStatus, Z
 __all__ = [
     "ESTIMATORS",
     "SOURCE_KINDS",
+    "ControlError",
+    "ControlState",
+    "Controls",
     "Estimator",
     "Event",
     "EventType",

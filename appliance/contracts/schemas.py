@@ -163,6 +163,18 @@ class ZoneLayoutModel(_Shape):
     zones: list[ZoneShapeModel]
 
 
+class ControlStateModel(_Shape):
+    """The controls' settings now (topic ``controls``)."""
+
+    timestamp: float
+    detection_enabled: bool = Field(description="false: no readings are published")
+    sensitivity: float = Field(ge=0, le=100, description="50: the configured threshold; +25 halves it")
+    profile: Literal["balanced", "responsive", "steady"]
+    calibrating: bool = Field(description="the empty room is being learnt now")
+    calibrated_links: int
+    links: int
+
+
 # The shipped schema files (docs/schemas/<name>.schema.json) and the model of each.
 MESSAGE_SCHEMAS: dict[str, type[BaseModel]] = {
     "pose-frame": PoseFrameModel,
@@ -171,6 +183,7 @@ MESSAGE_SCHEMAS: dict[str, type[BaseModel]] = {
     "event": EventModel,
     "system-status": SystemStatusModel,
     "zone-layout": ZoneLayoutModel,
+    "control-state": ControlStateModel,
 }
 
 

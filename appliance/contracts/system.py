@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from appliance.contracts.pose import Estimator, SourceKind, is_simulated
 
@@ -101,6 +102,22 @@ class SystemStatus:
             "sources": [s.to_dict() for s in self.sources],
             "links": [link.to_dict() for link in self.links],
         }
+
+
+class ZoneLike(Protocol):
+    """Anything that describes a zone: ``ZoneShape``, the configuration's ``ZoneConfig``."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def polygon(self) -> Sequence[tuple[float, float]]: ...
+
+    @property
+    def restricted(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)

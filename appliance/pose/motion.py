@@ -39,6 +39,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from appliance.contracts import LinkReading
+from appliance.contracts.control import DetectorProfile
 from appliance.csi.frame import CsiFrame
 
 # The noise level is this quantile of the empty room's moving variance (see the module docstring).
@@ -364,6 +365,12 @@ class RoomMotion:
         for detector in self._links.values():
             detector.calibrate_now()
 
+    def retune(self, settings: MotionSettings) -> None:
+        """Use ``settings`` from the next packet on, on every link; what was learnt is kept."""
+        self.settings = settings
+        for detector in self._links.values():
+            detector.settings = settings
+
     def reading(self, now_s: float | None = None) -> RoomReading:
         """The room's state from each link's latest reading.
 
@@ -386,6 +393,28 @@ class RoomMotion:
             score=max((r.score for r in voters), default=0.0),
             links=readings,
         )
+
+
+# Detector profiles (the "detector profile" control), as factors on the configured settings: responsive
+# reacts and clears twice as fast at the cost of more false motion; steady the reverse.
+_PROFILES: dict[DetectorProfile, dict[str, float]] = {
+    "balanced": {},
+    "responsive": {"window_s": 0.5, "min_motion_s": 0.5, "presence_hold_s": 0.5},
+    "steady": {"window_s": 2.0, "min_motion_s": 2.0, "presence_hold_s": 2.0, "exit_ratio": 0.8},
+}
+# Each 25 points of sensitivity above 50 halve the threshold; below 50 double it.
+_SENSITIVITY_DOUBLING = 25.0
+_NEUTRAL_SENSITIVITY = 50.0
+_MIN_THRESHOLD_FACTOR = 1.01
+
+
+def tuned(base: MotionSettings, profile: DetectorProfile, sensitivity: float) -> MotionSettings:
+    """The configured settings adjusted by a profile and a sensitivity (0..100, 50: as configured)."""
+    changes = {name: getattr(base, name) * factor for name, factor in _PROFILES[profile].items()}
+    changes["window_s"] = min(changes.get("window_s", base.window_s), base.calibration_s)
+    threshold = base.threshold_factor * 2.0 ** ((_NEUTRAL_SENSITIVITY - sensitivity) / _SENSITIVITY_DOUBLING)
+    changes["threshold_factor"] = max(_MIN_THRESHOLD_FACTOR, threshold)
+    return MotionSettings.model_validate({**base.model_dump(), **changes})
 
 
 def detect(frames: Iterable[CsiFrame], settings: MotionSettings | None = None) -> Iterator[LinkReading]:

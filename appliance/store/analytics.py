@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from appliance.contracts.events import EventType
-from appliance.pose.scene.zones import ZoneLike
+from appliance.contracts.system import ZoneLike
 from appliance.store.history import (
     EVENT_COLUMNS,
     MAX_POINT_GAP_S,
@@ -222,6 +222,95 @@ def _timeline(
             ActivityInterval(key[0], key[1], a, b) for a, b in zip(s.tolist(), e.tolist(), strict=True)
         )
     result.sort(key=lambda i: (i.start, i.subject, i.activity))
+    return result
+
+
+# --------------------------------------------------------------------------------------------------------
+# Occupancy over time
+
+
+# Shortest bucket of an occupancy series: a trajectory point spans at most MAX_POINT_GAP_S, so with buckets
+# at least this long a point overlaps at most two of them.
+MIN_OCCUPANCY_BUCKET_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class OccupancySeries:
+    """Per time bucket: the share of stored readings that said "present", and per zone the mean number of
+    people in it. A zone's value is ``None`` where no reading of the bucket came from an estimator that
+    counts people (the motion detector senses presence but cannot tell who is where)."""
+
+    start: float
+    bucket_s: float
+    times: list[float]  # start of each bucket
+    presence: list[float | None]  # None: nothing stored in the bucket
+    zones: dict[str, list[float | None]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "start": self.start,
+            "bucket_s": self.bucket_s,
+            "times": self.times,
+            "presence": self.presence,
+            "zones": self.zones,
+        }
+
+
+async def occupancy_series(
+    store: HistoryStore, start: float, end: float, bucket_s: float, zone_ids: Sequence[str]
+) -> OccupancySeries:
+    """Room presence and zone occupancy in ``[start, end)`` in buckets of ``bucket_s`` (at least
+    ``MIN_OCCUPANCY_BUCKET_S``)."""
+    if bucket_s < MIN_OCCUPANCY_BUCKET_S:
+        raise ValueError(f"bucket_s must be at least {MIN_OCCUPANCY_BUCKET_S:g}")
+    n = max(1, int(np.ceil((end - start) / bucket_s)))
+    readings = np.zeros(n)
+    present = np.zeros(n)
+    counted = np.zeros(n)
+    columns = {name: i for i, name in enumerate(POSE_COLUMNS)}
+    async for page in store.pose_pages(start, end):
+        index = np.fromiter(((r[columns["ts"]] - start) // bucket_s for r in page), np.int64, len(page))
+        readings += np.bincount(index, minlength=n)
+        present += np.bincount(index, [float(r[columns["presence"]]) for r in page], n)
+        counting = [float(r[columns["person_count"]] is not None) for r in page]
+        counted += np.bincount(index, counting, n)
+    points = await _load_points(store, start, end)
+    seconds = await asyncio.to_thread(_zone_seconds, points, start, bucket_s, n, zone_ids)
+    stored = readings > 0
+    presence_share = np.divide(present, readings, out=np.zeros(n), where=stored)
+    known = counted > 0
+    return OccupancySeries(
+        start=start,
+        bucket_s=bucket_s,
+        times=[start + i * bucket_s for i in range(n)],
+        presence=[
+            round(float(v), _ROUND) if ok else None for v, ok in zip(presence_share, stored, strict=True)
+        ],
+        zones={
+            zone_id: [
+                round(float(v) / bucket_s, _ROUND) if ok else None
+                for v, ok in zip(seconds[zone_id], known, strict=True)
+            ]
+            for zone_id in zone_ids
+        },
+    )
+
+
+def _zone_seconds(
+    points: _Points, start: float, bucket_s: float, n: int, zone_ids: Sequence[str]
+) -> dict[str, F64]:
+    """Person-seconds per zone and bucket; a point that crosses a bucket edge is split at it."""
+    groups = _groups(points.zone)
+    result: dict[str, F64] = {}
+    for zone_id in zone_ids:
+        index = groups.get(zone_id, np.empty(0, np.int64))
+        s, e = points.start[index] - start, points.end[index] - start
+        first = np.clip((s // bucket_s).astype(np.int64), 0, n - 1)
+        last = np.clip((np.nextafter(e, -np.inf) // bucket_s).astype(np.int64), 0, n - 1)
+        edge = (first + 1) * bucket_s
+        before = np.where(last > first, edge - s, e - s)
+        after = np.where(last > first, e - edge, 0.0)
+        result[zone_id] = (np.bincount(first, before, n) + np.bincount(last, after, n)).astype(np.float64)
     return result
 
 

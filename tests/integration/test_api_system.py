@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+from aiohttp import ClientResponse
+
 from appliance.app import build_app
-from tests.app_support import wait_for_health
+from appliance.store import history
+from tests.app_support import Client, start, wait_for_health
 from tests.auth_support import config_in, onboard
 
 
@@ -15,7 +20,13 @@ async def test_health_turns_healthy_and_lists_components(aiohttp_client: Any, tm
     client = await aiohttp_client(build_app(config_in(tmp_path)))
     body = await wait_for_health(client)
     assert body["status"] == "healthy"
-    assert set(body["components"]) == {"source:simulated-room", "pipeline", "sink:history"}
+    assert set(body["components"]) == {
+        "source:simulated-room",
+        "pipeline",
+        "sink:history",
+        "sink:reports",
+        "sink:websocket",
+    }
 
 
 async def test_status_reports_links_latency_and_simulation(aiohttp_client: Any, tmp_path: Path) -> None:
@@ -63,3 +74,41 @@ async def test_public_health_does_not_disclose_why_a_source_failed(
     assert "secret-name" not in await response.text()
     status = await (await client.get("/api/v1/system/status", headers=await onboard(client))).json()
     assert "secret-name" in status["sources"][0]["error"]
+
+
+async def test_a_failing_sink_degrades_health_without_failing_it(
+    aiohttp_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """History writes fail (a full or broken disk): sensing goes on, health says degraded with 200, and
+    performance names the error; once writes succeed again, health is healthy."""
+    failing = True
+
+    def write_batch(connection: sqlite3.Connection, batch: history.HistoryBatch) -> None:
+        if failing:
+            raise sqlite3.OperationalError("database or disk is full")
+        real_write(connection, batch)
+
+    real_write = history._write_batch
+    monkeypatch.setattr(history, "_write_batch", write_batch)
+    client, admin = await start(aiohttp_client, tmp_path)
+    response, body = await health_becomes(client, "degraded")
+    assert response.status == 200
+    assert body["components"]["sink:history"]["status"] == "degraded"
+    assert body["components"]["pipeline"]["status"] == "ok"
+    performance = await (await client.get("/api/v1/system/performance", headers=admin)).json()
+    (sink,) = [s for s in performance["sinks"] if s["name"] == "history"]
+    assert "disk is full" in sink["last_error"] and sink["connected"] is False
+    failing = False
+    _, body = await health_becomes(client, "healthy")
+    assert body["components"]["sink:history"]["status"] == "ok"
+
+
+async def health_becomes(client: Client, status: str) -> tuple[ClientResponse, dict[str, Any]]:
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        response = await client.get("/api/v1/system/health")
+        body: dict[str, Any] = await response.json()
+        if body["status"] == status:
+            return response, body
+        assert asyncio.get_running_loop().time() < deadline, body
+        await asyncio.sleep(0.1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -69,3 +70,26 @@ def test_invalid_config_starts_nothing(tmp_path: Path) -> None:
     assert "nothing was started" in result.stderr
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/system/health", timeout=1)
+
+
+@pytest.mark.slow
+def test_restart_replaces_the_process_and_comes_back_healthy(service: Service, tmp_path: Path) -> None:
+    service.wait_healthy(timeout_s=20)
+    token = cli_token(tmp_path / "data", scopes="admin:all")
+    time.sleep(2.0)
+    before = get_json(f"{service.base}/api/v1/system/status", token)[1]["uptime_s"]
+    asked_at = time.monotonic()
+    request = urllib.request.Request(
+        f"{service.base}/api/v1/system/restart", method="POST", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 202
+    time.sleep(0.5)
+    service.wait_healthy(timeout_s=20)
+    code, status = get_json(f"{service.base}/api/v1/system/status", token)
+    # Without a restart the uptime would have gone on from ``before``.
+    assert code == 200 and status["uptime_s"] < before + (time.monotonic() - asked_at) - 1.5
+    assert service.process.poll() is None, "the process exited instead of replacing itself"
+    returncode, stderr = service.stop()
+    assert returncode == 0, stderr
+    assert "restarting" in stderr and stderr.count("pipeline stopped") == 2

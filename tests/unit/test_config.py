@@ -105,9 +105,9 @@ def test_node_outside_the_room(tmp_path: Path) -> None:
     assert "room: node 'rx1' at [9.0, 2.9, 1.5] is outside the room" in issue
 
 
-def test_reserved_section_refuses_settings(tmp_path: Path) -> None:
-    [issue] = issues_of(write(tmp_path, MINIMAL + "mqtt:\n  host: broker\n"))
-    assert "mqtt.host: unknown key; this section has no settings in this version" in issue
+def test_an_unknown_section_lists_the_sections(tmp_path: Path) -> None:
+    [issue] = issues_of(write(tmp_path, MINIMAL + "weather:\n  city: Oslo\n"))
+    assert "weather: unknown key; allowed here: server, data_dir, room, sources" in issue
 
 
 def test_duplicate_key_is_an_error(tmp_path: Path) -> None:

@@ -6,9 +6,10 @@ which ties them together and emits ``Event``s once per change, falls included as
 Imports only numpy, scipy, pydantic, ``appliance.contracts.coco`` and ``appliance.contracts.events``.
 """
 
+from appliance.contracts.system import ZoneLike
 from appliance.pose.scene.estimate import Fall, PersonEstimate, WindowEstimate
 from appliance.pose.scene.scene import PersonHistory, Scene, SceneSettings, SceneUpdate, TrackedPerson
-from appliance.pose.scene.zones import Zone, ZoneLike
+from appliance.pose.scene.zones import Zone
 
 __all__ = [
     "Fall",

@@ -37,10 +37,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from appliance.contracts.coco import ACTIVITIES
 from appliance.contracts.events import Event, EventType
+from appliance.contracts.system import ZoneLike
 from appliance.pose.scene.activity import ActivitySmoother
 from appliance.pose.scene.estimate import Fall, WindowEstimate
 from appliance.pose.scene.tracker import Track, Tracker, TrackerParams
-from appliance.pose.scene.zones import Zone, ZoneLike, ZoneMembership, zones_from
+from appliance.pose.scene.zones import Zone, ZoneMembership, zones_from
 
 F64 = npt.NDArray[np.float64]
 

@@ -10,30 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from appliance.contracts.system import ZoneLike
+
 F64 = npt.NDArray[np.float64]
 
 MIN_POLYGON_VERTICES = 3
-
-
-class ZoneLike(Protocol):
-    """Anything that describes a zone, such as the configuration's ``ZoneConfig``."""
-
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def polygon(self) -> Sequence[tuple[float, float]]: ...
-
-    @property
-    def restricted(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)

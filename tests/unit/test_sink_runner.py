@@ -1,0 +1,155 @@
+"""The sink runner: order of entry and exit, restarts with backoff and one alert per distinct failure,
+sinks that cannot start yet, and the status it reports."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+from datetime import time as clock_time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from appliance.contracts import Event, EventType, ZoneLayout, ZoneShape
+from appliance.hub import Hub
+from appliance.integrations.base import Backoff, Sink, SinkStats
+from appliance.integrations.reports import ReportSettings, ScheduledReports, next_run
+from appliance.integrations.runner import SinkRunner
+from appliance.store.database import Database
+from appliance.store.history import HistoryStore
+from tests.factories import T0, frames
+from tests.history_support import record_all
+
+
+class Recording(Sink):
+    """A sink that notes what happens to it; ``fail_runs`` of its runs raise, ``fail_enters`` entries too."""
+
+    def __init__(self, name: str, log: list[str], *, fail_runs: int = 0, fail_enters: int = 0) -> None:
+        self.name = name
+        self.log = log
+        self.fail_runs = fail_runs
+        self.fail_enters = fail_enters
+        self.runs = 0
+
+    async def __aenter__(self) -> Recording:
+        if self.fail_enters:
+            self.fail_enters -= 1
+            raise ConnectionRefusedError("broker not up yet")
+        self.log.append(f"enter {self.name}")
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        self.log.append(f"exit {self.name}")
+
+    async def run(self) -> None:
+        self.runs += 1
+        if self.fail_runs:
+            self.fail_runs -= 1
+            raise RuntimeError("delivery went wrong")
+        await asyncio.Event().wait()
+
+    def stats(self) -> SinkStats:
+        return SinkStats(connected=True, delivered=self.runs)
+
+
+async def wait_for(condition: Any, within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_sinks_enter_in_order_and_exit_in_reverse() -> None:
+    log: list[str] = []
+    hub = Hub()
+    async with SinkRunner([Recording("a", log), Recording("b", log)], hub) as runner:
+        assert log == ["enter a", "enter b"]
+        await wait_for(lambda: all(s.state == "running" for s in runner.status()))
+    assert log == ["enter a", "enter b", "exit b", "exit a"]
+    assert [s.state for s in runner.status()] == ["stopped", "stopped"]
+
+
+async def test_a_failing_sink_is_restarted_and_announced_once_per_error() -> None:
+    log: list[str] = []
+    hub = Hub()
+    alerts = hub.subscribe("alerts", ("alert/#",), maxsize=None)
+    flaky = Recording("flaky", log, fail_runs=3)
+    steady = Recording("steady", log)
+    async with SinkRunner([flaky, steady], hub, first_backoff_s=0.01, max_backoff_s=0.02) as runner:
+        await wait_for(lambda: flaky.runs == 4)
+        await wait_for(lambda: runner.status()[0].state == "running")
+        status = runner.status()[0]
+        assert status.restarts == 3 and status.last_failure == "RuntimeError: delivery went wrong"
+        assert steady.runs == 1, "the other sink noticed"
+    announced = [m.item for m in alerts.drain()]
+    assert [(e.type, e.data) for e in announced if isinstance(e, Event)] == [
+        (
+            EventType.ALERT_SYSTEM_ERROR,
+            {"component": "sink:flaky", "error": "RuntimeError: delivery went wrong"},
+        )
+    ]
+    # Each failed run left the sink's context, and each restart entered it again.
+    assert log.count("enter flaky") == 4 and log.count("exit flaky") == 4
+
+
+async def test_a_sink_that_cannot_start_yet_does_not_hold_up_the_others() -> None:
+    log: list[str] = []
+    hub = Hub()
+    late = Recording("late", log, fail_enters=2)
+    async with SinkRunner(
+        [late, Recording("b", log)], hub, first_backoff_s=0.01, max_backoff_s=0.02
+    ) as runner:
+        assert log == ["enter b"]
+        assert runner.status()[0].state in ("starting", "restarting")
+        await wait_for(lambda: runner.status()[0].state == "running")
+        assert log[-1] == "enter late"
+
+
+def test_backoff_doubles_with_jitter_up_to_its_cap() -> None:
+    backoff = Backoff(1.0, 8.0)
+    caps = [1.0, 2.0, 4.0, 8.0, 8.0]
+    for cap in caps:
+        assert 1.0 <= backoff.next() <= cap
+    backoff.reset()
+    assert backoff.next() == 1.0
+    with pytest.raises(ValueError, match="first_s"):
+        Backoff(0.0, 1.0)
+
+
+def test_names_must_be_unique() -> None:
+    with pytest.raises(ValueError, match="unique"):
+        SinkRunner([Recording("a", []), Recording("a", [])], Hub())
+
+
+# --------------------------------------------------------------------------------------------------------
+# Scheduled reports
+
+
+def test_the_next_report_is_the_next_time_of_day() -> None:
+    at = clock_time(0, 5)
+    assert next_run(datetime(2026, 12, 7, 0, 4), at) == datetime(2026, 12, 7, 0, 5)
+    assert next_run(datetime(2026, 12, 7, 0, 5), at) == datetime(2026, 12, 8, 0, 5)
+    assert next_run(datetime(2026, 12, 31, 23, 59), at) == datetime(2027, 1, 1, 0, 5)
+
+
+async def test_reports_are_announced_on_schedule_with_the_week_on_mondays(tmp_path: Path) -> None:
+    database = await Database.open(tmp_path / "db.sqlite3")
+    store = HistoryStore(database)
+    sunday = datetime(2023, 11, 12, 10, 0).timestamp()
+    await record_all(store, list(frames(sunday, 60, 1, [(1, 1.0, 1.0, "sofa", "sitting")])))
+    hub = Hub()
+    hub.publish(ZoneLayout(T0, (ZoneShape("sofa", "Sofa", ((0, 0), (2, 0), (2, 2)), False),)))
+    announced = hub.subscribe("test", ("event/analytics.report_generated",), maxsize=None)
+    # 0.2 s before Monday 00:05.
+    clock = iter([datetime(2023, 11, 13, 0, 4, 59, 800_000)])
+    reports = ScheduledReports(store, hub, ReportSettings(), now=lambda: next(clock, datetime(2023, 11, 14)))
+    async with SinkRunner([reports], hub):
+        await wait_for(lambda: announced.pending == 2)
+    day, week = (m.item for m in announced.drain())
+    assert isinstance(day, Event) and isinstance(week, Event)
+    assert (day.data["period"], day.data["day"]) == ("day", "2023-11-12")
+    assert day.data["occupied_s"] == pytest.approx(60, abs=2) and day.data["zones"]["sofa"] > 0
+    assert (week.data["period"], week.data["day"]) == ("week", "2023-11-06")
+    await database.close()
