@@ -27,9 +27,9 @@ from appliance.csi.simulator import NodeSpec, RoomSpec
 from appliance.integrations.history import HistorySettings
 from appliance.integrations.reports import ReportSettings
 from appliance.integrations.websocket import WebSocketSettings
-from appliance.pose.estimator import ModelSettings
 from appliance.pose.motion import MotionSettings
 from appliance.pose.scene import SceneSettings
+from appliance.pose.sensing.room import SensingSettings
 
 SECRETS_FILE = "secrets.yaml"
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -340,7 +340,7 @@ class AppConfig(_Section):
     prep: PrepSettings = Field(default_factory=PrepSettings)
     detector: MotionSettings = Field(default_factory=MotionSettings)
     auth: AuthConfig = Field(default_factory=AuthConfig)
-    model: ModelSettings = Field(default_factory=ModelSettings)
+    sensing: SensingSettings = Field(default_factory=SensingSettings)
     scene: SceneSettings = Field(default_factory=SceneSettings)
     history: HistorySettings = Field(default_factory=HistorySettings)
     reports: ReportSettings = Field(default_factory=ReportSettings)

@@ -29,14 +29,16 @@ class Fall:
 @dataclass(frozen=True, slots=True, eq=False)
 class PersonEstimate:
     """One person: presence probability, 17 COCO keypoints in room metres (x width, y depth, z up), each
-    joint's confidence in 0..1, probabilities over ``appliance.contracts.coco.ACTIVITIES``, and the fall
-    the estimator's fall detector confirmed for this person in this window, if any."""
+    joint's confidence in 0..1, probabilities over ``appliance.contracts.coco.ACTIVITIES``, the fall the
+    estimator's fall detector confirmed for this person in this window, if any, and how uncertain the
+    estimator is of the position (one standard deviation on the floor, metres), if it knows."""
 
     presence: float
     keypoints: F64  # (17, 3)
     joint_confidence: F64  # (17,)
     activity_probs: F64  # (len(ACTIVITIES),)
     fall: Fall | None = None
+    uncertainty_m: float | None = None
     centre: F64 = field(init=False)  # (3,), see ``body_centre``
 
     def __post_init__(self) -> None:

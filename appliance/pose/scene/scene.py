@@ -35,12 +35,11 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from appliance.contracts.coco import ACTIVITIES
 from appliance.contracts.events import Event, EventType
 from appliance.contracts.system import ZoneLike
 from appliance.pose.scene.activity import ActivitySmoother
 from appliance.pose.scene.estimate import Fall, WindowEstimate
-from appliance.pose.scene.tracker import Track, Tracker, TrackerParams
+from appliance.pose.scene.tracker import GATE_GROWTH_M_S, Track, Tracker, TrackerParams
 from appliance.pose.scene.zones import Zone, ZoneMembership, zones_from
 
 F64 = npt.NDArray[np.float64]
@@ -212,6 +211,7 @@ class TrackedPerson:
     confidence: float
     first_seen: float
     last_seen: float
+    uncertainty_m: float | None = None  # the estimator's, grown while the person is unseen
 
 
 @dataclass(frozen=True, slots=True)
@@ -515,6 +515,9 @@ class Scene:
         assert track.person_id is not None and person.record is not None
         inside = person.zones.inside
         fade = max(0.0, 1.0 - track.unmatched_s / self.settings.lose_s)
+        uncertainty = None
+        if track.uncertainty_m is not None:
+            uncertainty = track.uncertainty_m + GATE_GROWTH_M_S * track.unmatched_s
         return TrackedPerson(
             id=track.person_id,
             keypoints=track.keypoints,
@@ -527,4 +530,5 @@ class Scene:
             confidence=track.presence * fade,
             first_seen=person.record.first_seen,
             last_seen=person.record.last_seen,
+            uncertainty_m=uncertainty,
         )

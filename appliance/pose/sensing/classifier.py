@@ -39,7 +39,10 @@ ACTIVITY_PRIORITY = ("falling", "walking", "lying", "sitting", "standing")
 POSTURES = {"standing": "standing", "walking": "standing", "sitting": "sitting", "lying": "lying"}
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = MODELS_DIR / "invispose-sensing-v1.tflite"
-INPUT_SHAPES: dict[str, tuple[int, ...]] = {"cues": (1, STEPS, MAX_LINKS, LINK_INPUTS), "mask": (1, MAX_LINKS)}
+INPUT_SHAPES: dict[str, tuple[int, ...]] = {
+    "cues": (1, STEPS, MAX_LINKS, LINK_INPUTS),
+    "mask": (1, MAX_LINKS),
+}
 OUTPUT_SHAPES: dict[str, tuple[int, ...]] = {"count": (1, MAX_COUNT + 1), "activity": (1, len(ACTIVITIES))}
 
 
@@ -143,6 +146,10 @@ class SensingModel:
     def path(self) -> Path:
         return self._model.path
 
+    @property
+    def runtime(self) -> str:
+        return self._model.runtime
+
     def info(self) -> dict[str, Any]:
         return self._model.info()
 
@@ -152,4 +159,3 @@ class SensingModel:
 
     def benchmark(self, x: F32, mask: F32, *, iterations: int, warmup: int) -> dict[str, float]:
         return self._model.benchmark({"cues": x, "mask": mask}, iterations=iterations, warmup=warmup)
-

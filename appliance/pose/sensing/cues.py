@@ -351,7 +351,6 @@ class LinkCueExtractor:
         return covariance
 
 
-
 # Doppler bands of the cue vector, hertz: a drift/sway floor, gait, brisk limbs, fast swings and falls.
 DOPPLER_BANDS_HZ = ((2, 4), (4, 8), (8, 16), (16, DOPPLER_MAX_HZ + 1))
 N_CUE_FEATURES = 12

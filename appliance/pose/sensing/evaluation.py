@@ -56,7 +56,9 @@ MOVING_M_S = 0.2
 STILL_AFTER_S = 300.0
 QUICK_STILL_AFTER_S = 45.0
 FALL_MATCH_S = 5.0
-DATA_NOTICE = "SIMULATED held-out rooms (seeds and room sizes never used in fitting); not validated on real CSI"
+DATA_NOTICE = (
+    "SIMULATED held-out rooms (seeds and room sizes never used in fitting); not validated on real CSI"
+)
 SETUP_CHOICES = ("esp32-1x6", "esp32-2x6", "esp32-4x4", "atheros-3rx")
 _STILL = {ACTIVITIES.index("sitting"), ACTIVITIES.index("lying")}
 
@@ -72,15 +74,28 @@ class Plan:
 
     def jobs(self, setup: str, first: int) -> list[tuple[str, Kind, int, float, float]]:
         out: list[tuple[str, Kind, int, float, float]] = []
-        for kind, (count, seconds) in (("moving", self.moving), ("still", self.still), ("empty", self.empty)):
+        kinds: tuple[tuple[Kind, tuple[int, float]], ...] = (
+            ("moving", self.moving),
+            ("still", self.still),
+            ("empty", self.empty),
+        )
+        for kind, (count, seconds) in kinds:
             out += [(setup, kind, first + i, seconds, self.still_after_s) for i in range(count)]
         return out
 
 
-FULL = Plan(moving=(24, 60.0), still=(4, CALIBRATION_S + 20.0 + STILL_AFTER_S + 60.0), empty=(4, 300.0),
-            still_after_s=STILL_AFTER_S)
-QUICK = Plan(moving=(3, 40.0), still=(1, CALIBRATION_S + 15.0 + QUICK_STILL_AFTER_S + 15.0), empty=(1, 40.0),
-             still_after_s=QUICK_STILL_AFTER_S)
+FULL = Plan(
+    moving=(24, 60.0),
+    still=(4, CALIBRATION_S + 20.0 + STILL_AFTER_S + 60.0),
+    empty=(4, 300.0),
+    still_after_s=STILL_AFTER_S,
+)
+QUICK = Plan(
+    moving=(3, 40.0),
+    still=(1, CALIBRATION_S + 15.0 + QUICK_STILL_AFTER_S + 15.0),
+    empty=(1, 40.0),
+    still_after_s=QUICK_STILL_AFTER_S,
+)
 
 
 @dataclass
@@ -189,7 +204,9 @@ def run_episode(ep: Episode, still_after_s: float, worker_seed: int = 0) -> Tall
                 tally.still_found += int(reading.presence)
         if present:
             tally.activity_total += 1
-            tally.activity_right += int(reading.activity == ACTIVITIES[room_activity([p.activity for p in truth])])
+            tally.activity_right += int(
+                reading.activity == ACTIVITIES[room_activity([p.activity for p in truth])]
+            )
         # Positions, zones, skeletons.
         if not truth:
             continue
@@ -219,7 +236,9 @@ def run_episode(ep: Episode, still_after_s: float, worker_seed: int = 0) -> Tall
     )
     found: set[int] = set()
     for t in detections:
-        hit = next((i for i, t0 in enumerate(true_falls) if i not in found and t0 <= t <= t0 + FALL_MATCH_S), None)
+        hit = next(
+            (i for i, t0 in enumerate(true_falls) if i not in found and t0 <= t <= t0 + FALL_MATCH_S), None
+        )
         if hit is None:
             tally.false_falls += 1
         else:
@@ -315,4 +334,3 @@ def evaluate(setups: Sequence[str], *, quick: bool, workers: int = 2, first: int
             total.merge(tally)
         results.append(summary(setup, total, plan, time.monotonic() - started))
     return results
-

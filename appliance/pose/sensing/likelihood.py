@@ -119,7 +119,6 @@ class LinkLikelihood:
         total: F64 = shadow + echo + doppler
         return total
 
-
     def angle(
         self,
         covariance: npt.NDArray[np.complexfloating],
@@ -129,7 +128,9 @@ class LinkLikelihood:
     ) -> F64:
         """(N,) angle-of-arrival term of one multi-antenna link for N states, whose steering vectors
         (``geometry.steering``) are the rows of ``steering``; ``los_steering`` is the transmitter's."""
-        return self.aoa_weight * np.log(np.maximum(beam_power(covariance, static_covariance, steering, los_steering), AOA_FLOOR))
+        return self.aoa_weight * np.log(
+            np.maximum(beam_power(covariance, static_covariance, steering, los_steering), AOA_FLOOR)
+        )
 
 
 # Beam powers below this are "not from here" alike.
@@ -145,7 +146,8 @@ def chain_phases(
     _, vectors = np.linalg.eigh(static_covariance)
     principal = vectors[:, -1]
     offsets: F64 = np.angle(principal * np.conj(los_steering))
-    return offsets - offsets[0]
+    relative: F64 = offsets - offsets[0]
+    return relative
 
 
 def beam_power(

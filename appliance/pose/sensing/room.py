@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from appliance.contracts.coco import ACTIVITIES
 from appliance.csi.prep import PreparedSample
 from appliance.pose.scene import PersonEstimate, WindowEstimate
+from appliance.pose.scene.estimate import Fall
 from appliance.pose.sensing.classifier import (
     DEFAULT_MODEL,
     MAX_COUNT,
@@ -37,7 +38,6 @@ from appliance.pose.sensing.classifier import (
     SensingModel,
 )
 from appliance.pose.sensing.cues import RoomCueExtractor, RoomCues
-from appliance.pose.scene.estimate import Fall
 from appliance.pose.sensing.falls import FallDetector
 from appliance.pose.sensing.geometry import RoomGeometry
 from appliance.pose.sensing.likelihood import DEFAULT_LIKELIHOOD, LinkLikelihood
@@ -61,8 +61,12 @@ class SensingSettings(BaseModel):
         description="Localise people with the trackers and count/classify them with the model; false "
         "leaves every reading to the motion detector.",
     )
-    model: Path = Field(DEFAULT_MODEL, description="The int8 count/activity model (default: the shipped one).")
-    likelihood: Path = Field(DEFAULT_LIKELIHOOD, description="The link likelihood weights (default: shipped).")
+    model: Path = Field(
+        DEFAULT_MODEL, description="The int8 count/activity model (default: the shipped one)."
+    )
+    likelihood: Path = Field(
+        DEFAULT_LIKELIHOOD, description="The link likelihood weights (default: shipped)."
+    )
     threads: int = Field(1, ge=1, le=8, description="Interpreter threads (1 is usually fastest).")
     enter_presence: float = Field(
         0.6, gt=0.0, lt=1.0, description="Presence starts when the model is at least this sure of someone."
@@ -133,6 +137,7 @@ class SensingReading:
                     # With several people the fall goes to the first tracked: the burst says a fall
                     # happened, not whose it was.
                     fall=self.fall if i == 0 else None,
+                    uncertainty_m=p.uncertainty_m,
                 )
                 for i, p in enumerate(self.persons)
             ],
@@ -216,13 +221,19 @@ class RoomSensing:
             count = max(1, int(np.argmax(room_class.count)))
         count = min(count, MAX_COUNT)
         estimates = self.tracker.update(cues, count) if ready else []
-        fall = self.falls.update(cues, room_class.activity if room_class is not None else None) if ready else None
+        fall = (
+            self.falls.update(cues, room_class.activity if room_class is not None else None)
+            if ready
+            else None
+        )
         if fall is not None:
             state.fallen_at = t
         self._adapt(t, ready and not state.present and probability < settings.leave_presence)
         posture = self._posture(room_class)
         persons = tuple(self._person(i, e, posture, t) for i, e in enumerate(estimates))
-        return SensingReading(t, ready, state.present, probability, count, room_class, persons, fall, len(cues.links))
+        return SensingReading(
+            t, ready, state.present, probability, count, room_class, persons, fall, len(cues.links)
+        )
 
     def _adapt(self, t: float, empty: bool) -> None:
         state = self._state
@@ -243,7 +254,9 @@ class RoomSensing:
             return "standing"
         by_posture: dict[str, float] = {}
         for name, posture in POSTURES.items():
-            by_posture[posture] = by_posture.get(posture, 0.0) + float(room_class.activity[ACTIVITIES.index(name)])
+            by_posture[posture] = by_posture.get(posture, 0.0) + float(
+                room_class.activity[ACTIVITIES.index(name)]
+            )
         by_posture["lying"] += float(room_class.activity[ACTIVITIES.index("falling")])
         best = max(by_posture, key=lambda k: by_posture[k])
         return "sitting" if best == "sitting" else "lying" if best == "lying" else "standing"

@@ -53,9 +53,7 @@ JOINT_SPREAD_M = np.array([_JOINT_SPREAD_M[name] for name in KEYPOINT_INDEX])
 assert JOINT_SPREAD_M.shape == (N_KEYPOINTS,)
 
 
-def render(
-    position: F64, heading_rad: float, posture: Posture, *, on_floor: bool = False
-) -> F64:
+def render(position: F64, heading_rad: float, posture: Posture, *, on_floor: bool = False) -> F64:
     """(17, 3) keypoints in room metres for a person whose pelvis is over ``position`` (x, y)."""
     x, y = float(position[0]), float(position[1])
     if posture == "sitting":

@@ -177,8 +177,11 @@ class MultiTracker:
                 if other == index:
                     continue
                 distance = np.linalg.norm(particle_filter.positions - estimate.position, axis=1)
-                log_likelihood = log_likelihood - EXCLUSION_PENALTY * np.clip(
-                    1.0 - distance / EXCLUSION_M, 0.0, 1.0
-                ) / LIKELIHOOD_TEMPERATURE
+                log_likelihood = (
+                    log_likelihood
+                    - EXCLUSION_PENALTY
+                    * np.clip(1.0 - distance / EXCLUSION_M, 0.0, 1.0)
+                    / LIKELIHOOD_TEMPERATURE
+                )
             particle_filter.update(log_likelihood)
         return [f.estimate() for f in self.filters]

@@ -86,10 +86,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     missing = [j for j in jobs if not episode_path(args.cache_dir, "train", *j).exists()]
     if missing:
-        print(f"error: {len(missing)} episodes are not in {args.cache_dir}; run the data command first", file=sys.stderr)
+        print(
+            f"error: {len(missing)} episodes are not in {args.cache_dir}; run the data command first",
+            file=sys.stderr,
+        )
         return 1
     episodes = [load(episode_path(args.cache_dir, "train", *j)) for j in jobs]
-    held = {j for j in jobs if j[1] == "moving" and j[2] < round(VALIDATION_SHARE * _count(j[0], "moving", args.scale))}
+    held = {
+        j
+        for j in jobs
+        if j[1] == "moving" and j[2] < round(VALIDATION_SHARE * _count(j[0], "moving", args.scale))
+    }
     train = [e for j, e in zip(jobs, episodes, strict=True) if j not in held]
     validation = [e for j, e in zip(jobs, episodes, strict=True) if j in held]
     out: Path = args.out
@@ -105,7 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
 
     fitted = likelihood.fit([e for e in train if e.kind == "moving"])
-    fitted = type(fitted)(**{**fitted.__dict__, "provenance": {**fitted.provenance, "command": command, "data": data_note}})
+    fitted = type(fitted)(
+        **{**fitted.__dict__, "provenance": {**fitted.provenance, "command": command, "data": data_note}}
+    )
     fitted.save(out / LIKELIHOOD_FILE)
     print(f"likelihood: {fitted}")
 
@@ -138,7 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "built": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
     tflite.with_suffix(".json").write_text(json.dumps(sidecar, indent=1) + "\n")
-    print(f"wrote {tflite} ({tflite.stat().st_size} bytes) and {LIKELIHOOD_FILE}; {time.monotonic() - started:.0f} s")
+    print(
+        f"wrote {tflite} ({tflite.stat().st_size} bytes) and {LIKELIHOOD_FILE};"
+        f" {time.monotonic() - started:.0f} s"
+    )
     return 0
 
 

@@ -54,7 +54,7 @@ def _filled(cues: F32) -> F32:
 def windows(data: EpisodeData) -> tuple[F32, F32, I64, I64]:
     """Every window of an episode whose last tick has a ready link: inputs, masks, counts, activities."""
     cues = _filled(data.cues)
-    length = np.linalg.norm(data.tx - data.rx, axis=1)[: MAX_LINKS] / LENGTH_SCALE_M
+    length = np.linalg.norm(data.tx - data.rx, axis=1)[:MAX_LINKS] / LENGTH_SCALE_M
     n_links = min(len(data.links), MAX_LINKS)
     atheros = float(data.setup.startswith("atheros"))
     span = (STEPS - 1) * STRIDE

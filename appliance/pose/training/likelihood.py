@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from appliance.csi.simulator.room import HALF_WAVELENGTH_2G4_M
 from appliance.pose.sensing.cues import (
     ABSOLUTE_CENTRE_DBM,
     ABSOLUTE_SCALE_DB,
@@ -20,7 +21,6 @@ from appliance.pose.sensing.cues import (
     LOG_SCALE,
     RSSI_SCALE_DB,
 )
-from appliance.csi.simulator.room import HALF_WAVELENGTH_2G4_M
 from appliance.pose.sensing.episodes import MAX_CHAINS, EpisodeData
 from appliance.pose.sensing.geometry import array_axis, state_features, steering
 from appliance.pose.sensing.likelihood import AOA_FLOOR, LinkLikelihood, beam_power
@@ -51,7 +51,10 @@ def fit_aoa_weight(episodes: Sequence[EpisodeData], echo_min_beat: float) -> tup
         if not data.covariances.any():
             continue
         width, depth = float(data.room_size[0]), float(data.room_size[1])
-        xs, ys = np.arange(GRID_STEP_M / 2, width, GRID_STEP_M), np.arange(GRID_STEP_M / 2, depth, GRID_STEP_M)
+        xs, ys = (
+            np.arange(GRID_STEP_M / 2, width, GRID_STEP_M),
+            np.arange(GRID_STEP_M / 2, depth, GRID_STEP_M),
+        )
         cells = np.stack(np.meshgrid(xs, ys, indexing="xy"), axis=-1).reshape(-1, 2)
         vectors = []
         for link in range(len(data.links)):
@@ -112,7 +115,11 @@ def fit(episodes: Sequence[EpisodeData]) -> LinkLikelihood:
                 continue
             cues = data.cues[t, ready].astype(np.float64)
             states = state_features(
-                data.positions[t, 0][None], data.velocities[t, 0][None], data.tx[ready], data.rx[ready], WAVELENGTH_M
+                data.positions[t, 0][None],
+                data.velocities[t, 0][None],
+                data.tx[ready],
+                data.rx[ready],
+                WAVELENGTH_M,
             )[0].astype(np.float64)
             rssi.append(cues[:, 0] * RSSI_SCALE_DB)
             excess.append(states[:, 0])
