@@ -42,10 +42,10 @@ AOA_WEIGHTS = (0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0)
 GRID_STEP_M = 0.25
 
 
-def fit_aoa_weight(episodes: Sequence[EpisodeData], echo_min_beat: float) -> tuple[float, int]:
+def fit_aoa_weight(episodes: Sequence[EpisodeData]) -> tuple[float, int]:
     """The weight w for which w log P, normalized over a floor grid, gives the true cells the highest
-    mean log probability (a calibrated likelihood), over the moving single-person ticks of multi-antenna
-    episodes; and how many link readings that used."""
+    mean log probability (a calibrated likelihood), over the single-person ticks of multi-antenna
+    episodes, moving or still; and how many link readings that used."""
     readings: list[tuple[F64, npt.NDArray[np.int64]]] = []  # (log P per link [links, cells], true cell)
     for data in episodes:
         if not data.covariances.any():
@@ -62,14 +62,10 @@ def fit_aoa_weight(episodes: Sequence[EpisodeData], echo_min_beat: float) -> tup
             args = (data.rx[link], axis, MAX_CHAINS, HALF_WAVELENGTH_2G4_M, WAVELENGTH_M)
             vectors.append((steering(cells, *args), steering(data.tx[link][None], *args)[0]))
         for t in np.flatnonzero(data.count == 1):
-            if float(np.linalg.norm(data.velocities[t, 0])) < MOVING_M_S:
-                continue
             hears = [
                 link
                 for link in range(len(data.links))
-                if not np.isnan(data.cues[t, link, 0])
-                and np.exp(data.cues[t, link, 2] * LOG_SCALE) >= echo_min_beat
-                and np.real(np.trace(data.covariances[t, link])) > 0
+                if not np.isnan(data.cues[t, link, 0]) and np.real(np.trace(data.covariances[t, link])) > 0
             ]
             if not hears:
                 continue
@@ -149,7 +145,7 @@ def fit(episodes: Sequence[EpisodeData]) -> LinkLikelihood:
     echo_slope = float(s @ p / (s @ s))
     f, d = np.concatenate(f50), np.concatenate(doppler)
     doppler_slope = float(d @ f / (d @ d))
-    aoa_weight, aoa_samples = fit_aoa_weight(episodes, ECHO_MIN_BEAT)
+    aoa_weight, aoa_samples = fit_aoa_weight(episodes)
     counts: dict[str, Any] = {
         "shadow_samples": int(r.size),
         "echo_samples": int(p.size),
