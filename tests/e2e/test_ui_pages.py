@@ -142,7 +142,9 @@ async def test_live_view_changes_while_simulated_people_move(
         await page.wait_for_timeout(1500)  # let people move: the two pictures must differ
         after = await screenshot(plan, "live-plan-after")
         assert before != after
-        await expect(page.locator("#estimator")).to_have_text(re.compile("Trackers and model|Motion detector"))
+        await expect(page.locator("#estimator")).to_have_text(
+            re.compile("Trackers and model|Motion detector")
+        )
         await screenshot(page, "live", for_docs=True, full_page=True)
         ui.assert_clean()
     finally:

@@ -54,7 +54,7 @@ F64 = npt.NDArray[np.float64]
 
 MOVING_M_S = 0.2
 STILL_AFTER_S = 300.0
-QUICK_STILL_AFTER_S = 45.0
+QUICK_STILL_AFTER_S = 30.0
 FALL_MATCH_S = 5.0
 DATA_NOTICE = (
     "SIMULATED held-out rooms (seeds and room sizes never used in fitting); not validated on real CSI"

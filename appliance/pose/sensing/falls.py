@@ -26,14 +26,14 @@ F32 = npt.NDArray[np.float32]
 
 # The burst: power in the high Doppler bins over the empty room's, on the link that sees most of it.
 HIGH_DOPPLER_HZ = 8
-BURST_RANGE = (300.0, 20.0)  # from sensitivity 0 to 1
+BURST_RANGE = (300.0, 30.0)  # from sensitivity 0 to 1
 # The classifier's "falling" probability that counts as a burst by itself.
-FALLING_RANGE = (0.9, 0.4)
+FALLING_RANGE = (0.6, 0.3)
 # Afterwards: share of readings that are still and lying.
 DOWN_SHARE_RANGE = (0.8, 0.4)
 # Still: Doppler power above the motion band at most this many times the empty room's on every link.
 STILL_BEAT = 30.0
-LYING_PROBABILITY = 0.4
+LYING_PROBABILITY = 0.35
 # The first moments after the burst are still part of the fall.
 SETTLE_S = 0.8
 MIN_READINGS = 5

@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--scale", type=float, default=1.0, help="multiply every episode count (%(default)s)")
     data.add_argument("--workers", type=int, default=2, help="simulation processes (%(default)s)")
     build.add_argument("--out", type=Path, required=True, help="folder for the model files")
-    build.add_argument("--epochs", type=int, default=30, help="classifier epochs (%(default)s)")
+    build.add_argument("--epochs", type=int, default=15, help="classifier epochs (%(default)s)")
     build.add_argument("--seed", type=int, default=20261204, help="training seed (%(default)s)")
     build.add_argument("--falling-weight", type=float, default=4.0, help="weight of 'falling' (%(default)s)")
     return parser

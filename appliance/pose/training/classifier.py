@@ -110,7 +110,7 @@ def build_model(batch_size: int | None = None) -> Any:
     x = keras.layers.Conv1D(32, 3, padding="same", activation="relu")(x)
     x = keras.layers.Conv1D(32, 3, padding="same", activation="relu")(x)
     x = keras.ops.concatenate([keras.ops.mean(x, axis=1), x[:, -1]], axis=-1)
-    x = keras.layers.Dropout(0.2)(x)
+    x = keras.layers.Dropout(0.3)(x)
     x = keras.layers.Dense(32, activation="relu")(x)
     count_out = keras.layers.Dense(MAX_COUNT + 1, activation="softmax", name="count")(x)
     activity_out = keras.layers.Dense(len(ACTIVITIES), activation="softmax", name="activity")(x)
