@@ -147,7 +147,7 @@ def run_eval_sensing(args: argparse.Namespace) -> int:
     if _load(_default_model()) is None:
         return EXIT_ERROR
     setups = list(SETUP_CHOICES) if args.setup == "all" else [args.setup]
-    results = evaluate(setups, quick=args.quick, workers=args.workers, first=args.first)
+    results = evaluate(setups, quick=args.quick, workers=args.workers, first=args.first, progress=True)
     if args.json:
         print(json.dumps(results))
     else:

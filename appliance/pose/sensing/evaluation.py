@@ -85,9 +85,9 @@ class Plan:
 
 
 FULL = Plan(
-    moving=(24, 60.0),
-    still=(4, CALIBRATION_S + 20.0 + STILL_AFTER_S + 60.0),
-    empty=(4, 300.0),
+    moving=(16, 60.0),
+    still=(3, CALIBRATION_S + 20.0 + STILL_AFTER_S + 60.0),
+    empty=(3, 240.0),
     still_after_s=STILL_AFTER_S,
 )
 QUICK = Plan(
@@ -317,20 +317,28 @@ def summary(setup: str, tally: Tally, plan: Plan, seconds: float) -> dict[str, A
     }
 
 
-def evaluate(setups: Sequence[str], *, quick: bool, workers: int = 2, first: int = 0) -> list[dict[str, Any]]:
-    """Held-out episodes ``first ..`` of every setup; one summary per setup."""
+def evaluate(
+    setups: Sequence[str], *, quick: bool, workers: int = 2, first: int = 0, progress: bool = False
+) -> list[dict[str, Any]]:
+    """Held-out episodes ``first ..`` of every setup; one summary per setup.
+
+    All setups' episodes share one pool of ``workers`` processes, longest first, so that the long still
+    episodes do not wait for one another; ``progress`` shows a bar on stderr.
+    """
+    from tqdm import tqdm
+
     plan = QUICK if quick else FULL
-    results = []
-    for setup in setups:
-        started = time.monotonic()
-        jobs = plan.jobs(setup, first)
-        if workers > 1:
-            with multiprocessing.get_context("spawn").Pool(workers) as pool:
-                tallies = pool.map(_job, jobs, chunksize=1)
-        else:
-            tallies = [_job(job) for job in jobs]
-        total = Tally()
-        for tally in tallies:
-            total.merge(tally)
-        results.append(summary(setup, total, plan, time.monotonic() - started))
-    return results
+    started = time.monotonic()
+    jobs = sorted((job for setup in setups for job in plan.jobs(setup, first)), key=lambda j: -j[3])
+    if workers > 1:
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            tallies = list(
+                tqdm(pool.imap(_job, jobs), total=len(jobs), desc="episodes", disable=not progress)
+            )
+    else:
+        tallies = [_job(job) for job in tqdm(jobs, desc="episodes", disable=not progress)]
+    totals = {setup: Tally() for setup in setups}
+    for job, tally in zip(jobs, tallies, strict=True):
+        totals[job[0]].merge(tally)
+    seconds = time.monotonic() - started
+    return [summary(setup, totals[setup], plan, seconds) for setup in setups]

@@ -46,6 +46,9 @@ EXCLUSION_PENALTY = 4.0
 # Resample when the effective sample size falls below this share; jitter resampled particles this much.
 RESAMPLE_SHARE = 0.5
 ROUGHENING_M = 0.03
+# Share of particles redrawn anywhere at each resampling: a filter that locked onto the wrong place (weak
+# cues, a still person) can still find the right one.
+REINJECT_SHARE = 0.03
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +118,9 @@ class ParticleFilter:
             self.positions[index] + self._rng.normal(0, ROUGHENING_M, (PARTICLES, 2)), self._low, self._high
         )
         self.velocities = self.velocities[index] + self._rng.normal(0, ROUGHENING_M, (PARTICLES, 2))
+        fresh = self._rng.random(PARTICLES) < REINJECT_SHARE
+        self.positions[fresh] = self._rng.uniform(self._low, self._high, size=(int(fresh.sum()), 2))
+        self.velocities[fresh] = 0.0
         self.log_weights = np.zeros(PARTICLES)
 
     def estimate(self) -> PositionEstimate:
