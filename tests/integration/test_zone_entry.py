@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from appliance.contracts import Event, EventType, ZoneShape
+from appliance.contracts import TRACKER_OUTPUTS, Event, EventType, PoseFrame, ZoneShape
 from appliance.csi.simulator import Body, NodeSpec, RoomSimulator, RoomSpec, Scenario
 from appliance.csi.sources.simulated import SimulatedSource
 from appliance.hub import Hub
@@ -77,9 +77,11 @@ async def test_walking_into_a_zone_fires_entered_zone_within_two_seconds() -> No
     task = asyncio.create_task(pipeline.run())
     truly_inside_at: float | None = None
     entered_at: float | None = None
+    last_frame: PoseFrame | None = None
     deadline = time.monotonic() + 60.0
     try:
-        while entered_at is None and time.monotonic() < deadline:
+        # Until the event, and the reading that carries it (the scene's events go out just before it).
+        while (entered_at is None or last_frame is None) and time.monotonic() < deadline:
             message = await asyncio.wait_for(events.get(), timeout=5.0)
             truth = source.latest_truth
             if truly_inside_at is None and truth is not None and truth.persons:
@@ -87,12 +89,22 @@ async def test_walking_into_a_zone_fires_entered_zone_within_two_seconds() -> No
                 if hips[0] >= ZONE_EDGE_X and hips[1] >= 2.2:
                     truly_inside_at = time.monotonic()
             item = message.item
-            if isinstance(item, Event) and item.type is EventType.PERSON_ENTERED_ZONE:
-                if item.data["zone_id"] == ZONE.id:
-                    entered_at = time.monotonic()
+            if isinstance(item, PoseFrame) and entered_at is not None:
+                last_frame = item
+            entered = isinstance(item, Event) and item.type is EventType.PERSON_ENTERED_ZONE
+            if entered and isinstance(item, Event) and item.data["zone_id"] == ZONE.id:
+                entered_at = time.monotonic()
     finally:
         await stop_task(task)
     assert truly_inside_at is not None, "the simulated person never reached the zone"
     assert entered_at is not None, "no person.entered_zone for the desk"
     print(f"entered_zone {entered_at - truly_inside_at:.2f} s after the person did")
     assert entered_at - truly_inside_at <= 2.0
+    # The reading that placed them says what produced what, and that the skeleton is rendered.
+    assert last_frame is not None
+    assert last_frame.estimator == "tracker" and dict(last_frame.estimators) == TRACKER_OUTPUTS
+    assert last_frame.model_version == estimator.model.version
+    [person] = last_frame.persons
+    assert person.skeleton == "rendered" and person.zone == ZONE.id
+    assert person.position_m is not None and person.uncertainty_m is not None
+    assert 0.0 < person.uncertainty_m < 2.0

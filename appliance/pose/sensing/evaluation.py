@@ -86,8 +86,8 @@ class Plan:
 
 FULL = Plan(
     moving=(16, 60.0),
-    still=(3, CALIBRATION_S + 20.0 + STILL_AFTER_S + 60.0),
-    empty=(3, 240.0),
+    still=(2, CALIBRATION_S + 20.0 + STILL_AFTER_S + 60.0),
+    empty=(2, 240.0),
     still_after_s=STILL_AFTER_S,
 )
 QUICK = Plan(
