@@ -135,43 +135,37 @@ def heatmap_png(result: PlanResult, room: RoomSpec, path: Path, *, pixels_per_m:
     """The error per cell as a colour map over the floor plan (green small, red large), nodes as dots."""
     import cv2
 
+    pad = 40  # room for the nodes' labels round the walls
     width, height = round(room.width_m * pixels_per_m), round(room.depth_m * pixels_per_m)
-    image = np.full((height + 40, width, 3), 255, np.uint8)
+    image = np.full((height + 2 * pad + 30, width + 2 * pad, 3), 255, np.uint8)
+
+    def pixel(x: float, y: float) -> tuple[int, int]:
+        # Image rows grow downwards; the floor's y grows upwards.
+        return pad + round(x * pixels_per_m), pad + round((room.depth_m - y) * pixels_per_m)
+
     finite = result.error_m[np.isfinite(result.error_m)]
     top = max(float(finite.max()) if finite.size else 1.0, 1.0)
-    step_x = (result.xs[1] - result.xs[0]) if result.xs.size > 1 else room.width_m
-    step_y = (result.ys[1] - result.ys[0]) if result.ys.size > 1 else room.depth_m
+    step_x = float(result.xs[1] - result.xs[0]) if result.xs.size > 1 else room.width_m
+    step_y = float(result.ys[1] - result.ys[0]) if result.ys.size > 1 else room.depth_m
+    font = cv2.FONT_HERSHEY_SIMPLEX
     for row, y in enumerate(result.ys):
         for column, x in enumerate(result.xs):
-            value = result.error_m[row, column]
+            value = float(result.error_m[row, column])
             if not np.isfinite(value):
                 continue
             share = min(1.0, value / top)
             colour = (60, round(200 * (1 - share)) + 30, round(230 * share) + 20)  # BGR
-            # Image rows grow downwards; the floor's y grows upwards.
-            x0, x1 = round((x - step_x / 2) * pixels_per_m), round((x + step_x / 2) * pixels_per_m)
-            y0, y1 = (
-                round((room.depth_m - y - step_y / 2) * pixels_per_m),
-                round((room.depth_m - y + step_y / 2) * pixels_per_m),
-            )
-            cv2.rectangle(image, (x0, y0), (x1, y1), colour, -1)
-            cv2.putText(
-                image,
-                f"{value:.1f}",
-                ((x0 + x1) // 2 - 14, (y0 + y1) // 2 + 5),
-                cv2.FONT_HERSHEY_SIMPLEX,
-                0.4,
-                (0, 0, 0),
-                1,
-            )
-    cv2.rectangle(image, (0, 0), (width - 1, height - 1), (0, 0, 0), 2)
+            corner_a, corner_b = pixel(x - step_x / 2, y + step_y / 2), pixel(x + step_x / 2, y - step_y / 2)
+            cv2.rectangle(image, corner_a, corner_b, colour, -1)
+            centre = pixel(x, y)
+            cv2.putText(image, f"{value:.1f}", (centre[0] - 14, centre[1] + 5), font, 0.4, (0, 0, 0), 1)
+    cv2.rectangle(image, pixel(0, room.depth_m), pixel(room.width_m, 0), (0, 0, 0), 2)
     for node in room.nodes:
-        px = round(node.position[0] * pixels_per_m)
-        py = round((room.depth_m - node.position[1]) * pixels_per_m)
+        px, py = pixel(node.position[0], node.position[1])
         colour = (200, 60, 0) if node.role == "rx" else (0, 0, 0)
         cv2.circle(image, (px, py), 6, colour, -1)
-        cv2.putText(image, node.id, (px + 7, py - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1)
-    caption = f"median position error per {step_x:.1f} m cell (m); 0 green .. {top:.1f} red; SIMULATED"
-    cv2.putText(image, caption, (6, height + 26), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1)
+        cv2.putText(image, node.id, (px + 7, py - 7), font, 0.4, colour, 1)
+    caption = f"median error per cell, m (0 green .. {top:.1f} red); SIMULATED"
+    cv2.putText(image, caption, (6, height + 2 * pad + 20), font, 0.4, (0, 0, 0), 1)
     if not cv2.imwrite(str(path), image):
         raise OSError(f"could not write {path}")
