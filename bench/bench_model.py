@@ -32,7 +32,9 @@ def main() -> int:
     results = {}
     for threads in (1, 2):
         model = SensingModel(DEFAULT_MODEL, num_threads=threads)
-        results[f"threads_{threads}"] = model.benchmark(x, mask, iterations=args.iterations, warmup=args.warmup)
+        results[f"threads_{threads}"] = model.benchmark(
+            x, mask, iterations=args.iterations, warmup=args.warmup
+        )
     if args.json:
         print(json.dumps(results))
         return 0
