@@ -22,6 +22,7 @@ from appliance.api import auth, controls, events, openapi, room, security, strea
 from appliance.api.errors import error_middleware
 from appliance.api.keys import CONFIG, DATABASE, HUB, MODEL_UNAVAILABLE, PIPELINE, STARTED_AT
 from appliance.api.metrics import metrics_middleware
+from appliance.api.onboarding import ONBOARDING, start_onboarding
 from appliance.api.resource_keys import RESOURCES
 from appliance.api.resources import run_resources, setup_resources
 from appliance.api.routing import ApiRouter, install
@@ -50,6 +51,7 @@ from appliance.store.accounts import AccountStore
 from appliance.store.database import DATABASE_FILE, Database
 from appliance.store.history import HistoryStore
 from appliance.store.settings import SettingsStore
+from appliance.systemd import SystemdNotifier, keep_systemd_informed
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +156,7 @@ def build_app(config: AppConfig, *, can_restart: bool = False) -> web.Applicatio
     # Open streams are closed when shutdown begins; otherwise aiohttp would wait for them to end.
     app.on_shutdown.append(_close_streams)
     app.router.add_static("/ui/", WEB_DIR, append_version=True)
-    app.cleanup_ctx.extend([_database_ctx, _services_ctx, _sinks_ctx, _pipeline_ctx])
+    app.cleanup_ctx.extend([_database_ctx, _services_ctx, _sinks_ctx, _pipeline_ctx, _systemd_ctx])
     if can_restart:
         app[RESTART] = RestartRequest()
     return app
@@ -177,24 +179,36 @@ ui = ApiRouter()
 
 
 @ui.get("/", public=True, summary="The local web UI", content_types=["text/html"], tags=["ui"])
-async def _index(request: web.Request, query: None, body: None) -> web.FileResponse:
-    return web.FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+async def _index(request: web.Request, query: None, body: None) -> web.StreamResponse:
+    prefix = security.ingress_path(request) if auth.INGRESS_USER in request else None
+    if prefix is None:
+        return web.FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+    # Under Home Assistant's ingress the page's relative URLs resolve against X-Ingress-Path, even when
+    # the panel was opened without its trailing slash.
+    page = await asyncio.to_thread((WEB_DIR / "index.html").read_text, encoding="utf-8")
+    page = page.replace("<head>", f'<head>\n  <base href="{prefix}/">', 1)
+    return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-cache"})
 
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     """The database and what lives in it (accounts), open for the application's lifetime."""
     config = app[CONFIG]
     data_dir = config.data_dir.expanduser().resolve()
+    # The login secret is made on a box's first start: without it, the box is new (see onboarding).
+    new_box = not (data_dir / auth.SECRET_FILE).exists()
     database = await Database.open(data_dir / DATABASE_FILE)
     app[DATABASE] = database
+    accounts = AccountStore(database)
     app[auth.AUTHENTICATOR] = auth.Authenticator(
-        AccountStore(database),
+        accounts,
         auth.load_or_create_secret(data_dir),
         jwt_ttl_s=config.auth.jwt_ttl_minutes * 60.0,
     )
+    app[ONBOARDING] = start_onboarding(data_dir, users=await accounts.user_count(), new_box=new_box)
     try:
         yield
     finally:
+        accounts.close()
         await database.close()
 
 
@@ -263,19 +277,41 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     log.info("pipeline stopped")
 
 
+async def _systemd_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Under systemd (``Type=notify``): ready once the pipeline runs, watchdog pings while it runs."""
+    notifier = SystemdNotifier.from_environment()
+    if notifier is None:
+        yield
+        return
+    pipeline = app[PIPELINE]
+    task = asyncio.create_task(keep_systemd_informed(notifier, lambda: pipeline.last_tick), name="systemd")
+    try:
+        yield
+    finally:
+        notifier.notify("STOPPING=1")
+        await stop_task(task)
+        notifier.close()
+
+
 def run(config: AppConfig) -> None:
     """Serve until SIGINT or SIGTERM, then stop the pipeline and close every part in order; after a
     restart request, start the same command again in this process's place."""
     app = build_app(config, can_restart=True)
-    log.info(
-        "listening",
-        extra={
-            "fields": {
-                "url": f"http://{config.server.host}:{config.server.port}/",
-                "data_dir": str(config.data_dir),
-            }
-        },
-    )
+
+    async def started(_app: web.Application) -> None:
+        # After every part has started (the contexts run first), so that a part that fails never
+        # follows a "listening" line.
+        log.info(
+            "listening",
+            extra={
+                "fields": {
+                    "url": f"http://{config.server.host}:{config.server.port}/",
+                    "data_dir": str(config.data_dir),
+                }
+            },
+        )
+
+    app.on_startup.append(started)
     web.run_app(
         app,
         host=config.server.host,

@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    IPvAnyNetwork,
+    ValidationError,
+    model_validator,
+)
 
 from appliance.csi.prep import PrepSettings
 from appliance.csi.simulator import NodeSpec, RoomSpec
@@ -317,6 +325,17 @@ class AuthConfig(_Section):
     trusted_proxies: list[IPvAnyNetwork] = Field(
         default_factory=list,
         description="Reverse proxies (addresses or networks) whose X-Forwarded-For names the client.",
+    )
+    ingress_proxy: IPvAnyAddress | None = Field(
+        None,
+        description="Home Assistant's ingress proxy (172.30.32.2 in the add-on): requests from this address "
+        "that carry X-Ingress-Path are signed in as the Home Assistant user, without the appliance's own "
+        "login. Empty: no ingress; every request needs a token.",
+    )
+    ingress_role: Literal["admin", "viewer"] = Field(
+        "admin",
+        description="What Home Assistant users may do through ingress: admin (everything) or viewer (look "
+        "and watch streams).",
     )
 
     @model_validator(mode="after")

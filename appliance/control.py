@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -130,7 +131,8 @@ class ApplianceControls:
 
     async def configure_zone(self, zone_id: str, settings: Mapping[str, Any]) -> dict[str, Any]:
         try:
-            zone = ZoneConfig.model_validate({**settings, "id": zone_id})
+            # As strictly as a REST body (JSON Schema's typing: "yes" is not a boolean).
+            zone = ZoneConfig.model_validate_json(json.dumps({**settings, "id": zone_id}), strict=True)
         except ValidationError as exc:
             first = exc.errors()[0]
             field = ".".join(str(p) for p in first["loc"]) or "zone"

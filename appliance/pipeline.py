@@ -168,6 +168,8 @@ class Pipeline:
         self.frame_id = 0
         self.started_at = time.time()
         self.last_published_at: float | None = None
+        # time.monotonic() of the publishing loop's latest turn: the pipeline's heartbeat (systemd watchdog).
+        self.last_tick: float | None = None
         self.estimator_in_use: Estimator | None = None
         self.latency_s: deque[float] = deque(maxlen=_LATENCY_SAMPLES)
         self.processing_s: deque[float] = deque(maxlen=_LATENCY_SAMPLES)
@@ -241,6 +243,7 @@ class Pipeline:
             # After a stall, start again from now rather than publishing a burst to catch up.
             next_tick = max(next_tick + period, time.monotonic())
             await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
+            self.last_tick = time.monotonic()
             if not self.links or not self.detection_enabled:
                 continue
             try:

@@ -16,8 +16,8 @@ from appliance.app import build_app
 from appliance.contracts import PoseFrame
 from appliance.integrations.history import HistoryRecorder
 from tests.auth_support import ADMIN, bearer, config_in, onboard
-from tests.conftest import pick_free_port
 from tests.factories import Person, frame_at
+from tests.history_support import recorded
 
 Client = TestClient[Any, Any]
 GENEROUS_LIMITS: dict[str, Any] = {
@@ -41,10 +41,10 @@ async def start(
     aiohttp_client: Any, data_dir: Path, *, silent: bool = False, onboarded: bool = False, **overrides: Any
 ) -> tuple[Client, dict[str, str]]:
     """The application on ``data_dir``, and an admin's Authorization header. ``silent``: its only source is
-    a UDP port nobody sends to, so the pipeline never publishes and a test controls every frame.
-    ``onboarded``: the data directory has its admin already (a restart); log in instead."""
+    pyserial's loopback port, which nobody writes to, so the pipeline never publishes and a test controls
+    every frame. ``onboarded``: the data directory has its admin already (a restart); log in instead."""
     if silent:
-        overrides["sources"] = [{"type": "esp32_udp", "host": "127.0.0.1", "port": pick_free_port()}]
+        overrides["sources"] = [{"type": "esp32_serial", "url": "loop://"}]
     client: Client = await aiohttp_client(build_app(config_in(data_dir, **GENEROUS_LIMITS, **overrides)))
     if not onboarded:
         return client, await onboard(client)
@@ -72,8 +72,7 @@ async def record_visit(client: Client, t0: float, people: Sequence[Person], seco
         hub.publish(frame_at(t0 + i * 0.5, list(people), frame_id=10_000 + i))
         await asyncio.sleep(0)
     hub.publish(frame_at(t0 + seconds, [], frame_id=20_000))
-    await asyncio.sleep(0.1)
-    await history_recorder(client).flush()
+    await recorded(history_recorder(client))
 
 
 def history_recorder(client: Client) -> HistoryRecorder:

@@ -1,6 +1,13 @@
 """Test-only encoders: values -> the bytes each wire format puts on the wire or in a file.
 
-They let tests round-trip through the real parsers and let the simulator's frames take the same path.
+They let tests round-trip through the real parsers and let the simulator's frames take the same path. The
+layouts are written here from the senders' own sources, never imported from the code under test, so that a
+round trip checks the parser against the firmware and not against itself:
+
+- ADR-018: RuView ``firmware/esp32-csi-node/main/csi_collector.c`` (``csi_serialize_frame``) and
+  ``csi_collector.h`` (``CSI_MAGIC``, ``CSI_HEADER_SIZE``), ruvnet/RuView @cfda8db.
+- Micro-ESPectre: ``micro-espectre/src/csi_streamer.py`` (``stream_csi``), francescopace/espectre @dc52b94.
+- Intel 5300: ``matlab/read_bfee.c``, dhalperi/linux-80211n-csitool-supplementary @92594f6.
 """
 
 from __future__ import annotations
@@ -11,8 +18,21 @@ import numpy as np
 import numpy.typing as npt
 
 from appliance.csi.formats.atheros import HEADER_BYTES
-from appliance.csi.formats.esp_udp import ADR018_HEADER, ADR018_MAGIC, ESPECTRE_HEADER, ESPECTRE_MAGIC
-from appliance.csi.formats.intel5300 import BFEE_HEADER, CODE_BFEE, N_GROUPS, PAD_BITS_PER_GROUP
+
+# csi_serialize_frame: [0..3] magic LE, [4] node id, [5] n_antennas, [6..7] n_subcarriers LE u16,
+# [8..11] freq MHz LE u32, [12..15] sequence LE u32, [16] rssi i8, [17] noise floor i8, [18..19] reserved
+# (zero upstream; builds with ADR-110 HE tagging put the PPDU type in [18] and flags in [19]).
+ADR018_MAGIC = 0xC5110001
+_ADR018_HEADER = struct.Struct("<IBBHIIbbBB")
+# stream_csi: [0..1] MAGIC_STREAM 0x4353 LE, [2] chip code, [3] flags, [4] sequence, [5..6] num_sc LE u16.
+ESPECTRE_MAGIC = 0x4353
+_ESPECTRE_HEADER = struct.Struct("<HBBBH")
+# read_bfee.c: u32 timestamp_low, u16 bfee_count, 2 unread bytes, Nrx, Ntx, rssi_a, rssi_b, rssi_c,
+# noise (signed char), agc, antenna_sel, u16 len, u16 fake_rate_n_flags; 3 pad bits before each group.
+_BFEE_CODE = 0xBB
+_BFEE_HEADER = struct.Struct("<IHxxBBBBBbBBHH")
+_BFEE_GROUPS = 30
+_BFEE_PAD_BITS = 3
 
 
 def encode_10bit(values: npt.NDArray[np.int64]) -> bytes:
@@ -88,12 +108,12 @@ def adr018_datagram(
     noise: int = -95, flags: int = 0, n_antennas: int = 1,
 ) -> bytes:  # fmt: skip
     n_sub = buffer.size // (2 * n_antennas)
-    header = ADR018_HEADER.pack(ADR018_MAGIC, node, n_antennas, n_sub, freq, seq, rssi, noise, 0, flags)
+    header = _ADR018_HEADER.pack(ADR018_MAGIC, node, n_antennas, n_sub, freq, seq, rssi, noise, 0, flags)
     return header + buffer.tobytes()
 
 
 def espectre_datagram(buffer: npt.NDArray[np.int8], *, chip: int = 3, flags: int = 1, seq: int = 9) -> bytes:
-    return ESPECTRE_HEADER.pack(ESPECTRE_MAGIC, chip, flags, seq, buffer.size // 2) + buffer.tobytes()
+    return _ESPECTRE_HEADER.pack(ESPECTRE_MAGIC, chip, flags, seq, buffer.size // 2) + buffer.tobytes()
 
 
 def length_prefixed(datagrams: list[bytes]) -> bytes:
@@ -109,8 +129,8 @@ def intel_bfee_record(
     perm = [(antenna_sel >> (2 * k)) & 3 for k in range(nrx)]
     stored = csi[perm] if nrx > 1 else csi
     bits: list[int] = []
-    for g in range(N_GROUPS):
-        bits += [0] * PAD_BITS_PER_GROUP
+    for g in range(_BFEE_GROUPS):
+        bits += [0] * _BFEE_PAD_BITS
         for r in range(nrx):
             for t in range(ntx):
                 for part in (stored[r, t, g].real, stored[r, t, g].imag):
@@ -118,6 +138,6 @@ def intel_bfee_record(
                     bits += [(v >> b) & 1 for b in range(8)]
     bits += [0] * (-len(bits) % 8)
     payload = bytes(sum(bits[i + b] << b for b in range(8)) for i in range(0, len(bits), 8))
-    body = BFEE_HEADER.pack(timestamp, count, nrx, ntx, *rssi, noise, agc, antenna_sel, len(payload), rate)
+    body = _BFEE_HEADER.pack(timestamp, count, nrx, ntx, *rssi, noise, agc, antenna_sel, len(payload), rate)
     body += payload
-    return struct.pack(">H", len(body) + 1) + bytes([CODE_BFEE]) + body
+    return struct.pack(">H", len(body) + 1) + bytes([_BFEE_CODE]) + body

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from appliance.contracts import Event, PoseFrame
 from appliance.hub import Hub
@@ -10,16 +11,34 @@ from appliance.integrations.history import HistoryRecorder, HistorySettings
 from appliance.integrations.runner import SinkRunner
 from appliance.store.history import HistoryStore
 
-# Flushing often, and keeping the fixed test epoch (T0, 2023) out of reach of the recorder's retention run.
-FAST = HistorySettings(flush_interval_s=0.05, retention_days=3650)
+# T0 is in 2023: the recorder's retention, which runs in the background as it starts, must keep it, or on a
+# loaded machine it deletes rows the test has just written (by age: 30 days by default).
+KEEP_ALL_DAYS = 3650
+FAST = HistorySettings(flush_interval_s=0.05, retention_days=KEEP_ALL_DAYS)
+
+
+async def recorded(recorder: HistoryRecorder, timeout_s: float = 5.0) -> None:
+    """Wait until the recorder has taken every item published so far off its queue, then write them: the
+    condition itself, not a sleep that hopes it is long enough."""
+    deadline = time.monotonic() + timeout_s
+    while recorder.recorder_stats().pending:
+        assert time.monotonic() < deadline, recorder.recorder_stats()
+        await asyncio.sleep(0.005)
+    await recorder.flush()
 
 
 async def record_all(
     store: HistoryStore, items: list[PoseFrame | Event], settings: HistorySettings = FAST
 ) -> None:
-    """Publish ``items`` on a hub with a recorder running; leaving the runner writes everything."""
+    """Publish ``items`` with a recorder running, without losing any: a full queue would drop the oldest (on
+    a loaded machine the recorder falls behind a publisher that never waits), so wait for room, as live
+    sources' pace allows. Leaving the runner writes everything."""
     hub = Hub()
-    async with SinkRunner([HistoryRecorder(store, hub, settings)], hub):
+    recorder = HistoryRecorder(store, hub, settings)
+    async with SinkRunner([recorder], hub):
         for item in items:
+            while recorder.recorder_stats().pending >= settings.queue_items:  # noqa: ASYNC110 - no event
+                await asyncio.sleep(0.001)
             hub.publish(item)
             await asyncio.sleep(0)
+    assert recorder.recorder_stats().dropped == 0

@@ -31,7 +31,7 @@ class Service:
         self.process = process
         self.base = f"http://127.0.0.1:{port}"
 
-    def wait_healthy(self, timeout_s: float) -> float:
+    def wait_healthy(self, timeout_s: float) -> None:
         started = time.monotonic()
         while time.monotonic() - started < timeout_s:
             if self.process.poll() is not None:
@@ -41,7 +41,7 @@ class Service:
             try:
                 status, _ = get_json(f"{self.base}/api/v1/system/health")
                 if status == 200:
-                    return time.monotonic() - started
+                    return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             time.sleep(0.2)
@@ -53,8 +53,11 @@ class Service:
         return self.process.returncode, stderr
 
 
-def start_service(tmp_path: Path) -> Service:
-    """``invispose run`` on the shipped config, on a free loopback port, as a user would start it."""
+def start_service(
+    tmp_path: Path, config: Path = DEFAULT_CONFIG, env: dict[str, str] | None = None
+) -> Service:
+    """``invispose run`` on ``config`` (the shipped one by default), on a free loopback port, as a user
+    would start it; ``env`` is added to the environment."""
     port = pick_free_port()
     process = subprocess.Popen(
         [
@@ -63,7 +66,7 @@ def start_service(tmp_path: Path) -> Service:
             "appliance",
             "run",
             "--config",
-            str(DEFAULT_CONFIG),
+            str(config),
             "--data-dir",
             str(tmp_path / "data"),
             "--host",
@@ -75,6 +78,6 @@ def start_service(tmp_path: Path) -> Service:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     return Service(process, port)

@@ -111,6 +111,8 @@ class ActivityTimeline(BaseModel):
     tags=_TAGS,
 )
 async def activity(request: web.Request, query: ActivityQuery, body: None) -> ActivityTimeline:
+    """The range covers at most 31 days: `end_time` (default: now, or just after a later `start_time`)
+    minus `start_time` (default: 24 hours before the end); a longer one is refused with 400."""
     start, end = _range(query, time.time())
     intervals = await activity_timeline(
         history_store(request.app), start, end, query.by, query.person_id, query.zone_id
@@ -340,6 +342,8 @@ async def export(request: web.Request, query: ExportQuery, body: None) -> web.St
     )
     response.enable_chunked_encoding()
     await response.prepare(request)
+    if request.method == hdrs.METH_HEAD:  # the headers a GET gets; aiohttp would send what is written
+        return response
     rows_sent = 0
     async with aclosing(
         export_chunks(

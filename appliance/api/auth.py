@@ -4,13 +4,20 @@ Two kinds of bearer token reach the API:
 
 - a login token, a JWT (HS256, claims ``sub``, ``scopes``, ``exp``, ``iat``, ``jti``) signed with a secret
   generated on first start and kept in the data directory (mode 0600). It is short-lived and checked by
-  signature; it also dies with its user, since the user is looked up on every request.
+  signature; it also dies with its user, since ``sub`` is the user's id, which is never given to another
+  user (not even one of the same name), and the user is looked up on every request.
 - an API token, an opaque ``ivp_...`` string for Home Assistant, scripts and other machines. Only its
   SHA-256 is stored, and it is looked up on every request, so revoking one, or creating one with
   ``invispose token create`` against the same data directory, takes effect at once on a running instance.
 
-Until the first user exists, ``POST /api/v1/auth/setup`` creates an admin (once); afterwards accounts are
-made by an admin, through the API or ``invispose user add``.
+Until the first user exists, ``POST /api/v1/auth/setup`` creates an admin (once; see ``onboarding`` for
+when it needs a setup code); afterwards accounts are made by an admin, through the API or ``invispose user
+add``.
+
+Logins are limited per client address: an attempt counts *before* its password is checked, so that
+concurrent attempts cannot all slip in under the limit, and a successful one is forgiven afterwards.
+Password hashing is bounded too (``PasswordWorkers``): a login, setup or new user arriving while the
+password threads are full is answered 503 with ``Retry-After`` at once.
 """
 
 from __future__ import annotations
@@ -30,11 +37,20 @@ from typing import Annotated, Literal
 
 import jwt
 from aiohttp import web
-from pydantic import BaseModel, Field, StringConstraints, field_validator
+from pydantic import BaseModel, Field, StringConstraints
 
 from appliance.api.errors import error_response
+from appliance.api.onboarding import ONBOARDING
 from appliance.api.routing import ApiModel, ApiRouter, Scope
-from appliance.store.accounts import TOKEN_PREFIX, AccountError, AccountStore, ApiToken, User
+from appliance.store.accounts import (
+    PASSWORD_RETRY_AFTER_S,
+    TOKEN_PREFIX,
+    AccountError,
+    AccountStore,
+    ApiToken,
+    PasswordBusyError,
+    User,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +60,13 @@ _SECRET_BYTES = 64
 _MIN_SECRET_BYTES = 32
 JWT_ALGORITHM = "HS256"
 REALM = "invispose"
-# Clock difference tolerated between the JWT's iat and the user's creation (iat has whole seconds).
-_IAT_TOLERANCE_S = 1.0
 # What a user who is not an admin may do: look, and watch streams; never change anything.
 VIEWER_SCOPES = frozenset({Scope.POSE_READ, Scope.ANALYTICS_READ, Scope.SYSTEM_READ, Scope.STREAM_SUBSCRIBE})
 LOGIN_WINDOW_S = 60.0
 # Client addresses remembered by the login guard before the quietest are forgotten.
 _LOGIN_GUARD_MAX_CLIENTS = 10_000
-_EXPIRY = re.compile(r"^([1-9][0-9]{0,4})([hdwy])$")
+EXPIRY_PATTERN = r"^([1-9][0-9]{0,4})([hdwy])$"
+_EXPIRY = re.compile(EXPIRY_PATTERN)
 _EXPIRY_UNIT_S = {"h": 3600, "d": 86_400, "w": 7 * 86_400, "y": 365 * 86_400}
 NEVER = "never"
 
@@ -68,7 +83,7 @@ class InvalidTokenError(Exception):
 class Principal:
     """The caller of one request: a logged-in user or an API token, with what it may do."""
 
-    kind: Literal["user", "token"]
+    kind: Literal["user", "token", "homeassistant"]
     id: str
     name: str
     scopes: frozenset[Scope]
@@ -78,6 +93,8 @@ class Principal:
 
 
 PRINCIPAL = web.RequestKey("principal", Principal)
+# The Home Assistant user of a request that came through its ingress proxy (set by the security gate).
+INGRESS_USER = web.RequestKey("ingress_user", Principal)
 CLIENT_IP = web.RequestKey("client_ip", str)
 
 
@@ -162,7 +179,7 @@ class Authenticator:
     def issue(self, user: User, scopes: frozenset[Scope]) -> str:
         now = int(time.time())
         claims = {
-            "sub": user.username,
+            "sub": user.id,
             "scopes": sorted(s.value for s in scopes),
             "iat": now,
             "exp": now + int(self.jwt_ttl_s),
@@ -203,19 +220,19 @@ class Authenticator:
             raise InvalidTokenError("the token is malformed") from None
         except jwt.InvalidTokenError as exc:
             raise InvalidTokenError(f"the token is not valid: {exc}") from None
-        username, names = claims["sub"], claims["scopes"]
-        if not isinstance(username, str) or not isinstance(names, list):
+        user_id, names = claims["sub"], claims["scopes"]
+        if not isinstance(user_id, str) or not isinstance(names, list):
             raise InvalidTokenError("the token's claims are malformed")
         try:
             scopes = parse_scopes(str(n) for n in names)
         except ValueError:
             raise InvalidTokenError("the token names an unknown scope") from None
-        user = await self.accounts.get_user(username)
-        if user is None or user.created > float(claims["iat"]) + _IAT_TOLERANCE_S:
+        user = await self.accounts.get_user_by_id(user_id)
+        if user is None:
             raise InvalidTokenError("the token's user no longer exists")
         # The claims are signed, but the user's rights today bound them (no admin rights from old tokens).
         allowed = scopes if user.is_admin else scopes & VIEWER_SCOPES
-        return Principal("user", user.username, user.username, allowed)
+        return Principal("user", user.id, user.username, allowed)
 
 
 def _stored_scopes(record: ApiToken) -> frozenset[Scope]:
@@ -224,7 +241,12 @@ def _stored_scopes(record: ApiToken) -> frozenset[Scope]:
 
 
 class LoginGuard:
-    """Failed logins per client address in a sliding minute; past the limit, logins wait (429)."""
+    """Login attempts per client address in a sliding minute; past the limit, logins wait (429).
+
+    ``attempt`` counts an attempt before anything is checked, so that a burst of concurrent attempts is
+    cut at the limit however long each check takes; ``forgive`` takes back one that turned out right (or
+    was never checked), so that only failures stay on the client's record.
+    """
 
     def __init__(self, attempts_per_minute: int) -> None:
         self.limit = attempts_per_minute
@@ -241,10 +263,21 @@ class LoginGuard:
             return None
         return failures[0] + LOGIN_WINDOW_S - now
 
-    def failed(self, client: str, now: float) -> None:
+    def attempt(self, client: str, now: float) -> float | None:
+        """Count an attempt now; ``None`` if it may go ahead, else the seconds to wait (nothing counted)."""
+        wait_s = self.retry_after(client, now)
+        if wait_s is not None:
+            return wait_s
         if client not in self._failures and len(self._failures) >= _LOGIN_GUARD_MAX_CLIENTS:
             self._forget_quietest(now)
         self._failures.setdefault(client, deque()).append(now)
+        return None
+
+    def forgive(self, client: str, when: float) -> None:
+        """Take back the attempt counted at ``when`` (it succeeded, or was never checked)."""
+        failures = self._failures.get(client)
+        if failures is not None and when in failures:
+            failures.remove(when)
 
     def _forget_quietest(self, now: float) -> None:
         for client in [c for c, f in self._failures.items() if not f or f[-1] <= now - LOGIN_WINDOW_S]:
@@ -263,11 +296,24 @@ LOGIN_GUARD = web.AppKey("login_guard", LoginGuard)
 
 class SetupState(BaseModel):
     setup_required: bool = Field(description="true until the first admin exists")
+    setup_code_required: bool = Field(
+        description="true when creating the first admin needs the setup code: the box has been set up "
+        "before and lost its users; the code is in the appliance's log and `invispose user setup-code`"
+    )
 
 
 class Credentials(ApiModel):
     username: Username
     password: Password
+
+
+class SetupRequest(Credentials):
+    setup_code: str | None = Field(
+        None,
+        max_length=64,
+        description="Needed when `setup_code_required`: the code printed in the appliance's log at start "
+        "and by `invispose user setup-code` (case, spaces and dashes do not matter).",
+    )
 
 
 class LoginRequest(ApiModel):
@@ -306,14 +352,10 @@ class NewApiToken(ApiModel):
     name: TokenName
     scopes: list[Scope] = Field(min_length=1)
     expires: str | None = Field(
-        None, description='Lifetime like "12h", "30d", "8w", "1y"; null or "never": no expiry.'
+        None,
+        pattern=f"{EXPIRY_PATTERN}|^{NEVER}$",
+        description='Lifetime like "12h", "30d", "8w", "1y"; null or "never": no expiry.',
     )
-
-    @field_validator("expires")
-    @classmethod
-    def _expiry_format(cls, value: str | None) -> str | None:
-        parse_expiry(value, 0.0)
-        return value
 
 
 class ApiTokenInfo(BaseModel):
@@ -343,31 +385,112 @@ _TAGS = ["auth"]
     "/api/v1/auth/setup", public=True, summary="Whether the first admin must still be created", tags=_TAGS
 )
 async def setup_state(request: web.Request, query: None, body: None) -> SetupState:
-    return SetupState(setup_required=await request.app[AUTHENTICATOR].accounts.user_count() == 0)
+    required = await request.app[AUTHENTICATOR].accounts.user_count() == 0
+    return SetupState(
+        setup_required=required, setup_code_required=required and request.app[ONBOARDING].code_required
+    )
+
+
+class SessionState(BaseModel):
+    signed_in: bool = Field(
+        description="true when Home Assistant signed this request in (its ingress panel): no login needed"
+    )
+    username: str | None = Field(None, description="the Home Assistant user")
+    scopes: list[Scope] = Field(default_factory=list, description="what that user may do here")
+
+
+@router.get(
+    "/api/v1/auth/session",
+    public=True,
+    summary="Whether Home Assistant signed this request in (ingress), so that the UI needs no login",
+    response=SessionState,
+    tags=_TAGS,
+)
+async def session_state(request: web.Request, query: None, body: None) -> SessionState:
+    user = request.get(INGRESS_USER)
+    if user is None:
+        return SessionState(signed_in=False)
+    return SessionState(signed_in=True, username=user.name, scopes=sorted(user.scopes))
 
 
 @router.post(
     "/api/v1/auth/setup",
     public=True,
     summary="Create the first admin (once) and log in",
-    body=Credentials,
+    body=SetupRequest,
     response=LoginToken,
     status=201,
     tags=_TAGS,
-    responses={409: "setup is already done"},
+    responses={
+        403: "the setup code is needed (setup_code_required) and was not given, or is wrong",
+        409: "setup is already done",
+        503: "password checks are busy; retry after Retry-After seconds",
+    },
 )
-async def setup(request: web.Request, query: None, body: Credentials) -> LoginToken | web.Response:
-    """Only while no user exists: whoever first reaches a new box owns it, as with Home Assistant's
-    onboarding, so set it up on a trusted network (or create the admin with ``invispose user add``)."""
-    authenticator = request.app[AUTHENTICATOR]
+async def setup(request: web.Request, query: None, body: SetupRequest) -> LoginToken | web.Response:
+    """Only while no user exists. On a new box whoever reaches it first owns it, as with Home Assistant's
+    onboarding, so set it up on a trusted network (or create the admin with `invispose user add`). A box
+    that was set up before and lost its users (`setup_code_required`) also needs `setup_code`: printed in
+    the appliance's log at start and by `invispose user setup-code`. Wrong codes count as failed logins."""
+    authenticator, onboarding = request.app[AUTHENTICATOR], request.app[ONBOARDING]
+    if await authenticator.accounts.user_count():
+        return error_response(409, "already_set_up", "setup is already done: log in, or ask an admin")
+    if onboarding.code_required:
+        refused = _check_setup_code(request, body.setup_code)
+        if refused is not None:
+            return refused
     try:
         user = await authenticator.accounts.create_user(
             body.username, body.password, is_admin=True, only_if_first=True
         )
     except AccountError as exc:
         return error_response(409, "already_set_up", str(exc))
+    except PasswordBusyError as exc:
+        return _busy(exc)
+    onboarding.finish()
     log.info("first admin created", extra={"fields": {"user": user.username}})
     return _login_token(authenticator, user, user_scopes(user))
+
+
+def _check_setup_code(request: web.Request, given: str | None) -> web.Response | None:
+    """None when ``given`` is the setup code; else the refusal. Wrong codes count like failed logins."""
+    guard, client, now = request.app[LOGIN_GUARD], request[CLIENT_IP], time.monotonic()
+    wait_s = guard.attempt(client, now)
+    if wait_s is not None:
+        return _locked_out(wait_s)
+    if given is None:
+        guard.forgive(client, now)
+        return error_response(
+            403,
+            "setup_code_required",
+            "this box was set up before and lost its users: enter the setup code printed in the "
+            "appliance's log, or run 'invispose user setup-code' on the box",
+        )
+    if not request.app[ONBOARDING].code_matches(given):
+        log.warning("wrong setup code", extra={"fields": {"client": client}})
+        return error_response(403, "invalid_setup_code", "that is not the setup code")
+    guard.forgive(client, now)
+    return None
+
+
+def _locked_out(wait_s: float) -> web.Response:
+    retry_after = int(wait_s) + 1
+    response = error_response(
+        429,
+        "too_many_login_attempts",
+        f"too many failed logins; try again in {retry_after} s",
+        {"retry_after_s": retry_after},
+    )
+    response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def _busy(exc: PasswordBusyError) -> web.Response:
+    response = error_response(
+        503, "busy", f"{exc}; retry in {PASSWORD_RETRY_AFTER_S} s", {"retry_after_s": PASSWORD_RETRY_AFTER_S}
+    )
+    response.headers["Retry-After"] = str(PASSWORD_RETRY_AFTER_S)
+    return response
 
 
 @router.post(
@@ -377,29 +500,31 @@ async def setup(request: web.Request, query: None, body: Credentials) -> LoginTo
     body=LoginRequest,
     response=LoginToken,
     tags=_TAGS,
-    responses={401: "wrong username or password", 403: "a requested scope is not granted to the user"},
+    responses={
+        401: "wrong username or password",
+        403: "a requested scope is not granted to the user",
+        503: "password checks are busy; retry after Retry-After seconds",
+    },
 )
 async def login(request: web.Request, query: None, body: LoginRequest) -> LoginToken | web.Response:
-    """Failed attempts are limited per client address (``auth.login_attempts_per_minute``)."""
+    """Failed attempts are limited per client address (`auth.login_attempts_per_minute`); an attempt
+    counts as soon as it arrives, and a right password takes it back."""
     authenticator, guard = request.app[AUTHENTICATOR], request.app[LOGIN_GUARD]
-    client = request[CLIENT_IP]
-    wait_s = guard.retry_after(client, time.monotonic())
+    client, now = request[CLIENT_IP], time.monotonic()
+    wait_s = guard.attempt(client, now)
     if wait_s is not None:
-        response = error_response(
-            429,
-            "too_many_login_attempts",
-            f"too many failed logins; try again in {int(wait_s) + 1} s",
-            {"retry_after_s": int(wait_s) + 1},
-        )
-        response.headers["Retry-After"] = str(int(wait_s) + 1)
-        return response
-    user = await authenticator.accounts.check_password(body.username, body.password)
+        return _locked_out(wait_s)
+    try:
+        user = await authenticator.accounts.check_password(body.username, body.password)
+    except PasswordBusyError as exc:
+        guard.forgive(client, now)
+        return _busy(exc)
     if user is None:
-        guard.failed(client, time.monotonic())
         log.warning("failed login", extra={"fields": {"client": client}})
         response = error_response(401, "invalid_credentials", "wrong username or password")
         response.headers["WWW-Authenticate"] = f'Bearer realm="{REALM}"'
         return response
+    guard.forgive(client, now)
     granted = user_scopes(user)
     wanted = frozenset(body.scopes) if body.scopes else granted
     missing = [s.value for s in wanted if Scope.ADMIN_ALL not in granted and s not in granted]
@@ -476,7 +601,7 @@ async def list_users(request: web.Request, query: None, body: None) -> UserList:
     response=UserInfo,
     status=201,
     tags=_TAGS,
-    responses={409: "the user exists"},
+    responses={409: "the user exists", 503: "password checks are busy; retry after Retry-After seconds"},
 )
 async def add_user(request: web.Request, query: None, body: NewUser) -> UserInfo | web.Response:
     try:
@@ -485,12 +610,15 @@ async def add_user(request: web.Request, query: None, body: NewUser) -> UserInfo
         )
     except AccountError as exc:
         return error_response(409, "user_exists", str(exc))
+    except PasswordBusyError as exc:
+        return _busy(exc)
     return user_info(user)
 
 
 @router.delete(
     "/api/v1/auth/users/{username}",
     scope=Scope.ADMIN_ALL,
+    path_params_from=NewUser,
     summary="Remove a user (their login tokens stop working at once)",
     status=204,
     tags=_TAGS,

@@ -116,6 +116,7 @@ class _Collection(Generic[IdItemT]):
     create_summary: str
     delete_summary: str
     create_description: str
+    rules: str  # what the body must satisfy beyond its schema, for create and replace alike
     create_conflict: str
     replace_responses: Mapping[int, str] = field(default_factory=lambda: _NOT_FOUND)
     delete_responses: Mapping[int, str] = field(default_factory=lambda: _NOT_FOUND)
@@ -159,10 +160,12 @@ def _add_collection(c: _Collection[IdItemT]) -> None:
 
     read = {"scope": Scope.SYSTEM_READ, "tags": _TAGS}
     write = {"scope": c.write_scope, "tags": _TAGS}
+    # The path's {id} is the item's id, with the item's own pattern.
+    item_path = {"path_params_from": c.item}
     router.get(collection, summary=c.list_summary, response=c.listing, **read)(
         _named(list_items, f"list_{c.kind}s")
     )
-    router.get(one, summary=f"One {c.noun}", response=c.item, responses=_NOT_FOUND, **read)(
+    router.get(one, summary=f"One {c.noun}", response=c.item, responses=_NOT_FOUND, **item_path, **read)(
         _named(get_item, f"get_{c.kind}")
     )
     router.post(
@@ -173,18 +176,23 @@ def _add_collection(c: _Collection[IdItemT]) -> None:
         status=_CREATED,
         responses={409: c.create_conflict},
         **write,
-    )(_named(create_item, f"create_{c.kind}", c.create_description))
+    )(_named(create_item, f"create_{c.kind}", f"{c.create_description} {c.rules}"))
     router.put(
         one,
         summary=f"Replace a {c.noun}",
         body=c.item,
         response=c.item,
         responses=c.replace_responses,
+        **item_path,
         **write,
-    )(_named(replace_item, f"replace_{c.kind}"))
-    router.delete(one, summary=c.delete_summary, status=_DELETED, responses=c.delete_responses, **write)(
-        _named(delete_item, f"delete_{c.kind}")
+    )(
+        _named(
+            replace_item, f"replace_{c.kind}", f"The body's `id` must equal the `id` in the path. {c.rules}"
+        )
     )
+    router.delete(
+        one, summary=c.delete_summary, status=_DELETED, responses=c.delete_responses, **item_path, **write
+    )(_named(delete_item, f"delete_{c.kind}"))
 
 
 _add_collection(
@@ -202,7 +210,10 @@ _add_collection(
         list_summary="The room's CSI nodes and routers",
         create_summary="Add a CSI node",
         delete_summary="Remove a CSI node",
-        create_description="The node must lie inside the room; the model's room geometry follows at once.",
+        create_description="The model's room geometry follows at once.",
+        rules="Refused with 400: a `position` outside the room the configuration file describes "
+        "(`room.width_m` x `room.depth_m` x `room.height_m`, from its corner). Refused with 409: a room "
+        "that would lose its last transmitter or receiver.",
         create_conflict="a node with that id exists, or the room would not be valid",
         replace_responses=_WRITE_ERRORS,
         delete_responses={
@@ -226,8 +237,9 @@ _add_collection(
         list_summary="The room's zones",
         create_summary="Add a zone",
         delete_summary="Remove a zone (a zone from the YAML file stays removed)",
-        create_description="The polygon must lie inside the room; the running scene uses the zone from its "
-        "next window.",
+        create_description="The running scene uses the zone from its next window.",
+        rules="Refused with 400: a `polygon` point outside the room the configuration file describes "
+        "(`room.width_m` x `room.depth_m`, from its corner).",
         create_conflict="a zone with that id exists",
     )
 )
@@ -259,7 +271,8 @@ async def get_alerts(request: web.Request, query: None, body: None) -> AlertSett
 async def replace_alerts(
     request: web.Request, query: None, body: AlertSettings
 ) -> AlertSettings | web.Response:
-    """``restricted_zone_ids`` becomes the full set of restricted zones; each must name a zone."""
+    """`restricted_zone_ids` becomes the full set of restricted zones. Refused with 400: an entry that
+    names no zone (see `GET /api/v1/config/zones`)."""
     live = live_config(request.app)
     return await _attempt("alert settings", "", live.set_alerts(body)) or live.alerts
 
@@ -285,8 +298,10 @@ _add_collection(
         list_summary="Saved zone templates",
         create_summary="Save a zone template",
         delete_summary="Delete a zone template",
-        create_description="Its zones are checked against the room now; a zone listed in "
-        "``alerts.restricted_zone_ids`` is saved as restricted.",
+        create_description="A zone listed in `alerts.restricted_zone_ids` is saved as restricted.",
+        rules="Refused with 400: a zone `polygon` point outside the room the configuration file describes "
+        "(`room.width_m` x `room.depth_m`), zone ids repeated within the template, or an "
+        "`alerts.restricted_zone_ids` entry that is not one of the template's zones.",
         create_conflict="a template with that id exists",
     )
 )

@@ -6,6 +6,9 @@ from typing import Any
 
 from aiohttp import web
 
+# Headers that describe the exception's own (text) body, which the JSON body replaces.
+_BODY_HEADERS = frozenset({"content-type", "content-length"})
+
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     """The error shape itself, for responses and for a streamed body that must end with an error."""
@@ -26,7 +29,12 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         if not request.path.startswith("/api/") or exc.status < 400:
             raise
         code = exc.reason.lower().replace(" ", "_")
-        return error_response(exc.status, code, exc.text or exc.reason)
+        response = error_response(exc.status, code, exc.text or exc.reason)
+        # What the exception says in headers stays: a 405's Allow (RFC 9110), a 429's Retry-After.
+        for name, value in exc.headers.items():
+            if name.lower() not in _BODY_HEADERS:
+                response.headers[name] = value
+        return response
     except Exception:
         request.app.logger.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(500, "internal_error", "unexpected server error; see the appliance log")

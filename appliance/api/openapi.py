@@ -43,6 +43,7 @@ _ERROR_REASONS = {
     413: "the body is too large",
     415: "the body is not JSON",
     429: "rate limit reached; retry after Retry-After seconds",
+    503: "busy; retry after Retry-After seconds",
 }
 
 
@@ -147,8 +148,11 @@ def _operation(endpoint: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
 
 
 def _parameters(endpoint: Endpoint, schemas: dict[str, Any]) -> list[dict[str, Any]]:
+    fields: dict[str, Any] = {}
+    if endpoint.path_params_from is not None:
+        fields = _inline_schema(endpoint.path_params_from, schemas).get("properties", {})
     parameters: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {"name": name, "in": "path", "required": True, "schema": fields.get(name, {"type": "string"})}
         for name in endpoint.path_params
     ]
     if endpoint.query is not None:
@@ -186,10 +190,8 @@ def _responses(endpoint: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
         }
     responses: dict[str, Any] = {str(endpoint.status): success}
     for status, reason in endpoint.responses.items():
-        if status < 400:
+        if status < 400 or status in endpoint.body_on:
             responses[str(status)] = {"description": reason, "content": success.get("content", {})}
-        elif status >= 500 and endpoint.response is not None:
-            responses[str(status)] = {"description": reason, "content": success["content"]}
         else:
             responses[str(status)] = {"description": reason, "content": error}
     codes = {429}

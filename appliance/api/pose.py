@@ -81,8 +81,14 @@ QueryTime = Annotated[
 class TimeRange(ApiModel):
     """Half-open ``[start_time, end_time)``; either side may be left open."""
 
-    start_time: QueryTime | None = None
-    end_time: QueryTime | None = None
+    start_time: QueryTime | None = Field(
+        None, description="from this time on (seconds since the epoch, or ISO 8601 in local time)"
+    )
+    end_time: QueryTime | None = Field(
+        None,
+        description="before this time (seconds since the epoch, or ISO 8601 in local time); must be "
+        "after start_time when both are given",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> TimeRange:

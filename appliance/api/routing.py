@@ -15,6 +15,12 @@ the JSON body before the handler runs (so handlers trust their inputs), turns ev
 one error shape, serializes a returned pydantic model, and passes a returned ``web.StreamResponse``
 (files, CSV, WebSocket, MJPEG) through untouched. Declaring an endpoint with neither a scope nor
 ``public=True`` raises at import time: an unprotected route cannot be written by accident.
+
+Bodies are validated strictly, as JSON Schema reads the OpenAPI document: ``"yes"`` is not a boolean,
+``false`` is not a number and ``"5"`` is not an integer (pydantic's lax mode would coerce each). Query
+strings are text by nature, so their values are converted as their fields say; a parameter that takes
+one value and is given several is refused rather than one of them picked. Every GET endpoint also answers
+HEAD.
 """
 
 from __future__ import annotations
@@ -104,6 +110,8 @@ class Endpoint:
     tier: RateTier
     responses: Mapping[int, str]
     deprecated: bool
+    body_on: frozenset[int] = frozenset()
+    path_params_from: type[BaseModel] | None = None
 
     @property
     def operation_id(self) -> str:
@@ -140,11 +148,21 @@ class Endpoint:
 
     def _parse_query(self, request: web.Request, model: type[BaseModel]) -> BaseModel | web.Response:
         data: dict[str, Any] = {}
+        repeated: list[str] = []
         for key in request.query:
             if key in data or (self.token_in_query and key == ACCESS_TOKEN_PARAM):
                 continue
             values = request.query.getall(key)
-            data[key] = values if _is_sequence_field(model, key) else values[-1]
+            if _is_sequence_field(model, key):
+                data[key] = values
+                continue
+            if len(values) > 1:  # which one was meant? Say so rather than guess
+                repeated.append(key)
+            data[key] = values[0]
+        if repeated:
+            once = "takes one value; it was given more than once"
+            details = [{"in": "query", "field": k, "message": once, "type": "value_error"} for k in repeated]
+            return error_response(400, "validation_error", "the request query is not valid", details)
         try:
             return model.model_validate(data)
         except ValidationError as exc:
@@ -166,7 +184,8 @@ class Endpoint:
         except web.HTTPRequestEntityTooLarge:
             return _too_large(limit)
         try:
-            data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+            text = raw.decode("utf-8")
+            json.loads(text, parse_constant=_reject_constant)
         except UnicodeDecodeError as exc:
             return error_response(
                 400, "invalid_json", "the body is not UTF-8", {"position": exc.start, "line": None}
@@ -180,8 +199,12 @@ class Endpoint:
             )
         except ValueError as exc:
             return error_response(400, "invalid_json", str(exc), None)
+        except RecursionError:
+            return error_response(400, "invalid_json", "the body is nested too deeply to be read", None)
         try:
-            return model.model_validate(data)
+            # Checked by the JSON parser above (its errors are the clearer), then validated as JSON: in
+            # strict mode that is JSON Schema's typing, with enums, dates and tuples read from JSON.
+            return model.model_validate_json(text, strict=True)
         except ValidationError as exc:
             return validation_error(exc, "body")
 
@@ -280,11 +303,16 @@ class ApiRouter:
         tier: RateTier = RateTier.AUTHENTICATED,
         responses: Mapping[int, str] | None = None,
         deprecated: bool = False,
+        body_on: Sequence[int] = (),
+        path_params_from: type[BaseModel] | None = None,
     ) -> Callable[[Handler], Handler]:
         """Declare an endpoint. ``scope``: what a token needs; ``public``: no token at all (login, health).
 
-        ``responses`` documents further statuses (``{404: "no such token"}``); ``tier=RateTier.STREAMING``
-        puts a stream on the streaming bucket and lets it take the token from ``?access_token=``.
+        ``responses`` documents further statuses (``{404: "no such token"}``), with the error shape unless
+        listed in ``body_on`` (health's 503 carries the health body); ``tier=RateTier.STREAMING`` puts a
+        stream on the streaming bucket and lets it take the token from ``?access_token=``. A path
+        parameter is documented as the field of the same name of ``path_params_from`` (an item's ``id``),
+        else as any string.
         """
         method = method.upper()
         if public == (scope is not None):
@@ -322,6 +350,8 @@ class ApiRouter:
                     tier=RateTier.ANONYMOUS if public else tier,
                     responses=dict(responses or {}),
                     deprecated=deprecated,
+                    body_on=frozenset(body_on),
+                    path_params_from=path_params_from,
                 )
             )
             return handler
@@ -357,10 +387,11 @@ class EndpointTable:
         return self._by_route.get(route)
 
     def __iter__(self) -> Iterator[Endpoint]:
-        return iter(self._by_route.values())
+        """Each endpoint once (a GET endpoint has a HEAD route too)."""
+        return iter(dict.fromkeys(self._by_route.values()))
 
     def __len__(self) -> int:
-        return len(self._by_route)
+        return len(dict.fromkeys(self._by_route.values()))
 
 
 ENDPOINTS = web.AppKey("endpoints", EndpointTable)
@@ -373,5 +404,6 @@ def install(app: web.Application, *routers: ApiRouter) -> None:
     table = app[ENDPOINTS]
     for router in routers:
         for endpoint in router.endpoints:
-            route = app.router.add_route(endpoint.method, endpoint.path, endpoint.handle)
-            table.add(route, endpoint)
+            methods = ["GET", "HEAD"] if endpoint.method == "GET" else [endpoint.method]
+            for method in methods:
+                table.add(app.router.add_route(method, endpoint.path, endpoint.handle), endpoint)

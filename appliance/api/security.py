@@ -19,6 +19,12 @@ JSON error middleware):
    and must hold the route's scope (403 naming it). A route missing from the table (added to aiohttp
    directly) fails closed: it needs ``admin:all``.
 
+Home Assistant's ingress (``auth.ingress_proxy``): a request from exactly that address carrying
+``X-Ingress-Path`` was signed in by Home Assistant, which proxies its panel to the add-on. Such a request is
+the Home Assistant user (``X-Remote-User-*``) with ``auth.ingress_role``'s scopes and needs no token; its
+Host is Home Assistant's own name, so the Host check does not apply. Any other address, the add-on's
+mapped port included, goes through the gate as usual.
+
 ``on_response_prepare`` then stamps every response, streams and static files included, with the rate-limit
 headers (``X-RateLimit-Limit``: the bucket size, ``-Remaining``: requests left now, ``-Reset``: seconds until
 the bucket is full), the security headers, and CORS headers for an allowed origin.
@@ -41,7 +47,16 @@ from urllib.parse import urlsplit
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 
-from appliance.api.auth import AUTHENTICATOR, CLIENT_IP, PRINCIPAL, REALM, InvalidTokenError, Principal
+from appliance.api.auth import (
+    AUTHENTICATOR,
+    CLIENT_IP,
+    INGRESS_USER,
+    PRINCIPAL,
+    REALM,
+    VIEWER_SCOPES,
+    InvalidTokenError,
+    Principal,
+)
 from appliance.api.errors import error_response
 from appliance.api.routing import ACCESS_TOKEN_PARAM, ENDPOINTS, Endpoint, RateTier, Scope
 from appliance.config import AppConfig, RateLimitConfig
@@ -56,11 +71,19 @@ _CORS_METHODS = "GET, POST, PUT, PATCH, DELETE"
 _CORS_HEADERS = "Authorization, Content-Type"
 _CORS_EXPOSE = "Retry-After, WWW-Authenticate, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset"
 _CORS_MAX_AGE_S = 600
+INGRESS_PATH_HEADER = "X-Ingress-Path"
+# What Home Assistant's ingress puts in X-Ingress-Path: /api/hassio_ingress/<token>
+_INGRESS_PATH = re.compile(r"^/[A-Za-z0-9_\-./]{1,200}$")
 # Rate-limit buckets kept before full (idle) ones are forgotten; bounds memory under a spoofed-IP flood.
 MAX_BUCKETS = 10_000
 _UI_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+# Home Assistant shows the UI in an iframe of its own page (same origin, through its ingress proxy), and
+# the page sets its base URL to X-Ingress-Path.
+_INGRESS_UI_CSP = _UI_CSP.replace("base-uri 'none'", "base-uri 'self'").replace(
+    "frame-ancestors 'none'", "frame-ancestors 'self'"
 )
 _API_CSP = "default-src 'none'; frame-ancestors 'none'"
 SECURITY_HEADERS = {
@@ -201,6 +224,8 @@ class SecurityPolicy:
     cors_origins: frozenset[str]
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
     limiter: RateLimiter
+    ingress_proxy: str | None = None
+    ingress_scopes: frozenset[Scope] = VIEWER_SCOPES
     retired: tuple[RetiredApi, ...] = RETIRED_APIS
     unknown_routes_seen: set[str] = field(default_factory=set)
 
@@ -220,7 +245,22 @@ class SecurityPolicy:
                 }
             ),
             retired=tuple(retired),
+            ingress_proxy=None if auth.ingress_proxy is None else str(auth.ingress_proxy),
+            ingress_scopes=frozenset({Scope.ADMIN_ALL}) if auth.ingress_role == "admin" else VIEWER_SCOPES,
         )
+
+    def ingress_user(self, request: web.BaseRequest) -> Principal | None:
+        """The Home Assistant user, when the request came through its ingress proxy; else None."""
+        if self.ingress_proxy is None or request.remote != self.ingress_proxy:
+            return None
+        if ingress_path(request) is None:
+            return None
+        headers = request.headers
+        user_id = headers.get("X-Remote-User-Id", "")
+        name = (
+            headers.get("X-Remote-User-Name") or headers.get("X-Remote-User-Display-Name") or "Home Assistant"
+        )
+        return Principal("homeassistant", user_id or name, name, self.ingress_scopes)
 
     def host_allowed(self, host_header: str | None) -> bool:
         if host_header is None:
@@ -259,6 +299,12 @@ class SecurityPolicy:
 SECURITY = web.AppKey("security", SecurityPolicy)
 RATE_STATE = web.RequestKey("rate_state", RateState)
 RETIRED_API = web.RequestKey("retired_api", RetiredApi)
+
+
+def ingress_path(request: web.BaseRequest) -> str | None:
+    """X-Ingress-Path, the prefix Home Assistant serves the UI under, if it is a plain path."""
+    value = request.headers.get(INGRESS_PATH_HEADER)
+    return value.rstrip("/") if value is not None and _INGRESS_PATH.fullmatch(value) else None
 
 
 def _local_names(server_host: str, allowed: Iterable[str]) -> set[str]:
@@ -316,6 +362,11 @@ def _same_origin(origin: str, host_header: str | None) -> bool:
 async def host_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     policy = request.app[SECURITY]
     request[CLIENT_IP] = policy.client_ip(request)
+    ingress_user = policy.ingress_user(request)
+    if ingress_user is not None:
+        # Home Assistant signed the user in; the Host is its own name, which rebinding cannot abuse here.
+        request[INGRESS_USER] = ingress_user
+        return await handler(request)
     if not policy.host_allowed(request.headers.get(hdrs.HOST)):
         return error_response(
             421,
@@ -392,14 +443,14 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
         return await handler(request) if allowed else _rate_limited(state)
     scope = _required_scope(request, endpoint, policy)
     token = _bearer_token(request, endpoint)
-    principal: Principal | None = None
+    principal = request.get(INGRESS_USER)
     problem = "no bearer token; log in or create an API token"
-    if isinstance(token, str):
+    if principal is None and isinstance(token, str):
         try:
             principal = await request.app[AUTHENTICATOR].authenticate(token)
         except InvalidTokenError as exc:
             problem = str(exc)
-    elif token is not None:
+    elif isinstance(token, _MalformedCredentials):
         problem = token.message
     if principal is None:
         allowed, state = policy.limiter.hit(RateTier.ANONYMOUS, client, now)
@@ -498,10 +549,15 @@ async def stamp_response(request: web.BaseRequest, response: web.StreamResponse)
     headers["X-RateLimit-Limit"] = str(state.limit)
     headers["X-RateLimit-Remaining"] = str(state.remaining)
     headers["X-RateLimit-Reset"] = str(state.reset_s)
+    ingress = INGRESS_USER in request
+    if ingress:
+        headers.setdefault("X-Frame-Options", "SAMEORIGIN")
     for name, value in SECURITY_HEADERS.items():
         headers.setdefault(name, value)
     is_api = request.path.startswith(API_PREFIX)
-    headers.setdefault("Content-Security-Policy", _API_CSP if is_api else _UI_CSP)
+    headers.setdefault(
+        "Content-Security-Policy", _API_CSP if is_api else _INGRESS_UI_CSP if ingress else _UI_CSP
+    )
     # The UI's files are revalidated on every load (a cheap 304), so an upgraded appliance never runs a
     # browser's cached copy of an older script against its newer API.
     headers.setdefault(hdrs.CACHE_CONTROL, "no-store" if is_api else "no-cache")

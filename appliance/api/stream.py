@@ -11,7 +11,7 @@ from __future__ import annotations
 from aiohttp import hdrs, web
 from pydantic import Field
 
-from appliance.api.auth import AUTHENTICATOR, InvalidTokenError
+from appliance.api.auth import AUTHENTICATOR, INGRESS_USER, InvalidTokenError, Principal
 from appliance.api.errors import error_response
 from appliance.api.resource_keys import RESOURCES
 from appliance.api.routing import ApiModel, ApiRouter, Scope
@@ -53,6 +53,17 @@ def authorizer(app: web.Application) -> Authorize:
     return authorize
 
 
+def signed_in_by_home_assistant(user: Principal) -> Authorize:
+    """For a stream opened through Home Assistant's ingress: the user it signed in, whatever token comes."""
+
+    async def authorize(token: str) -> str:
+        if not user.allows(Scope.STREAM_SUBSCRIBE):
+            raise AccessDeniedError(CLOSE_FORBIDDEN, f"this needs the {Scope.STREAM_SUBSCRIBE.value} scope")
+        return f"{user.kind}:{user.name}"
+
+    return authorize
+
+
 @router.get(
     STREAM_PATH,
     public=True,
@@ -90,4 +101,8 @@ async def stream(request: web.Request, query: StreamQuery, body: None) -> web.St
         )
         response.headers[hdrs.RETRY_AFTER] = str(_RETRY_AFTER_S)
         return response
+    ingress_user = request.get(INGRESS_USER)
+    if ingress_user is not None:
+        # Authenticated from the first frame: the page inside Home Assistant has no token to send.
+        return await sink.serve(request, signed_in_by_home_assistant(ingress_user), "")
     return await sink.serve(request, authorizer(request.app), query.token)

@@ -2,6 +2,12 @@
 
 Health is public, so that a watchdog needs no token; status and routers need ``system:read``. The response
 models below are what the OpenAPI document publishes for these routes.
+
+A component is ``ok``, ``starting``, ``down`` or ``degraded``: working, but something needs a person's
+attention. The database is degraded after a damaged file was moved aside at start, or when it raised
+errors while running (history writes or reads, settings, accounts); ``system/database`` says what
+happened and ``system/database/acknowledge`` (admin) clears it. A degraded box answers health with 200,
+since restarting it would not help.
 """
 
 from __future__ import annotations
@@ -19,13 +25,14 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from appliance import __version__
-from appliance.api.keys import CONFIG, HUB, MODEL_UNAVAILABLE, PIPELINE, STARTED_AT
+from appliance.api.keys import CONFIG, DATABASE, HUB, MODEL_UNAVAILABLE, PIPELINE, STARTED_AT
 from appliance.api.resource_keys import sink_statuses
 from appliance.api.routing import ApiRouter, Scope, model_response
 from appliance.contracts.coco import body_centre
 from appliance.csi.simulator import PersonTruth
 from appliance.integrations.runner import SinkStatus
 from appliance.pipeline import LinkChannel, Pipeline, percentiles_ms
+from appliance.store.database import Database
 
 router = ApiRouter()
 _TAGS = ["system"]
@@ -77,6 +84,19 @@ def _sink_health(sink: SinkStatus) -> dict[str, Any]:
     return {"status": "down" if sink.required else "degraded", "detail": f"{detail}; see status"}
 
 
+def _database_health(database: Database) -> dict[str, Any]:
+    # Public, like all of health: what happened, not where (paths); system/database has the rest.
+    problems = []
+    if database.recoveries:
+        problems.append("a damaged database file was moved aside at start")
+    if database.failures.count:
+        problems.append(f"{database.failures.count} database errors")
+    if not problems:
+        return {"status": "ok", "detail": "no errors"}
+    detail = "; ".join(problems) + "; see /api/v1/system/database, then acknowledge"
+    return {"status": "degraded", "detail": detail}
+
+
 class _Response(BaseModel):
     """Response models reject keys they do not declare: a field added to a handler's dict but not here
     fails the tests loudly instead of silently vanishing from the API and the OpenAPI document."""
@@ -85,6 +105,8 @@ class _Response(BaseModel):
 
 
 ComponentState = Literal["ok", "starting", "degraded", "down"]
+# The overall status is the worst component's: the first of these that any component is in.
+_OVERALL = (("down", "unhealthy"), ("starting", "starting"), ("degraded", "degraded"))
 
 
 class ComponentHealth(_Response):
@@ -94,8 +116,9 @@ class ComponentHealth(_Response):
 
 class Health(_Response):
     status: Literal["healthy", "degraded", "starting", "unhealthy"] = Field(
-        description="healthy: all ok; degraded: an optional part (a sink) is not delivering, sensing "
-        "goes on; starting; unhealthy: a source, the pipeline or a required part is down"
+        description="healthy: all ok; degraded: working, but a component says why not fully (an optional "
+        "sink not delivering, a damaged database set aside); starting; unhealthy: a source, the pipeline or "
+        "a required part is down"
     )
     version: str
     uptime_s: float
@@ -211,21 +234,18 @@ class Routers(_Response):
     response=Health,
     tags=_TAGS,
     responses={503: "starting, or a component is down (same body)"},
+    body_on=[503],
 )
 async def health(request: web.Request, query: None, body: None) -> web.Response:
-    """200 when every component is ok or only degraded; 503 (with the same body) while starting or when
-    one is down."""
+    """200 when every component is ok or degraded (working, but see its detail); 503 (with the same
+    body) while starting or when one is down."""
     pipeline = request.app[PIPELINE]
     now = time.time()
     uptime_s = now - request.app[STARTED_AT]
     components = _component_health(pipeline, sink_statuses(request.app), now, uptime_s)
+    components["database"] = _database_health(request.app[DATABASE])
     statuses = {c["status"] for c in components.values()}
-    if "down" in statuses:
-        overall = "unhealthy"
-    elif "starting" in statuses:
-        overall = "starting"
-    else:
-        overall = "degraded" if "degraded" in statuses else "healthy"
+    overall = next((name for state, name in _OVERALL if state in statuses), "healthy")
     result = Health.model_validate(
         {
             "status": overall,
@@ -235,6 +255,61 @@ async def health(request: web.Request, query: None, body: None) -> web.Response:
         }
     )
     return model_response(result, status=200 if overall in ("healthy", "degraded") else 503)
+
+
+class DatabaseRecovery(_Response):
+    moved_to: str = Field(description="where the damaged file (and its -wal/-shm) was kept")
+    problem: str = Field(description="what the integrity check found")
+    at: float
+
+
+class DatabaseState(_Response):
+    file: str
+    status: Literal["ok", "degraded"]
+    recoveries: list[DatabaseRecovery] = Field(
+        description="damaged files moved aside at start and not yet acknowledged"
+    )
+    errors: int = Field(description="errors the database raised since start or the last acknowledgement")
+    last_error: str | None
+    last_error_at: float | None
+
+
+def _database_state(database: Database) -> DatabaseState:
+    return DatabaseState(
+        file=str(database.path),
+        status=_database_health(database)["status"],
+        recoveries=[
+            DatabaseRecovery(moved_to=r.moved_to, problem=r.problem, at=r.at) for r in database.recoveries
+        ],
+        errors=database.failures.count,
+        last_error=database.failures.last,
+        last_error_at=database.failures.last_at,
+    )
+
+
+@router.get(
+    "/api/v1/system/database",
+    scope=Scope.SYSTEM_READ,
+    summary="The database: damaged files moved aside at start, and errors since",
+    response=DatabaseState,
+    tags=_TAGS,
+)
+async def database_state(request: web.Request, query: None, body: None) -> DatabaseState:
+    return _database_state(request.app[DATABASE])
+
+
+@router.post(
+    "/api/v1/system/database/acknowledge",
+    scope=Scope.ADMIN_ALL,
+    summary="Acknowledge the database's recoveries and errors, so that health reports it ok again",
+    response=DatabaseState,
+    tags=_TAGS,
+)
+async def acknowledge_database(request: web.Request, query: None, body: None) -> DatabaseState:
+    """The moved-aside files stay where `system/database` said; new errors degrade health again."""
+    database = request.app[DATABASE]
+    await database.acknowledge()
+    return _database_state(database)
 
 
 def memory_mb() -> float:

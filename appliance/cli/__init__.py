@@ -38,7 +38,7 @@ def _common_options() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from appliance.cli import accounts, csi, pose, recording, schemas
+    from appliance.cli import accounts, addon, csi, pose, recording, schemas
 
     common = _common_options()
     parser = argparse.ArgumentParser(
@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     pose.register(commands, common)
     accounts.register(commands, common)
     schemas.register(commands, common)
+    addon.register(commands, common)
     return parser
 
 
@@ -91,6 +92,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from appliance.app import run
     from appliance.config import ConfigError, load_config
     from appliance.logs import configure_logging
+    from appliance.store.database import DatabaseOpenError
 
     try:
         config = load_config(args.config, overrides=_overrides(args))
@@ -98,7 +100,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"invispose: the configuration is not valid, nothing was started:\n{exc}", file=sys.stderr)
         return 1
     configure_logging(config.server.log_level, config.server.log_format)
-    run(config)
+    try:
+        run(config)
+    except DatabaseOpenError as exc:
+        print(f"invispose: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

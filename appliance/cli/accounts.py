@@ -3,7 +3,9 @@
 They work on the database in the data directory (``--config``/``--data-dir``), the same file a running
 instance uses, so a token created here is accepted by the running service at once, and a revoked one is
 refused at once. ``token create`` prints the token alone on stdout (for ``TOKEN=$(invispose token create
-...)``); everything else it says goes to stderr.
+...)``); everything else it says goes to stderr. ``user setup-code`` prints the code that creating the
+first admin in the web UI needs on a box that lost its users (see ``api/onboarding.py``); ``user add``
+needs none, since a shell on the box is proof enough, and ends onboarding.
 
 Exit codes: 0 ok, 1 configuration or input error, 2 usage (argparse).
 """
@@ -23,6 +25,7 @@ from typing import TextIO, TypeVar
 from pydantic import ValidationError
 
 from appliance.api.auth import Credentials, parse_expiry, parse_scopes
+from appliance.api.onboarding import clear_setup_code, read_setup_code
 from appliance.api.routing import Scope
 from appliance.store.accounts import AccountError, AccountStore, ApiToken
 from appliance.store.database import DATABASE_FILE, Database
@@ -44,6 +47,12 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     add.set_defaults(handler=run_user_add)
     listing = user_commands.add_parser("list", parents=[common], help="list users")
     listing.set_defaults(handler=run_user_list)
+    code = user_commands.add_parser(
+        "setup-code",
+        parents=[common],
+        help="print the code the web UI asks for to create the first admin on a box that lost its users",
+    )
+    code.set_defaults(handler=run_user_setup_code)
 
     token = subparsers.add_parser("token", help="long-lived API tokens for Home Assistant and scripts")
     token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
@@ -80,9 +89,11 @@ def _data_dir(args: argparse.Namespace, err: TextIO) -> Path | None:
 def _with_accounts(data_dir: Path, work: Callable[[AccountStore], Awaitable[T]]) -> T:
     async def run() -> T:
         database = await Database.open(data_dir / DATABASE_FILE)
+        accounts = AccountStore(database)
         try:
-            return await work(AccountStore(database))
+            return await work(accounts)
         finally:
+            accounts.close()
             await database.close()
 
     return asyncio.run(run())
@@ -127,7 +138,25 @@ def run_user_add(
     except AccountError as exc:
         print(f"invispose: {exc}", file=err)
         return EXIT_ERROR
+    clear_setup_code(data_dir)  # an account exists: onboarding is over
     print(f"added {'admin' if user.is_admin else 'user'} {user.username}", file=out)
+    return EXIT_OK
+
+
+def run_user_setup_code(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    data_dir = _data_dir(args, err)
+    if data_dir is None:
+        return EXIT_ERROR
+    code = read_setup_code(data_dir)
+    if code is None:
+        print(
+            "no setup code is pending: this box has users, or is new (its web UI asks for the first admin "
+            "without one); a running instance makes one at start when it finds it has lost its users",
+            file=err,
+        )
+        return EXIT_ERROR
+    print(code, file=out)
+    print("enter it in the web UI to create the first admin; it works once", file=err)
     return EXIT_OK
 
 

@@ -516,7 +516,13 @@ class RecordingWriter:
                 await self.flush()
         finally:
             f, self._file = self._file, None
-            await asyncio.to_thread(f.close)
+            if self._error is None:
+                await asyncio.to_thread(f.close)
+            else:
+                # Closing retries what the file still buffers and fails the same way again; that error
+                # was already reported with the file's name.
+                with contextlib.suppress(OSError):
+                    await asyncio.to_thread(f.close)
 
 
 def write_recording(

@@ -1,10 +1,19 @@
 """Accounts: people who log in (users) and long-lived API tokens, with how their secrets are kept at rest.
 
 Passwords are stored only as scrypt hashes (a memory-hard KDF from the standard library, so no extra
-dependency) and checked in a worker thread, never on the event loop. API tokens are random strings shown
-once; only their SHA-256 is stored, which is enough for a 256-bit secret (a slow KDF protects guessable
-passwords, not random keys) and lets a token be found by an indexed lookup. Because every request looks a
-token up here, revoking it or creating one from the CLI on the same file takes effect immediately.
+dependency) and hashed on ``PasswordWorkers``: a few threads of their own, never the event loop and never
+its default executor, whose threads the sources use (the simulator's steps, recordings). Each hash takes
+32 MiB and about 0.1 s of a core, so at most ``PASSWORD_WORK_LIMIT`` wait or run at once and more are
+refused (``PasswordBusyError``) at once: a burst of logins costs a bounded amount of memory and CPU, and
+sensing never waits behind it.
+
+Every user has an ``id``: 128 random bits, made when the user is created and never given to anybody
+else, so a login token (which names the id) dies with its user even if the same name is made again.
+
+API tokens are random strings shown once; only their SHA-256 is stored, which is enough for a 256-bit
+secret (a slow KDF protects guessable passwords, not random keys) and lets a token be found by an indexed
+lookup. Because every request looks a token up here, revoking it or creating one from the CLI on the same
+file takes effect immediately.
 
 Scopes are stored as the strings the API defines; this module does not interpret them.
 """
@@ -19,7 +28,10 @@ import hmac
 import secrets
 import sqlite3
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 from appliance.store.database import Database, register_schema
 
@@ -36,6 +48,13 @@ _SCRYPT_MAXMEM = 64 * 2**20
 _HASH_SCHEME = "scrypt"
 # A token's last_used is written at most this often, so that a busy client does not write on every request.
 LAST_USED_RESOLUTION_S = 60.0
+# Threads that run scrypt (each run holds 32 MiB), and how many hashes may run or wait for them at once.
+PASSWORD_THREADS = 2
+PASSWORD_WORK_LIMIT = 4
+# How long a client refused for a busy moment should wait: a few hashes' worth on a Raspberry Pi.
+PASSWORD_RETRY_AFTER_S = 2
+_USER_ID_BYTES = 16
+T = TypeVar("T")
 
 register_schema(
     "accounts",
@@ -58,7 +77,13 @@ register_schema(
             last_used REAL,
             revoked REAL
         )
+        """,
+        # Ids that are never reused: a login token names the id, not the (reusable) username.
         """
+        ALTER TABLE users ADD COLUMN id TEXT;
+        UPDATE users SET id = lower(hex(randomblob(16))) WHERE id IS NULL;
+        CREATE UNIQUE INDEX users_by_id ON users (id)
+        """,
     ],
 )
 
@@ -67,8 +92,13 @@ class AccountError(Exception):
     """A request the accounts cannot honour: the user exists, is the last admin, setup is done."""
 
 
+class PasswordBusyError(Exception):
+    """As many password hashes as allowed are running or waiting; try again in a moment."""
+
+
 @dataclass(frozen=True, slots=True)
 class User:
+    id: str
     username: str
     is_admin: bool
     created: float
@@ -137,6 +167,28 @@ def _verify_or_dummy(password: str, stored: str | None) -> bool:
     return verify_password(password, _dummy_hash() if stored is None else stored)
 
 
+class PasswordWorkers:
+    """The threads that hash passwords, and the limit on hashes running or waiting (see the module doc)."""
+
+    def __init__(self, threads: int = PASSWORD_THREADS, limit: int = PASSWORD_WORK_LIMIT) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="password")
+        self.limit = limit
+        self.in_flight = 0
+
+    async def run(self, work: Callable[..., T], *args: str | None) -> T:
+        """``work(*args)`` on a password thread; ``PasswordBusyError`` at once when the limit is reached."""
+        if self.in_flight >= self.limit:
+            raise PasswordBusyError(f"{self.in_flight} password checks are under way; retry shortly")
+        self.in_flight += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
+        finally:
+            self.in_flight -= 1
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -150,10 +202,14 @@ def new_token() -> str:
 
 
 class AccountStore:
-    """Users and API tokens in the appliance database."""
+    """Users and API tokens in the appliance database; ``close()`` stops its password threads."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, passwords: PasswordWorkers | None = None) -> None:
         self._db = database
+        self.passwords = passwords or PasswordWorkers()
+
+    def close(self) -> None:
+        self.passwords.close()
 
     async def user_count(self) -> int:
         row = await self._db.fetchone("SELECT COUNT(*) AS n FROM users")
@@ -164,40 +220,45 @@ class AccountStore:
     ) -> User:
         """Add a user; with ``only_if_first`` the check for "no users yet" and the insert are one
         transaction, so two simultaneous onboarding requests cannot both create an admin."""
-        password_hash = await asyncio.to_thread(hash_password, password)
+        password_hash = await self.passwords.run(hash_password, password)
         created = time.time()
+        user_id = secrets.token_hex(_USER_ID_BYTES)
 
         def insert(connection: sqlite3.Connection) -> None:
             if only_if_first and connection.execute("SELECT 1 FROM users LIMIT 1").fetchone():
                 raise AccountError("setup is already done: log in, or ask an admin for an account")
             try:
                 connection.execute(
-                    "INSERT INTO users (username, password_hash, is_admin, created) VALUES (?, ?, ?, ?)",
-                    (username, password_hash, int(is_admin), created),
+                    "INSERT INTO users (id, username, password_hash, is_admin, created) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (user_id, username, password_hash, int(is_admin), created),
                 )
             except sqlite3.IntegrityError:
                 raise AccountError(f"user {username!r} already exists") from None
 
         await self._db.run(insert)
-        return User(username, is_admin, created)
+        return User(user_id, username, is_admin, created)
 
     async def get_user(self, username: str) -> User | None:
-        row = await self._db.fetchone(
-            "SELECT username, is_admin, created FROM users WHERE username = ?", (username,)
-        )
+        row = await self._db.fetchone(f"SELECT {_USER_COLUMNS} FROM users WHERE username = ?", (username,))
+        return _user(row) if row else None
+
+    async def get_user_by_id(self, user_id: str) -> User | None:
+        row = await self._db.fetchone(f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?", (user_id,))
         return _user(row) if row else None
 
     async def list_users(self) -> list[User]:
-        rows = await self._db.fetchall("SELECT username, is_admin, created FROM users ORDER BY created")
+        rows = await self._db.fetchall(f"SELECT {_USER_COLUMNS} FROM users ORDER BY created")
         return [_user(r) for r in rows]
 
     async def check_password(self, username: str, password: str) -> User | None:
-        """The user if the password is right; ``None`` otherwise, taking as long for an unknown name."""
+        """The user if the password is right; ``None`` otherwise, taking as long for an unknown name.
+        ``PasswordBusyError`` when the password threads are full (nothing was checked)."""
         row = await self._db.fetchone(
-            "SELECT username, is_admin, created, password_hash FROM users WHERE username = ?", (username,)
+            f"SELECT {_USER_COLUMNS}, password_hash FROM users WHERE username = ?", (username,)
         )
         stored = row["password_hash"] if row else None
-        ok = await asyncio.to_thread(_verify_or_dummy, password, stored)
+        ok = await self.passwords.run(_verify_or_dummy, password, stored)
         return _user(row) if row and ok else None
 
     async def delete_user(self, username: str) -> bool:
@@ -269,8 +330,11 @@ class AccountStore:
         return changed > 0
 
 
+_USER_COLUMNS = "id, username, is_admin, created"
+
+
 def _user(row: sqlite3.Row) -> User:
-    return User(row["username"], bool(row["is_admin"]), row["created"])
+    return User(row["id"], row["username"], bool(row["is_admin"]), row["created"])
 
 
 def _token(row: sqlite3.Row) -> ApiToken:

@@ -328,6 +328,32 @@ async def test_ui_works_under_a_path_prefix_as_home_assistant_ingress_serves_it(
         await server.close()
 
 
+async def test_inside_home_assistant_the_ui_needs_no_login(
+    ui: UiSession, expect: Any, tmp_path: Path
+) -> None:
+    """Through Home Assistant's ingress (the proxy connects from the address the appliance trusts as the
+    Supervisor's), the page starts signed in as the Home Assistant user: no login form, no logout."""
+    server = await serve(tmp_path, **{"auth.ingress_proxy": "127.0.0.2"})
+    upstream = str(server.make_url("")).rstrip("/")
+    proxy = TestServer(ingress_proxy(upstream, source="127.0.0.2"), host="127.0.0.1")
+    await proxy.start_server()
+    try:
+        page = await ui.page(str(proxy.make_url("/panel")))  # the UI in Home Assistant's iframe
+        panel = page.frame_locator("iframe")
+        await expect(panel.locator("#connection")).to_have_text("live", timeout=10_000)
+        await expect(panel.locator("#user")).to_have_text("anna")
+        await expect(panel.locator("#auth-panel")).to_be_hidden()
+        await expect(panel.locator("#logout")).to_be_hidden()
+        await panel.locator("#nav a[data-page=settings]").click()
+        await expect(panel.locator("#system-facts")).to_contain_text("Version")
+        ui.assert_clean()
+    finally:
+        for open_page in ui.context.pages:
+            await open_page.close()
+        await proxy.close()
+        await server.close()
+
+
 async def test_phone_layout(browser: Any, expect: Any, tmp_path: Path) -> None:
     server = await serve(tmp_path)
     context = await browser.new_context(

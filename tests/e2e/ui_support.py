@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiohttp import ClientSession, WSMsgType, web
+from aiohttp import ClientSession, TCPConnector, WSMsgType, web
 from aiohttp.test_utils import TestServer
 
 from appliance.app import build_app
@@ -117,6 +117,7 @@ async def room_point_to_screen(page: Any, selector: str, x: float, y: float) -> 
 
 
 INGRESS_PREFIX = "/api/hassio_ingress/3fQ9xk2b"
+HOME_ASSISTANT_USER = {"X-Remote-User-Id": "5e1f0c9a", "X-Remote-User-Name": "anna"}
 _HOP_HEADERS = {
     "connection",
     "keep-alive",
@@ -127,9 +128,11 @@ _HOP_HEADERS = {
 }
 
 
-def ingress_proxy(upstream: str) -> web.Application:
+def ingress_proxy(upstream: str, source: str | None = None) -> web.Application:
     """``upstream``: the appliance's base URL. The browser's Host is kept (like X-Forwarded-Host), so the
-    appliance's same-origin checks see the origin the browser sees."""
+    appliance's same-origin checks see the origin the browser sees. ``source``: the address the proxy
+    connects from, the Supervisor's as the appliance knows it (``auth.ingress_proxy``); then it also names
+    the signed-in Home Assistant user, as the Supervisor does."""
     app = web.Application()
     session_key = web.AppKey("session", ClientSession)
 
@@ -137,6 +140,8 @@ def ingress_proxy(upstream: str) -> web.Application:
         tail = request.match_info["tail"]
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
         headers["X-Ingress-Path"] = INGRESS_PREFIX
+        if source is not None:
+            headers.update(HOME_ASSISTANT_USER)
         url = f"{upstream}/{tail}"
         session = app[session_key]
         if request.headers.get("Upgrade", "").lower() == "websocket":
@@ -150,11 +155,22 @@ def ingress_proxy(upstream: str) -> web.Application:
             return web.Response(status=answer.status, body=body, headers=kept)
 
     async def open_session(app: web.Application) -> AsyncIterator[None]:
-        app[session_key] = ClientSession(auto_decompress=False)
+        connector = TCPConnector(local_addr=(source, 0)) if source is not None else None
+        app[session_key] = ClientSession(auto_decompress=False, connector=connector)
         yield
         await app[session_key].close()
 
     app.cleanup_ctx.append(open_session)
+
+    async def panel(request: web.Request) -> web.Response:
+        # Home Assistant's frontend shows an add-on's panel in an iframe of its own page.
+        frame = f'<iframe src="{INGRESS_PREFIX}/" title="InvisPose" style="width:100%;height:95vh"></iframe>'
+        return web.Response(
+            text=f'<!doctype html><title>Home Assistant</title><link rel="icon" href="data:,">{frame}',
+            content_type="text/html",
+        )
+
+    app.router.add_get("/panel", panel)
     app.router.add_route("*", INGRESS_PREFIX + "/{tail:.*}", forward)
     return app
 

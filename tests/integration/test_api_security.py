@@ -8,12 +8,14 @@ is added; a route added to aiohttp without the API router makes ``test_every_rou
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import stat
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from appliance.api.auth import SECRET_FILE
+from appliance.api.auth import AUTHENTICATOR, SECRET_FILE
 from appliance.api.routing import ENDPOINTS, Endpoint, EndpointTable, Scope
 from appliance.app import build_app
 from tests.auth_support import ADMIN, bearer, cli_token, config_in, database_bytes, onboard
@@ -38,6 +40,8 @@ PUBLIC_ROUTES = {
     ("POST", "/api/v1/auth/token"),
     # Authenticates inside the WebSocket protocol (close codes 4001/4003), see test_websocket.py.
     ("GET", "/ws/v1/stream"),
+    # Says only whether Home Assistant's ingress signed the request in, see test_ingress.py.
+    ("GET", "/api/v1/auth/session"),
 }
 GENEROUS_LIMITS = {
     "auth.rate_limits.anonymous": {"per_minute": 100_000, "burst": 10_000},
@@ -182,14 +186,24 @@ async def test_auth_matrix(app_client: Client, endpoint: Endpoint, tmp_path: Pat
 
 
 async def test_public_routes_answer_without_a_token(app_client: Client) -> None:
-    for method, path in sorted(PUBLIC_ROUTES):
-        if method == "GET":
-            response = await app_client.get(path)
-            # The stream answers a plain GET with 426 Upgrade Required.
-            assert response.status in ((426,) if path == "/ws/v1/stream" else (200, 503)), (
-                path,
-                response.status,
-            )
+    """Every public route, POSTs included, does its job for a caller without a token (never 401/403)."""
+    expected = {
+        ("GET", "/"): 200,
+        ("GET", "/api/v1/system/health"): None,  # 200 or 503, as its body says: see below
+        ("GET", "/api/v1/openapi.json"): 200,
+        ("GET", "/api/v1/auth/setup"): 200,
+        ("POST", "/api/v1/auth/setup"): 201,
+        ("POST", "/api/v1/auth/token"): 200,
+        ("GET", "/ws/v1/stream"): 426,  # a plain GET is told to upgrade; see test_websocket.py
+    }
+    assert set(expected) == PUBLIC_ROUTES
+    for (method, path), status in expected.items():  # setup before login: login needs setup's admin
+        response = await app_client.request(method, path, json=ADMIN if method == "POST" else None)
+        assert "WWW-Authenticate" not in response.headers, (method, path)
+        if status is None:
+            await assert_health_answered(response)
+        else:
+            assert response.status == status, (method, path)
 
 
 async def test_viewer_login_can_read_but_not_administer(app_client: Client) -> None:
@@ -222,9 +236,15 @@ async def test_login_cannot_ask_for_more_than_the_user_has(app_client: Client) -
 
 
 async def test_setup_happens_once(app_client: Client) -> None:
-    assert await (await app_client.get("/api/v1/auth/setup")).json() == {"setup_required": True}
+    assert await (await app_client.get("/api/v1/auth/setup")).json() == {
+        "setup_required": True,
+        "setup_code_required": False,  # a new box
+    }
     await onboard(app_client)
-    assert await (await app_client.get("/api/v1/auth/setup")).json() == {"setup_required": False}
+    assert await (await app_client.get("/api/v1/auth/setup")).json() == {
+        "setup_required": False,
+        "setup_code_required": False,
+    }
     again = await app_client.post("/api/v1/auth/setup", json={"username": "mallory", "password": "x" * 12})
     assert again.status == 409
     assert (await again.json())["error"]["code"] == "already_set_up"
@@ -248,6 +268,11 @@ async def test_api_token_is_shown_once_and_stored_hashed(app_client: Client, tmp
     assert ADMIN["password"].encode() not in stored
     assert (await app_client.delete(f"/api/v1/auth/tokens/{created['id']}", headers=admin)).status == 204
     assert (await app_client.get("/api/v1/system/status", headers=headers)).status == 401
+    [revoked] = (await (await app_client.get("/api/v1/auth/tokens", headers=admin)).json())["tokens"]
+    for moment in ("created", "last_used", "revoked"):  # times carry their zone: UTC
+        assert datetime.fromisoformat(revoked[moment]).utcoffset() == timedelta(0), moment
+    [user] = (await (await app_client.get("/api/v1/auth/users", headers=admin)).json())["users"]
+    assert datetime.fromisoformat(user["created"]).utcoffset() == timedelta(0)
     assert (await app_client.delete("/api/v1/auth/tokens/nope", headers=admin)).status == 404
 
 
@@ -257,9 +282,27 @@ async def test_token_expiry_is_validated(app_client: Client) -> None:
     response = await app_client.post("/api/v1/auth/tokens", json=bad, headers=admin)
     assert response.status == 400
     assert (await response.json())["error"]["details"][0]["field"] == "expires"
+    before = time.time()
     ok = await app_client.post("/api/v1/auth/tokens", json={**bad, "expires": "30d"}, headers=admin)
-    expires = (await ok.json())["expires"]
-    assert expires is not None
+    after = time.time()
+    expires = datetime.fromisoformat((await ok.json())["expires"]).timestamp()
+    assert before + 30 * 86_400 - 1 <= expires <= after + 30 * 86_400 + 1
+
+
+async def test_an_expired_api_token_is_refused(app_client: Client) -> None:
+    """An admin:all token past its expiry gets 401 naming the expiry, not the API."""
+    admin = await onboard(app_client)
+    assert app_client.app is not None
+    accounts = app_client.app[AUTHENTICATOR].accounts
+    now = time.time()
+    expired, _ = await accounts.create_token("old", ("admin:all",), expires=now - 1, created_by="tests")
+    current, _ = await accounts.create_token("new", ("admin:all",), expires=now + 3600, created_by="tests")
+    response = await app_client.get("/api/v1/auth/users", headers=bearer(expired))
+    assert response.status == 401
+    assert (await response.json())["error"]["code"] == "invalid_token"
+    assert 'error_description="the API token expired"' in response.headers["WWW-Authenticate"]
+    assert (await app_client.get("/api/v1/auth/users", headers=bearer(current))).status == 200
+    assert (await app_client.get("/api/v1/auth/users", headers=admin)).status == 200
 
 
 async def test_the_last_admin_cannot_be_removed(app_client: Client) -> None:
@@ -287,7 +330,7 @@ async def test_cli_token_works_on_a_running_instance_and_revocation_is_immediate
 async def test_cli_user_can_log_in(app_client: Client, tmp_path: Path) -> None:
     _cli(tmp_path, "user", "add", "ops", "--admin", "--password-stdin", stdin="ops-password\n")
     assert "ops\tadmin" in _cli(tmp_path, "user", "list").stdout
-    assert await (await app_client.get("/api/v1/auth/setup")).json() == {"setup_required": False}
+    assert (await (await app_client.get("/api/v1/auth/setup")).json())["setup_required"] is False
     response = await app_client.post(
         "/api/v1/auth/token", json={"username": "ops", "password": "ops-password"}
     )
@@ -338,13 +381,18 @@ async def test_rate_limit_headers_on_every_response_and_429(aiohttp_client: Any,
             assert header in response.headers, (response.url, response.status, header)
     remaining = [int(r.headers["X-RateLimit-Remaining"]) for r in responses[:6]]
     assert remaining == sorted(remaining, reverse=True) and remaining[0] == 7
-    statuses = [(await client.get("/api/v1/system/health")).status for _ in range(5)]
+    for _ in range(5):
+        await client.get("/api/v1/system/health")
     limited = await client.get("/api/v1/system/health")
-    assert 429 in statuses or limited.status == 429
     assert limited.status == 429
     assert int(limited.headers["Retry-After"]) >= 1
     assert limited.headers["X-RateLimit-Remaining"] == "0"
-    assert (await limited.json())["error"]["code"] == "rate_limited"
+    retry = int(limited.headers["Retry-After"])
+    assert (await limited.json())["error"] == {
+        "code": "rate_limited",
+        "message": f"too many requests; retry in {retry} s",
+        "details": {"retry_after_s": retry},
+    }
 
 
 async def test_authenticated_tier_is_per_token(aiohttp_client: Any, tmp_path: Path) -> None:
@@ -376,8 +424,83 @@ async def test_login_lockout_per_client(aiohttp_client: Any, tmp_path: Path) -> 
     assert elsewhere.status == 200
 
 
+async def _client_seen_by_the_login_guard(
+    client: Client, caplog: pytest.LogCaptureFixture, forwarded_for: str | None
+) -> str:
+    """The address a failed login is charged to (what the lockout and the rate limits key on)."""
+    headers = {} if forwarded_for is None else {"X-Forwarded-For": forwarded_for}
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="appliance.api.auth"):
+        wrong = {"username": ADMIN["username"], "password": "guess-guess"}
+        assert (await client.post("/api/v1/auth/token", json=wrong, headers=headers)).status == 401
+    [record] = [r for r in caplog.records if r.getMessage() == "failed login"]
+    client_ip: str = record.fields["client"]  # type: ignore[attr-defined]
+    return client_ip
+
+
+# The test client's peer is always 127.0.0.1; which proxies are trusted decides what X-Forwarded-For means.
+FORWARDED_CASES = [
+    pytest.param([], "198.51.100.7", "127.0.0.1", id="no trusted proxy: header ignored"),
+    pytest.param(["10.0.0.0/8"], "198.51.100.7", "127.0.0.1", id="untrusted peer: header ignored"),
+    pytest.param(["127.0.0.1/32"], None, "127.0.0.1", id="trusted peer without header"),
+    pytest.param(["127.0.0.1/32"], "198.51.100.7", "198.51.100.7", id="trusted peer: one hop"),
+    pytest.param(
+        ["127.0.0.1/32"], "203.0.113.66, 198.51.100.7", "198.51.100.7", id="spoofed leftmost hop ignored"
+    ),
+    pytest.param(
+        ["127.0.0.1/32", "10.0.0.0/8"],
+        "203.0.113.66,198.51.100.7, 10.0.0.9",
+        "198.51.100.7",
+        id="chain of trusted proxies: nearest untrusted hop",
+    ),
+    pytest.param(
+        ["127.0.0.1/32", "10.0.0.0/8"], "10.0.0.1, 10.0.0.2", "10.0.0.1", id="every hop trusted: the first"
+    ),
+    pytest.param(
+        ["127.0.0.1/32"], "198.51.100.7, unknown", "unknown", id="a hop that is no address is no proxy"
+    ),
+]
+
+
+@pytest.mark.parametrize(("trusted", "forwarded_for", "expected"), FORWARDED_CASES)
+async def test_x_forwarded_for_names_the_client_only_behind_a_trusted_proxy(
+    aiohttp_client: Any,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    trusted: list[str],
+    forwarded_for: str | None,
+    expected: str,
+) -> None:
+    config = config_in(tmp_path, **GENEROUS_LIMITS, **{"auth.trusted_proxies": trusted})
+    client: Client = await aiohttp_client(build_app(config))
+    await onboard(client)
+    assert await _client_seen_by_the_login_guard(client, caplog, forwarded_for) == expected
+
+
+async def test_rotating_a_spoofed_hop_does_not_escape_the_lockout(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    """A client behind the proxy writes what it likes left of the proxy's own entry; it stays locked."""
+    config = config_in(tmp_path, **GENEROUS_LIMITS, **{"auth.trusted_proxies": ["127.0.0.1/32"]})
+    client: Client = await aiohttp_client(build_app(config))
+    await onboard(client)
+    wrong = {"username": ADMIN["username"], "password": "guess-guess"}
+    statuses = []
+    for i in range(7):
+        headers = {"X-Forwarded-For": f"203.0.113.{i}, 198.51.100.7"}
+        statuses.append((await client.post("/api/v1/auth/token", json=wrong, headers=headers)).status)
+    assert statuses == [401] * 5 + [429] * 2
+
+
 # --------------------------------------------------------------------------------------------------------
 # Host, Origin, CORS, versions, headers
+
+
+async def assert_health_answered(response: Any) -> None:
+    """The health document itself (200 when healthy, 503 while starting), not a refusal."""
+    health = await response.json()
+    assert response.status == (200 if health["status"] == "healthy" else 503), health
+    assert set(health) == {"status", "version", "uptime_s", "components"}
 
 
 async def test_dns_rebinding_host_is_refused(app_client: Client) -> None:
@@ -388,14 +511,14 @@ async def test_dns_rebinding_host_is_refused(app_client: Client) -> None:
     short = socket.gethostname().split(".")[0]
     for host in ("localhost:8099", "127.0.0.1", "[::1]:8099", "192.168.1.20", f"{short}.local", short):
         response = await app_client.get("/api/v1/system/health", headers={"Host": host})
-        assert response.status in (200, 503), host
+        await assert_health_answered(response)
 
 
 async def test_configured_host_is_accepted(aiohttp_client: Any, tmp_path: Path) -> None:
     config = config_in(tmp_path, **{"auth.allowed_hosts": ["invispose.example.lan"]})
     client: Client = await aiohttp_client(build_app(config))
     response = await client.get("/api/v1/system/health", headers={"Host": "invispose.example.lan:8099"})
-    assert response.status in (200, 503)
+    await assert_health_answered(response)
 
 
 async def test_foreign_origin_cannot_change_state_or_open_streams(app_client: Client) -> None:
@@ -403,7 +526,11 @@ async def test_foreign_origin_cannot_change_state_or_open_streams(app_client: Cl
     foreign = {"Origin": "http://evil.example", "Host": host}
     response = await app_client.post("/api/v1/auth/setup", json=ADMIN, headers=foreign)
     assert response.status == 403
-    assert (await response.json())["error"]["code"] == "origin_not_allowed"
+    assert (await response.json())["error"] == {
+        "code": "origin_not_allowed",
+        "message": "pages from this origin may not call the API; add it to auth.cors_origins if it is yours",
+        "details": {"origin": "http://evil.example"},
+    }
     upgrade = {**foreign, "Upgrade": "websocket", "Connection": "Upgrade"}
     assert (await app_client.get("/api/v1/system/status", headers=upgrade)).status == 403
     same = await app_client.post(

@@ -23,10 +23,12 @@ async def test_health_turns_healthy_and_lists_components(aiohttp_client: Any, tm
     assert set(body["components"]) == {
         "source:simulated-room",
         "pipeline",
+        "database",
         "sink:history",
         "sink:reports",
         "sink:websocket",
     }
+    assert body["components"]["database"] == {"status": "ok", "detail": "no errors"}
 
 
 async def test_status_reports_links_latency_and_simulation(aiohttp_client: Any, tmp_path: Path) -> None:
@@ -80,7 +82,8 @@ async def test_a_failing_sink_degrades_health_without_failing_it(
     aiohttp_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """History writes fail (a full or broken disk): sensing goes on, health says degraded with 200, and
-    performance names the error; once writes succeed again, health is healthy."""
+    performance names the error; once writes succeed again the sink is ok, and once an admin has
+    acknowledged the database's errors, health is healthy."""
     failing = True
 
     def write_batch(connection: sqlite3.Connection, batch: history.HistoryBatch) -> None:
@@ -99,6 +102,16 @@ async def test_a_failing_sink_degrades_health_without_failing_it(
     (sink,) = [s for s in performance["sinks"] if s["name"] == "history"]
     assert "disk is full" in sink["last_error"] and sink["connected"] is False
     failing = False
+    # The sink recovers by itself; the database's errors stay on record until an admin acknowledges them.
+    deadline = asyncio.get_running_loop().time() + 10
+    while (await (await client.get("/api/v1/system/health")).json())["components"]["sink:history"][
+        "status"
+    ] != "ok":
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.1)
+    _, body = await health_becomes(client, "degraded")
+    assert body["components"]["database"]["status"] == "degraded"
+    assert (await client.post("/api/v1/system/database/acknowledge", headers=admin)).status == 200
     _, body = await health_becomes(client, "healthy")
     assert body["components"]["sink:history"]["status"] == "ok"
 

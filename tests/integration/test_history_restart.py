@@ -13,6 +13,7 @@ from appliance.integrations.runner import SinkRunner
 from appliance.store.database import Database
 from appliance.store.history import HistoryStore
 from tests.factories import frame_at, frames
+from tests.history_support import recorded
 
 SETTINGS = HistorySettings(flush_interval_s=0.05)
 
@@ -41,9 +42,10 @@ async def test_history_round_trips_across_a_restart(tmp_path: Path) -> None:
 
     # The new run's tracker starts its ids at 1 again: the same live id is a new, separate visit.
     hub = Hub()
-    async with SinkRunner([HistoryRecorder(store, hub, SETTINGS)], hub):
+    recorder = HistoryRecorder(store, hub, SETTINGS)
+    async with SinkRunner([recorder], hub):
         hub.publish(frame_at(t0 + 100, [(1, 4.0, 1.0, "hall", "walking")]))
-        await asyncio.sleep(0.2)
+        await recorded(recorder)
         now = await store.persons(active_only=True)
         assert [(p.live_id, p.zones_visited) for p in now] == [(1, ("hall",))]
         assert now[0].id > before.id

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import socket
+import struct
 import tty
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -25,11 +26,11 @@ import pytest
 from appliance.csi.formats.atheros import read_atheros_file
 from appliance.csi.frame import CsiFrame
 from appliance.csi.sources import CsiSource
-from appliance.csi.sources.serial import SerialSource
+from appliance.csi.sources.serial import MAX_LINE_BYTES, SerialSource
 from appliance.csi.sources.tcp import AtherosTcpSource
 from appliance.csi.sources.udp import UdpSource
 from tests.captures import capture
-from tests.encoders import adr018_datagram, classic_csv_line, espectre_datagram
+from tests.encoders import adr018_datagram, atheros_record, classic_csv_line, espectre_datagram
 
 RNG = np.random.default_rng(11)
 BUF128 = RNG.integers(-128, 128, 128).astype(np.int8)
@@ -208,6 +209,42 @@ async def test_atheros_router_stream_reconnect_and_link_events() -> None:
     assert len(collector.frames) == 2 * ATHEROS_RECORDS + 20
 
 
+async def test_a_router_that_resets_its_connection_keeps_what_it_sent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A router that reboots mid-stream resets the TCP connection (RST): the records that arrived are
+    kept, the reset is reported on the link and in the source's last error, and the router's next
+    connection streams again."""
+    events: asyncio.Queue[tuple[str, bool]] = asyncio.Queue()
+
+    async def on_link_change(link: str, connected: bool) -> None:
+        await events.put((link, connected))
+
+    rng = np.random.default_rng(5)
+    csi = rng.integers(-512, 512, (3, 2, 56)) + 1j * rng.integers(-512, 512, (3, 2, 56))
+    records = b"".join(atheros_record(csi, timestamp=1000 + i) for i in range(5))
+    source = AtherosTcpSource(host="127.0.0.1", port=0, on_link_change=on_link_change)
+    async with collecting(source) as collector:
+        await asyncio.wait_for(source.ready.wait(), WAIT_S)
+        assert source.local_address is not None
+        router = socket.create_connection(source.local_address)
+        router.sendall(records + records[:100])  # five records and the start of a sixth
+        await collector.wait_for(5)
+        assert await wait_event(events) == ("atheros-127.0.0.1", True)
+        with caplog.at_level(logging.WARNING, logger="appliance.csi.sources.tcp"):
+            router.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            router.close()  # linger 0: the close sends RST, as a rebooting router's stack does
+            assert await wait_event(events) == ("atheros-127.0.0.1", False)
+        assert source.connected_links == {}
+        assert source.stats.last_error is not None and "127.0.0.1" in source.stats.last_error
+        assert "connection lost" in caplog.text
+        assert [f.device_ts_us for f in collector.frames] == [1000, 1001, 1002, 1003, 1004]
+
+        await stream_to(source.local_address, records, rng)
+        await collector.wait_for(10)
+        assert source.stats.connections == 2
+
+
 async def test_atheros_source_disconnects_routers_when_stopped() -> None:
     events: list[tuple[str, bool]] = []
 
@@ -345,15 +382,16 @@ async def test_serial_reads_lines_ignores_log_noise_and_reconnects(tmp_path: Pat
             device.unplug()
 
 
-async def test_serial_fixed_link_and_socket_url(free_port: int) -> None:
+async def test_serial_fixed_link_and_socket_url() -> None:
     """``socket://`` (a serial-over-TCP bridge, here a loopback server) works like a device path."""
     clients: asyncio.Queue[asyncio.StreamWriter] = asyncio.Queue()
 
     async def accept(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await clients.put(writer)
 
-    server = await asyncio.start_server(accept, "127.0.0.1", free_port)
-    source = SerialSource(f"socket://127.0.0.1:{free_port}", link="ap-rx1")
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    source = SerialSource(f"socket://127.0.0.1:{port}", link="ap-rx1")
     try:
         async with collecting(source) as collector:
             bridge = await asyncio.wait_for(clients.get(), WAIT_S)
@@ -364,6 +402,36 @@ async def test_serial_fixed_link_and_socket_url(free_port: int) -> None:
             (frame,) = await collector.wait_for(1)
             bridge.close()
         assert (frame.link, frame.seq, frame.wire_format) == ("ap-rx1", 7, "esp32-csv")
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_an_overlong_serial_line_is_dropped_and_reading_goes_on() -> None:
+    """A port that sends bytes without a newline (wrong baud rate, a wedged node) costs a bad line, not
+    unbounded memory, and the next good line is read."""
+    clients: asyncio.Queue[asyncio.StreamWriter] = asyncio.Queue()
+
+    async def accept(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await clients.put(writer)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    source = SerialSource(f"socket://127.0.0.1:{port}", link="ap-rx1")
+    try:
+        async with collecting(source) as collector:
+            bridge = await asyncio.wait_for(clients.get(), WAIT_S)
+            await until(lambda: source.stats.connected, "port opened")
+            bridge.write(b"CSI_DATA," + b"\xaa" * (MAX_LINE_BYTES + 4096))
+            await bridge.drain()
+            await until(lambda: source.stats.bad_lines >= 1, "overlong line dropped")
+            bridge.write(b"\n" + (classic_csv_line(BUF128, seq=9) + "\n").encode())
+            await bridge.drain()
+            (frame,) = await collector.wait_for(1)
+            bridge.close()
+        assert frame.seq == 9
+        # One bad line for the overlong one; what followed the cut (no CSI_DATA tag left) is log text.
+        assert (source.stats.frames, source.stats.bad_lines, source.stats.log_lines) == (1, 1, 1)
     finally:
         server.close()
         await server.wait_closed()

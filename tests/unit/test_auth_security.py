@@ -11,6 +11,7 @@ from typing import Any
 import jwt
 import pytest
 
+from appliance.api import auth, security
 from appliance.api.auth import (
     SECRET_FILE,
     Authenticator,
@@ -75,11 +76,34 @@ async def test_login_token_claims_and_failures(tmp_path: Path) -> None:
         with pytest.raises(InvalidTokenError, match="malformed"):
             await authenticator.authenticate("abc.def")
         ghost = Authenticator(accounts, secret, 600).issue(
-            User("ghost", True, 0.0), frozenset({Scope.ADMIN_ALL})
+            User("0" * 32, "ghost", True, 0.0), frozenset({Scope.ADMIN_ALL})
         )
         with pytest.raises(InvalidTokenError, match="no longer exists"):
             await authenticator.authenticate(ghost)
     finally:
+        await database.close()
+
+
+async def test_a_deleted_users_token_never_works_again_even_for_a_new_user_of_that_name(
+    tmp_path: Path,
+) -> None:
+    """The token names the user's id, which a user made again at once under the same name does not get."""
+    database = await Database.open(tmp_path / DATABASE_FILE)
+    accounts = AccountStore(database)
+    try:
+        await accounts.create_user("root", "password-0", is_admin=True)  # so that bob may be removed
+        bob = await accounts.create_user("bob", "password-1", is_admin=True)
+        authenticator = Authenticator(accounts, load_or_create_secret(tmp_path), jwt_ttl_s=600)
+        token = authenticator.issue(bob, frozenset({Scope.ADMIN_ALL}))
+        assert (await authenticator.authenticate(token)).name == "bob"
+        assert await accounts.delete_user("bob")
+        again = await accounts.create_user("bob", "password-2", is_admin=True)
+        assert again.id != bob.id
+        with pytest.raises(InvalidTokenError, match="no longer exists"):
+            await authenticator.authenticate(token)
+        assert (await authenticator.authenticate(authenticator.issue(again, frozenset()))).id == again.id
+    finally:
+        accounts.close()
         await database.close()
 
 
@@ -98,11 +122,20 @@ def test_expiry_and_scope_parsing() -> None:
 def test_login_guard_slides_over_a_minute() -> None:
     guard = LoginGuard(attempts_per_minute=3)
     for t in (0.0, 10.0, 20.0):
-        assert guard.retry_after("a", t) is None
-        guard.failed("a", t)
-    assert guard.retry_after("a", 30.0) == pytest.approx(30.0)
-    assert guard.retry_after("b", 30.0) is None
-    assert guard.retry_after("a", 60.5) is None
+        assert guard.attempt("a", t) is None
+    assert guard.attempt("a", 30.0) == pytest.approx(30.0)
+    assert guard.attempt("b", 30.0) is None
+    assert guard.attempt("a", 60.5) is None
+
+
+def test_login_guard_counts_an_attempt_before_it_is_checked_and_forgives_a_right_one() -> None:
+    guard = LoginGuard(attempts_per_minute=2)
+    assert guard.attempt("a", 1.0) is None
+    assert guard.attempt("a", 1.0) is None  # both under way, neither checked yet
+    assert guard.attempt("a", 1.0) is not None  # a third concurrent one is refused at once
+    guard.forgive("a", 1.0)  # one of the two was right
+    assert guard.attempt("a", 2.0) is None
+    assert guard.attempt("a", 2.0) is not None
 
 
 def test_token_bucket_refills_at_the_configured_rate() -> None:
@@ -145,6 +178,12 @@ def test_origin_rules() -> None:
     assert not policy.origin_allowed("http://box.local:8100", "box.local:8099")
     assert not policy.origin_allowed("null", "box.local:8099")
     assert not policy.origin_allowed("http://evil.example", None)
+    # Default ports by scheme, on either side, and names compared without case.
+    assert policy.origin_allowed("https://box.local", "box.local:443")
+    assert policy.origin_allowed("https://box.local", "box.local")
+    assert not policy.origin_allowed("https://box.local", "box.local:80")
+    assert policy.origin_allowed("http://box.local:8099", "BOX.Local:8099")
+    assert not policy.origin_allowed("http://[::1", "[::1]:8099")  # not a URL at all
 
 
 def test_auth_config_rejects_paths_and_schemes() -> None:
@@ -161,3 +200,72 @@ def test_invalid_token_challenge_stays_a_well_formed_header() -> None:
     challenge = _unauthorized('Token is missing the "sub" claim', with_error=True).headers["WWW-Authenticate"]
     assert challenge.endswith("error_description=\"Token is missing the 'sub' claim\"")
     assert challenge.count('"') == 6
+
+
+async def test_api_token_expiry_is_enforced(tmp_path: Path) -> None:
+    database = await Database.open(tmp_path / DATABASE_FILE)
+    try:
+        accounts = AccountStore(database)
+        authenticator = Authenticator(accounts, load_or_create_secret(tmp_path), jwt_ttl_s=600)
+        now = time.time()
+        expired, _ = await accounts.create_token("a", ("admin:all",), expires=now - 1, created_by=None)
+        lasting, record = await accounts.create_token("b", ("pose:read",), expires=now + 60, created_by=None)
+        with pytest.raises(InvalidTokenError, match="expired"):
+            await authenticator.authenticate(expired)
+        principal = await authenticator.authenticate(lasting)
+        assert (principal.kind, principal.id, principal.scopes) == ("token", record.id, {Scope.POSE_READ})
+        assert record.usable(record.expires - 0.001) and not record.usable(record.expires)  # type: ignore[operator]
+    finally:
+        await database.close()
+
+
+def test_rate_limiter_forgets_idle_clients_first_and_never_a_limited_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A flood of new addresses must not reset the bucket of a client that is being limited."""
+    monkeypatch.setattr(security, "MAX_BUCKETS", 4)
+    limiter = RateLimiter({RateTier.ANONYMOUS: RateLimitConfig(per_minute=6, burst=2)})  # 0.1 per s
+    anon = RateTier.ANONYMOUS
+    limiter.hit(anon, "idle", 0.0)  # one token left, full again at 10 s
+    assert [limiter.hit(anon, "attacker", 10.0)[0] for _ in range(3)] == [True, True, False]
+    limiter.hit(anon, "busy", 19.9)
+    limiter.hit(anon, "busy", 19.9)
+    limiter.hit(anon, "recent", 19.9)
+    assert limiter.hit(anon, "newcomer", 20.0)[0]  # the fifth key: the full bucket makes room
+    assert limiter.peek(anon, "attacker", 20.0).remaining == 1  # kept: refilled for 10 s, not reset to 2
+    assert limiter.peek(anon, "busy", 20.0).remaining == 0
+    assert limiter.peek(anon, "recent", 20.0).remaining == 1
+    assert not limiter.hit(anon, "busy", 20.0)[0]
+
+
+def test_rate_limiter_sheds_the_oldest_half_when_every_bucket_is_in_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(security, "MAX_BUCKETS", 4)
+    limiter = RateLimiter({RateTier.ANONYMOUS: RateLimitConfig(per_minute=1, burst=2)})
+    anon = RateTier.ANONYMOUS
+    for i, key in enumerate(["d", "c", "b", "a"]):  # oldest first, and not in alphabetical order
+        limiter.hit(anon, key, float(i))
+    limiter.hit(anon, "e", 4.0)
+    remaining = {k: limiter.peek(anon, k, 4.0).remaining for k in "abcde"}
+    assert remaining == {"a": 1, "b": 1, "c": 2, "d": 2, "e": 1}  # d and c, the oldest, were dropped
+    assert limiter.peek(anon, "never-seen", 4.0) == security.RateState(
+        limit=2, remaining=2, reset_s=0, retry_after_s=0
+    )
+
+
+def test_login_guard_forgets_quiet_clients_before_locked_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(auth, "_LOGIN_GUARD_MAX_CLIENTS", 3)
+    guard = LoginGuard(attempts_per_minute=2)
+    guard.attempt("quiet", 0.0)
+    guard.attempt("zed", 50.0)
+    guard.attempt("zed", 51.0)
+    guard.attempt("amy", 52.0)
+    guard.attempt("bob", 70.0)  # room is made by forgetting "quiet" (last failure over a minute ago)
+    assert guard.retry_after("zed", 70.0) == pytest.approx(40.0)
+    guard.attempt("amy", 71.0)  # known: nobody is forgotten
+    assert guard.retry_after("amy", 71.0) == pytest.approx(41.0)
+    assert guard.retry_after("zed", 71.0) == pytest.approx(39.0)
+    guard.attempt("fifth", 72.0)  # everybody failed within the minute: the longest quiet ("zed") goes
+    assert guard.retry_after("zed", 72.0) is None
+    assert guard.retry_after("amy", 72.0) == pytest.approx(40.0)

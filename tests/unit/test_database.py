@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from appliance.store import database
-from appliance.store.database import Database, register_schema
+from appliance.store.database import Database, DatabaseOpenError, register_schema
 
 
 @pytest.fixture(autouse=True)
@@ -139,3 +139,103 @@ async def test_the_data_directory_is_private(tmp_path: Path) -> None:
     fresh = tmp_path / "new" / "data"
     await (await Database.open(fresh / "db.sqlite3")).close()
     assert fresh.stat().st_mode & 0o777 == 0o700
+
+
+# --------------------------------------------------------------------------------------------------------
+# Damage, errors and file modes
+
+
+def _written_database(path: Path) -> None:
+    """A WAL database with enough rows to span many pages, closed (checkpointed into the main file)."""
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("CREATE TABLE notes (text TEXT)")
+    connection.executemany("INSERT INTO notes VALUES (?)", [(f"note {i} " * 20,) for i in range(2000)])
+    connection.commit()
+    connection.close()
+
+
+def _damage(path: Path, how: str) -> None:
+    if how == "header":  # what a stray write over the file's start does: "file is not a database"
+        with path.open("r+b") as file:
+            file.write(b"not sqlite, not at all!" * 2)
+    elif how == "truncated":  # a copy cut short: "database disk image is malformed"
+        os.truncate(path, 5000)
+    else:  # a b-tree page overwritten: only an integrity check finds it
+        with path.open("r+b") as file:
+            file.seek(5 * 4096 + 100)
+            file.write(bytes(range(256)) * 12)
+
+
+@pytest.mark.parametrize("how", ["header", "truncated", "page"])
+async def test_a_damaged_file_is_moved_aside_and_a_fresh_one_opened(tmp_path: Path, how: str) -> None:
+    register_schema("notes", ["CREATE TABLE notes (text TEXT)"])
+    path = tmp_path / "db.sqlite3"
+    _written_database(path)
+    _damage(path, how)
+    damaged = path.read_bytes()
+
+    db = await Database.open(path)
+    [recovery] = db.recoveries
+    moved = Path(recovery.moved_to)
+    assert moved.name.startswith("db.sqlite3.corrupt-")
+    assert await asyncio.to_thread(moved.read_bytes) == damaged  # kept as found
+    assert recovery.problem
+    assert await db.fetchall("SELECT * FROM notes") == []  # a fresh file, migrated
+    await db.close()
+
+    db = await Database.open(path)  # remembered across restarts until acknowledged
+    assert [r.moved_to for r in db.recoveries] == [recovery.moved_to]
+    await db.acknowledge()
+    assert db.recoveries == []
+    await db.close()
+    db = await Database.open(path)
+    assert db.recoveries == []
+    await db.close()
+
+
+async def test_errors_while_running_are_counted_and_expected_ones_are_not(tmp_path: Path) -> None:
+    register_schema("notes", ["CREATE TABLE notes (text TEXT UNIQUE)"])
+    path = tmp_path / "db.sqlite3"
+    db = await Database.open(path)
+    await db.execute("INSERT INTO notes VALUES ('a')")
+    with pytest.raises(sqlite3.IntegrityError):
+        await db.execute("INSERT INTO notes VALUES ('a')")  # a caller's expected refusal
+    assert db.failures.count == 0
+    other = sqlite3.connect(path)  # the table vanishes under the running service
+    other.execute("DROP TABLE notes")
+    other.commit()
+    other.close()
+    with pytest.raises(sqlite3.OperationalError):
+        await db.fetchall("SELECT * FROM notes")
+    assert db.failures.count == 1
+    assert db.failures.last is not None and "no such table" in db.failures.last
+    await db.acknowledge()
+    assert db.failures.count == 0
+    await db.close()
+
+
+async def test_the_database_and_its_companions_are_private(tmp_path: Path) -> None:
+    register_schema("notes", ["CREATE TABLE notes (text TEXT)"])
+    previous = os.umask(0o022)
+    try:
+        path = tmp_path / "db.sqlite3"
+        db = await Database.open(path)
+        await db.execute("INSERT INTO notes VALUES ('hash')")
+        files = [tmp_path / name for name in ("db.sqlite3", "db.sqlite3-wal", "db.sqlite3-shm")]
+        assert {f.name: oct(f.stat().st_mode & 0o777) for f in files} == {f.name: "0o600" for f in files}
+        await db.close()
+
+        path.chmod(0o644)  # a restored backup
+        await (await Database.open(path)).close()
+        assert path.stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(previous)
+
+
+async def test_a_file_that_cannot_be_opened_says_which_and_what_to_do(tmp_path: Path) -> None:
+    register_schema("notes", ["CREATE TABLE notes (text TEXT)"])
+    path = tmp_path / "db.sqlite3"
+    path.mkdir()  # not a file at all: nothing to move aside, nothing to open
+    with pytest.raises(DatabaseOpenError, match=r"cannot open the database .*db\.sqlite3.*writable"):
+        await Database.open(path)

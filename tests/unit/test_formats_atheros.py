@@ -6,7 +6,7 @@ import struct
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from appliance.csi.formats.atheros import (
@@ -17,7 +17,9 @@ from appliance.csi.formats.atheros import (
 )
 from appliance.csi.formats.errors import CsiFormatError
 from appliance.csi.frame import CsiFrame
+from tests import golden_atheros as golden
 from tests.captures import capture
+from tests.conftest import REPO
 from tests.encoders import atheros_record
 
 RECORD_BYTES = 1907  # 2 + 25 + 840 + 1040 in ath_csi_1.dat
@@ -100,6 +102,55 @@ def test_batches_agree_with_frames(ath_path: object, ath_frames: list[CsiFrame])
     assert np.array_equal(batch.csi, np.stack([f.csi for f in ath_frames]))
 
 
+@pytest.mark.parametrize(
+    ("record", "big_endian"),
+    [(golden.NOISE_A1_LITTLE_ENDIAN, False), (golden.NOISE_9C_BIG_ENDIAN, True)],
+    ids=["noise-0xA1-little-endian", "noise-0x9C-big-endian"],
+)
+def test_golden_literal_record_with_a_signed_noise_floor(record: bytes, big_endian: bool) -> None:
+    """Records written byte by byte from the tool's definition (tests/golden_atheros.py), noise >= 0x80."""
+    parser = AtherosStreamParser("router")
+    (frame,) = parser.feed(record)
+    assert not parser.errors
+    assert frame.noise_dbm == golden.NOISE_DBM[record]
+    assert frame.rssi_dbm == golden.RSSI_ABOVE_FLOOR_DB + golden.NOISE_DBM[record]
+    assert (frame.device_ts_us, frame.channel_mhz, frame.bandwidth_mhz) == (
+        golden.TIMESTAMP_US, golden.CHANNEL_MHZ, 20,
+    )  # fmt: skip
+    assert (frame.seq, frame.meta["mac"], frame.meta["big_endian"]) == (
+        golden.SEQUENCE, golden.TRANSMITTER_MAC, big_endian,
+    )  # fmt: skip
+    assert frame.meta["noise_raw"] == record[2 + 13]
+    assert frame.csi.shape == (1, 1, 56)
+    assert frame.csi[0, 0, 0] == golden.TONE_0
+    assert frame.csi[0, 0, 1] == golden.TONE_1
+    assert not frame.csi[0, 0, 2:].any()
+    assert frame.subcarriers[:2].tolist() == [-28, -27]
+
+
+def test_the_atheris_fuzzer_starts_from_the_golden_records() -> None:
+    seeds = REPO / "bench" / "fuzz_seeds"
+    assert (seeds / "atheros-noise-0xA1-little-endian.bin").read_bytes() == golden.NOISE_A1_LITTLE_ENDIAN
+    assert (seeds / "atheros-noise-0x9C-big-endian.bin").read_bytes() == golden.NOISE_9C_BIG_ENDIAN
+
+
+def test_a_record_between_good_ones_costs_only_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A record whose values make no frame (here: a noise reader that refuses the byte, as numpy 2's
+    ``np.int8(0xA1)`` did) is reported at its offset; the records around it still come out."""
+    good = atheros_record(np.ones((1, 1, 56)) * (3 - 2j), timestamp=7)
+
+    def refuse(value: int) -> int:
+        raise OverflowError(f"Python integer {value} out of bounds for int8")
+
+    monkeypatch.setattr("appliance.csi.formats.atheros._signed_byte", refuse)
+    parser = AtherosStreamParser()
+    items = parser.feed_items(good + golden.NOISE_A1_LITTLE_ENDIAN + good)
+    assert [type(x) for x in items] == [CsiFrame, CsiFormatError, CsiFrame]
+    assert items[1].offset == len(good)  # type: ignore[union-attr]
+    assert "out of bounds" in str(items[1])
+    assert parser.errors == [items[1]]
+
+
 def _random_csi(rng: np.random.Generator, shape: tuple[int, int, int]) -> np.ndarray:
     return rng.integers(-512, 512, shape) + 1j * rng.integers(-512, 512, shape)
 
@@ -152,6 +203,22 @@ def test_resynchronizes_after_garbage_and_truncation() -> None:
     assert any("truncated" in str(e) for e in tail)
 
 
+def test_a_length_past_the_end_of_the_stream_does_not_hide_the_records_behind_it() -> None:
+    """A damaged header whose length and payload_len both grew (still plausible) claims more bytes than
+    the stream has left; at the end of the stream the whole records inside it still come out."""
+    rng = np.random.default_rng(8)
+    records = [atheros_record(_random_csi(rng, (3, 2, 56)), timestamp=i) for i in range(3)]
+    damaged = bytearray(records[0])
+    grown = 4000
+    struct.pack_into("<H", damaged, 0, struct.unpack_from("<H", damaged)[0] + grown)
+    struct.pack_into("<H", damaged, 2 + 23, struct.unpack_from("<H", damaged, 2 + 23)[0] + grown)
+    parser = AtherosStreamParser()
+    assert parser.feed(bytes(damaged) + records[1] + records[2]) == []  # waiting for the claimed bytes
+    tail = parser.close()
+    assert [f.device_ts_us for f in tail if isinstance(f, CsiFrame)] == [1, 2]
+    assert "past the end of the stream" in str(tail[0])
+
+
 def test_file_reader_reports_errors_in_order(tmp_path: object) -> None:
     rng = np.random.default_rng(4)
     path = tmp_path / "log.dat"  # type: ignore[operator]
@@ -163,6 +230,8 @@ def test_file_reader_reports_errors_in_order(tmp_path: object) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=3000), st.integers(min_value=1, max_value=500))
+@example(golden.NOISE_A1_LITTLE_ENDIAN, 1)
+@example(golden.NOISE_9C_BIG_ENDIAN + golden.NOISE_A1_LITTLE_ENDIAN, 97)
 def test_fuzz_random_bytes_never_crash(data: bytes, chunk: int) -> None:
     parser = AtherosStreamParser()
     for i in range(0, len(data), chunk):
@@ -170,17 +239,31 @@ def test_fuzz_random_bytes_never_crash(data: bytes, chunk: int) -> None:
     parser.close()
 
 
-@settings(max_examples=100, deadline=None)
-@given(st.data())
-def test_fuzz_mutated_records_never_crash(data: st.DataObject) -> None:
-    rng = np.random.default_rng(5)
-    raw = bytearray(b"".join(atheros_record(_random_csi(rng, (2, 2, 56)), timestamp=i) for i in range(3)))
+_MUTATION_SEEDS = {
+    "encoder-2x2": (
+        b"".join(
+            atheros_record(_random_csi(np.random.default_rng(5), (2, 2, 56)), timestamp=i) for i in range(3)
+        ),
+        (2, 2, 56),
+    ),
+    "golden-noise-0xA1-little-endian": (golden.NOISE_A1_LITTLE_ENDIAN * 3, (1, 1, 56)),
+    "golden-noise-0x9C-big-endian": (golden.NOISE_9C_BIG_ENDIAN * 3, (1, 1, 56)),
+}
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data(), st.sampled_from(sorted(_MUTATION_SEEDS)))
+def test_fuzz_mutated_records_never_crash(data: st.DataObject, seed: str) -> None:
+    """Mutations of streams of records: the encoder's and the golden ones (both byte orders, signed noise)."""
+    stream, shape = _MUTATION_SEEDS[seed]
+    raw = bytearray(stream)
     for _ in range(data.draw(st.integers(0, 8))):
         raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
     cut = data.draw(st.integers(0, len(raw)))
     parser = AtherosStreamParser()
     frames = parser.feed(bytes(raw[:cut])) + [x for x in parser.close() if isinstance(x, CsiFrame)]
-    assert all(f.csi.shape == (2, 2, 56) for f in frames)
+    assert all(f.csi.shape == shape for f in frames)
+    assert all(-128.0 <= f.noise_dbm <= 127.0 for f in frames)
 
 
 def _mixed_log(endian: str) -> tuple[bytes, dict[int, tuple[int, np.ndarray]]]:

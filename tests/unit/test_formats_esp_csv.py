@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 from appliance.csi.formats.errors import CsiFormatError
 from appliance.csi.formats.esp_csv import iter_esp_csv, iter_esp_csv_file, parse_csi_line
-from appliance.csi.formats.espressif import classic_layout
+from appliance.csi.formats.espressif import classic_layout, lltf64_to_sorted
 from appliance.csi.frame import CsiFrame
 from tests.captures import capture
 from tests.encoders import classic_csv_line, espressif_buffer
@@ -172,3 +173,148 @@ def test_fuzz_mutated_lines(data: st.DataObject) -> None:
         )
     for _ in iter_esp_csv(["".join(line)]):
         pass
+
+
+def test_a_serial_log_with_undecodable_bytes_is_read(tmp_path: Path) -> None:
+    """A boot log's garbage bytes (not UTF-8) become replacement characters; the CSI lines around them
+    are read, and the file's name is the link unless one is given."""
+    buffer = espressif_buffer(np.arange(64) + 1j * np.arange(64))
+    path = tmp_path / "bedroom.log"
+    path.write_bytes(
+        b"\xff\xfe\x80 rst:0x1 (POWERON_RESET)\r\n"
+        + classic_csv_line(buffer, seq=1).encode()
+        + b"\r\n\xc3\x28 garbled\r\n"
+        + classic_csv_line(buffer, seq=2).encode()
+        + b"\n"
+    )
+    frames = list(iter_esp_csv_file(path))
+    assert [(f.seq, f.link) for f in frames] == [(1, "bedroom"), (2, "bedroom")]  # type: ignore[union-attr]
+    assert [f.link for f in iter_esp_csv_file(path, link="node-4")] == ["node-4", "node-4"]  # type: ignore[union-attr]
+
+
+RADAR_LLTF = [*range(-26, 0), *range(1, 27)]
+RADAR_HT20 = [*range(-28, 0), *range(1, 29)]
+RADAR_HT40_CLASSIC = [*range(-58, -30), *range(-29, -1), *range(2, 30), *range(31, 59)]
+RADAR_HT40 = [*range(-58, -1), *range(2, 59)]
+RADAR_HE20 = [*range(-122, -1), *range(2, 123)]
+
+
+@pytest.mark.parametrize(
+    ("cwb", "length", "name", "bandwidth", "indices", "first_byte"),
+    [
+        (0, 104, "lltf", 20, RADAR_LLTF, 0),
+        (0, 216, "ht-ltf", 20, RADAR_HT20, 104),  # LLTF, HT-LTF
+        (0, 328, "ht-ltf", 20, RADAR_HT20, 104),  # LLTF, HT-LTF, STBC-HT-LTF
+        (0, 112, "ht-ltf", 20, RADAR_HT20, 0),
+        (0, 224, "ht-ltf", 20, RADAR_HT20, 0),  # HT-LTF, STBC-HT-LTF
+        (0, 484, "he-ltf", 20, RADAR_HE20, 0),
+        (1, 104, "lltf", 20, RADAR_LLTF, 0),
+        (1, 328, "ht-ltf", 40, RADAR_HT40_CLASSIC, 104),
+        (1, 552, "ht-ltf", 40, RADAR_HT40_CLASSIC, 104),
+        (1, 228, "ht-ltf", 40, RADAR_HT40, 0),
+        (1, 456, "ht-ltf", 40, RADAR_HT40, 0),
+    ],
+)
+def test_esp_radar_filtered_layouts(
+    cwb: int, length: int, name: str, bandwidth: int, indices: list[int], first_byte: int
+) -> None:
+    """esp-radar's valid subcarriers only, block after block, each ascending (its sub_carrier_table)."""
+    buf = (np.arange(length) % 251 - 125).astype(np.int8)
+    frame = parse_csi_line(_radar_line(base64.b64encode(buf.tobytes()).decode(), length, cwb))
+    assert (frame.meta["layout"], frame.bandwidth_mhz) == (name, bandwidth)
+    assert frame.subcarriers.tolist() == indices
+    assert frame.csi[0, 0, 0] == complex(buf[first_byte + 1], buf[first_byte])  # imaginary byte first
+    assert frame.csi[0, 0, -1] == complex(
+        buf[first_byte + 2 * len(indices) - 1], buf[first_byte + 2 * len(indices) - 2]
+    )
+
+
+def test_esp_radar_length_that_fits_no_layout() -> None:
+    with pytest.raises(
+        CsiFormatError, match=r"no esp-radar filtered layout is 100 bytes long \(bandwidth flag 1\)"
+    ):
+        parse_csi_line(_radar_line(base64.b64encode(bytes(100)).decode(), 100, 1))
+
+
+def test_lltf_blocks_sorted_with_and_without_their_first_word() -> None:
+    fft = [*range(32), *range(-32, 0)]  # the buffer's order
+    values = np.array([[complex(k, -k) for k in fft]], dtype=np.complex64)
+    sorted_values, indices = lltf64_to_sorted(values, first_word_invalid=False)
+    assert indices.tolist() == list(range(-32, 32))
+    assert sorted_values[0].tolist() == [complex(k, -k) for k in range(-32, 32)]
+    kept, without = lltf64_to_sorted(values, first_word_invalid=True)
+    assert without.tolist() == [*range(-32, 0), *range(2, 32)]  # subcarriers 0 and 1 held the garbage word
+    assert kept[0].tolist() == [complex(k, -k) for k in without.tolist()]
+    with pytest.raises(CsiFormatError, match=r"^an LLTF block has 64 subcarriers, got 62$"):
+        lltf64_to_sorted(values[:, :62], first_word_invalid=False)
+
+
+GOOD = classic_csv_line(np.zeros(128, np.int8))
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("I (312) wifi: connected", "not a CSI_DATA line"),
+        (GOOD.replace(',"[', '"['), "the data column must follow a comma"),
+        (GOOD[:-2], "data list is not closed with ']' (line cut short?)"),
+        (
+            GOOD.replace('"[0,', '"[0x1,', 1),
+            "data list holds a non-integer (invalid literal for int() with base 10: '0x1')",
+        ),
+        (GOOD.replace('"[0,', '"[128,', 1), "data values must be int8 (-128..127)"),
+        (GOOD.replace('"[0,', '"[-129,', 1), "data values must be int8 (-128..127)"),
+        (GOOD.replace(",128,0,", ",126,0,", 1), "len says 126 bytes but the data holds 128"),
+        (GOOD.replace(",-40,", ",strong,", 1), "column 'rssi' is not an integer: 'strong'"),
+        (
+            'CSI_DATA,1,2,3,"[1,2]"',
+            "5 columns; known layouts have 25 (classic), 15 (C5/C6) or 30 (esp-radar)",
+        ),
+        (
+            _radar_line("!!notbase64", 4),
+            "data is neither a [..] list nor base64 (Only base64 data is allowed)",
+        ),
+        (
+            GOOD.replace(",128,0,", ",0,0,", 1).replace('"[' + ",".join(["0"] * 128) + ']"', '"[]"'),
+            "a 0-byte buffer fits no subset of this packet's blocks (lltf:128)",
+        ),
+    ],
+)
+def test_bad_lines_say_what_is_wrong_on_which_line(line: str, message: str) -> None:
+    with pytest.raises(CsiFormatError) as caught:
+        parse_csi_line(line, line_no=7)
+    assert (str(caught.value), caught.value.line) == (f"line 7: {message}", 7)
+
+
+def test_extremes_and_an_empty_list_are_data() -> None:
+    extremes = classic_csv_line(np.array([-128, 127] * 64, np.int8))
+    frame = parse_csi_line(extremes)
+    assert frame.csi[0, 0, 32] == 127 - 128j
+    assert frame.meta["chip"] == "classic" and "line" not in frame.meta
+    c6_head = [
+        "CSI_DATA",
+        "1",
+        "aa:bb:cc:dd:ee:ff",
+        "-40",
+        "11",
+        "0",
+        "-95",
+        "6",
+        "1000",
+        "0",
+        "0",
+        "0",
+        "128",
+        "0",
+    ]
+    c6_line = ",".join(c6_head) + ',"[' + ",".join(["1"] * 128) + ']"'
+    assert parse_csi_line(c6_line).meta["chip"] == "c5c6"
+
+
+def test_a_log_names_its_link_and_the_line_of_each_error() -> None:
+    items = list(iter_esp_csv(["boot", GOOD, GOOD[:-2]], link="desk"))
+    assert isinstance(items[0], CsiFrame) and items[0].link == "desk" and items[0].meta["line"] == 2
+    assert isinstance(items[1], CsiFormatError) and str(items[1]).startswith(
+        "line 3: data list is not closed"
+    )
+    assert [f.link for f in iter_esp_csv([GOOD])] == ["esp32"]  # type: ignore[union-attr]

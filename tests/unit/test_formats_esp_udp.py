@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import math
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,11 +13,88 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from appliance.csi.formats.errors import CsiFormatError
-from appliance.csi.formats.esp_udp import ADR018_FLAG_40MHZ, ADR018_FLAG_FIRST_WORD_ZEROED, parse_datagram
-from tests.encoders import adr018_datagram, classic_csv_line, espectre_datagram
+from appliance.csi.formats.esp_udp import (
+    ADR018_FLAG_40MHZ,
+    ADR018_FLAG_FIRST_WORD_ZEROED,
+    ADR018_FLAG_STBC,
+    iter_datagram_file,
+    parse_adr018,
+    parse_datagram,
+    parse_espectre,
+)
+from appliance.csi.frame import CsiFrame
+from tests.encoders import adr018_datagram, classic_csv_line, espectre_datagram, length_prefixed
 
 RNG = np.random.default_rng(7)
 BUF128 = RNG.integers(-128, 128, 128).astype(np.int8)
+
+
+# Golden datagrams, byte by byte from the senders' sources (see tests/encoders.py for the files and commits).
+# The payload is an Espressif LLTF buffer: 64 (imaginary, real) int8 pairs in FFT order, subcarriers 0..31
+# then -32..-1 (ESP-IDF Wi-Fi guide, "Wi-Fi Channel State Information"). Bytes 0x80..0xFF make every value
+# negative: pair p holds imaginary -128 + 2p and real -127 + 2p.
+LLTF_PAYLOAD = bytes(range(0x80, 0x100))
+ADR018_GOLDEN = (
+    bytes.fromhex(
+        "010011c5"  # [0..3] magic 0xC5110001, little-endian
+        "07"  # [4] node id 7
+        "01"  # [5] one antenna
+        "4000"  # [6..7] 64 subcarriers = len / (2 * n_antennas)
+        "85090000"  # [8..11] 2437 MHz: channel 6 = 2412 + (6 - 1) * 5
+        "04030201"  # [12..15] sequence 0x01020304
+        "c5"  # [16] rssi -59 dBm
+        "a1"  # [17] noise floor -95 dBm
+        "0000"  # [18..19] reserved
+    )
+    + LLTF_PAYLOAD
+)
+ESPECTRE_GOLDEN = (
+    bytes.fromhex(
+        "5343"  # [0..1] MAGIC_STREAM 0x4353, little-endian ("SC")
+        "03"  # [2] CHIP_S3
+        "01"  # [3] flags: bit 0, gain locked
+        "fe"  # [4] sequence 254
+        "4000"  # [5..6] NUM_SUBCARRIERS 64, little-endian
+    )
+    + LLTF_PAYLOAD
+)
+
+
+def lltf_value(subcarrier: int) -> complex:
+    pair = subcarrier % 64  # FFT order: 0..31, then -32..-1
+    return complex(-127 + 2 * pair, -128 + 2 * pair)
+
+
+def test_adr018_golden_datagram() -> None:
+    frame = parse_datagram(ADR018_GOLDEN)
+    assert (frame.link, frame.seq, frame.channel_mhz, frame.rssi_dbm, frame.noise_dbm) == (
+        "esp32-7", 0x01020304, 2437, -59.0, -95.0,
+    )  # fmt: skip
+    assert (frame.bandwidth_mhz, frame.csi.shape, frame.meta["node_id"]) == (20, (1, 1, 64), 7)
+    assert frame.subcarriers.tolist() == list(range(-32, 32))
+    assert frame.csi[0, 0, 32] == -127 - 128j  # subcarrier 0 is the first pair
+    assert frame.csi[0, 0, 0] == -63 - 64j  # subcarrier -32 is pair 32
+    np.testing.assert_array_equal(frame.csi[0, 0], [lltf_value(k) for k in range(-32, 32)])
+
+
+def test_adr018_frequency_is_a_32_bit_field() -> None:
+    """The firmware writes freq_mhz as a u32: a reader of only its low half would report 2437 here."""
+    datagram = bytearray(ADR018_GOLDEN)
+    datagram[8:12] = bytes.fromhex("85090100")
+    assert parse_datagram(bytes(datagram)).channel_mhz == 0x10985
+
+
+def test_espectre_golden_datagram() -> None:
+    frame = parse_datagram(ESPECTRE_GOLDEN)
+    assert (frame.link, frame.seq, frame.meta["chip"], frame.meta["gain_locked"]) == (
+        "esp32-esp32s3", 254, "esp32s3", True,
+    )  # fmt: skip
+    assert frame.meta["first_word_invalid"] is False
+    assert frame.subcarriers.tolist() == list(range(-32, 32))
+    np.testing.assert_array_equal(frame.csi[0, 0], [lltf_value(k) for k in range(-32, 32)])
+    unlocked = bytearray(ESPECTRE_GOLDEN)
+    unlocked[3] = 0
+    assert parse_datagram(bytes(unlocked)).meta["gain_locked"] is False
 
 
 def test_adr018_header_and_lltf() -> None:
@@ -85,3 +165,84 @@ def test_bad_datagrams(data: bytes) -> None:
 def test_fuzz_datagrams(data: bytes, prefix: bytes) -> None:
     with contextlib.suppress(CsiFormatError):
         parse_datagram(prefix + data)
+
+
+def _error(data: bytes, parse: Callable[[bytes], object] = parse_datagram) -> tuple[str, int | None]:
+    with pytest.raises(CsiFormatError) as caught:
+        parse(data)
+    return str(caught.value), caught.value.offset
+
+
+def test_bad_adr018_frames_say_what_is_wrong_and_where() -> None:
+    assert _error(ADR018_GOLDEN[:19], parse_adr018) == (
+        "byte 0: ADR-018 frame of 19 bytes is shorter than its 20-byte header", 0,
+    )  # fmt: skip
+    assert _error(ADR018_GOLDEN[:20]) == (
+        "byte 20: payload is 0 bytes but 1 antennas x 64 subcarriers need 128", 20,
+    )  # fmt: skip
+    assert _error(b"\x02" + ADR018_GOLDEN[1:], parse_adr018) == ("byte 0: bad ADR-018 magic 0xC5110002", 0)
+    no_antenna = bytearray(ADR018_GOLDEN)
+    no_antenna[5] = 0
+    assert _error(bytes(no_antenna)) == (
+        "byte 20: payload is 128 bytes but 0 antennas x 64 subcarriers need 0",
+        20,
+    )
+
+
+def test_bad_espectre_packets_say_what_is_wrong_and_where() -> None:
+    assert _error(ESPECTRE_GOLDEN[:6], parse_espectre) == (
+        "byte 0: Micro-ESPectre packet of 6 bytes is shorter than its header", 0,
+    )  # fmt: skip
+    assert _error(ESPECTRE_GOLDEN[:7]) == ("byte 7: payload is 0 bytes but 64 subcarriers need 128", 7)
+    assert _error(b"SD" + ESPECTRE_GOLDEN[2:], parse_espectre) == (
+        "byte 0: bad Micro-ESPectre magic 0x4453",
+        0,
+    )
+    odd = ESPECTRE_GOLDEN[:5] + b"\xc0\x00" + bytes(384)  # 384 bytes fit no layout of a classic chip or C5/C6
+    assert _error(odd) == ("no known ESP32-C5/C6 buffer is 384 bytes long", None)
+
+
+def test_espectre_frame_fields_and_an_unknown_chip() -> None:
+    frame = parse_datagram(ESPECTRE_GOLDEN, link_prefix="lab")
+    assert (frame.link, frame.device_ts_us, frame.host_ts, frame.channel_mhz, frame.bandwidth_mhz) == (
+        "lab-esp32s3", 0, 0.0, 0, 20,
+    )  # fmt: skip
+    assert math.isnan(frame.rssi_dbm) and math.isnan(frame.noise_dbm)  # the packet carries neither
+    assert frame.meta == {
+        "protocol": "espectre", "chip": "esp32s3", "layout": "lltf", "gain_locked": True,
+        "first_word_invalid": False,
+    }  # fmt: skip
+    unknown = bytearray(ESPECTRE_GOLDEN)
+    unknown[2] = 9
+    assert parse_datagram(bytes(unknown)).meta["chip"] == "code9"
+    assert parse_datagram(bytes(unknown)).link == "esp32-code9"
+
+
+def test_adr018_layouts_from_flags_and_length() -> None:
+    stbc = parse_datagram(
+        adr018_datagram(RNG.integers(-128, 128, 384).astype(np.int8), flags=ADR018_FLAG_STBC)
+    )
+    assert (stbc.meta["layout"], stbc.bandwidth_mhz) == ("ht-ltf", 20)  # LLTF + HT-LTF + STBC-HT-LTF
+    c6_only = parse_datagram(adr018_datagram(RNG.integers(-128, 128, 106).astype(np.int8)))
+    assert c6_only.subcarriers.tolist() == list(range(-26, 27))  # a length only the C5/C6 LLTF has
+    assert (c6_only.meta["layout"], c6_only.device_ts_us, c6_only.host_ts) == ("lltf", 0, 0.0)
+
+
+def test_datagram_files_name_their_links_and_errors(tmp_path: Path) -> None:
+    path = tmp_path / "kitchen.udp"
+    path.write_bytes(length_prefixed([ADR018_GOLDEN, ESPECTRE_GOLDEN]))
+    assert [f.link for f in iter_datagram_file(path)] == ["kitchen-7", "kitchen-esp32s3"]  # type: ignore[union-attr]
+    assert [f.link for f in iter_datagram_file(path, link="lab")] == ["lab-7", "lab-esp32s3"]  # type: ignore[union-attr]
+    good = length_prefixed([ADR018_GOLDEN])
+    for tail, message in [
+        (b"\x07", f"byte {len(good)}: truncated datagram length"),
+        (
+            b"\x00\x00",
+            f"byte {len(good)}: datagram: byte 0: not an ADR-018, Micro-ESPectre or CSI_DATA datagram",
+        ),
+        (b"\x2c\x01" + bytes(10), f"byte {len(good)}: datagram of 300 bytes runs past the end of the file"),
+    ]:
+        path.write_bytes(good + tail)
+        items = list(iter_datagram_file(path))
+        assert isinstance(items[0], CsiFrame) and len(items) == 2
+        assert (str(items[1]), items[1].offset) == (message, len(good))  # type: ignore[union-attr]

@@ -11,11 +11,13 @@ import numpy as np
 from appliance.csi.formats.atheros import AtherosStreamParser
 from appliance.csi.formats.esp_csv import parse_csi_line
 from appliance.csi.formats.esp_udp import parse_datagram
-from appliance.csi.formats.espressif import LLTF_64_INDICES
 from appliance.csi.frame import CsiFrame
 from appliance.csi.simulator import NodeSpec, RoomSimulator, RoomSpec, Scenario, default_room
 from tests.encoders import adr018_datagram, atheros_record, classic_csv_line, espressif_buffer
 
+# A classic chip's LLTF buffer in FFT order, subcarriers 0..31 then -32..-1 (ESP-IDF Wi-Fi guide, "Wi-Fi
+# Channel State Information"), written here rather than taken from the parser it checks.
+LLTF_FFT_ORDER = [*range(32), *range(-32, 0)]
 # What a classic ESP32 leaves in the first word when it flags it invalid: any bytes at all.
 GARBAGE_FIRST_WORD = np.array([127 + 3j, -90 + 41j])
 
@@ -28,7 +30,7 @@ def simulated_frames(room: RoomSpec, seconds: float = 0.2) -> list[CsiFrame]:
 def lltf_buffer(frame: CsiFrame) -> np.ndarray:
     """A simulated ESP32 frame back in the chip's FFT order, garbage in the invalid first word."""
     values = np.zeros(64, dtype=np.complex128)
-    position = {int(k): i for i, k in enumerate(LLTF_64_INDICES)}
+    position = {k: i for i, k in enumerate(LLTF_FFT_ORDER)}
     for column, k in enumerate(frame.subcarriers):
         values[position[int(k)]] = frame.csi[0, 0, column]
     if frame.meta.get("first_word_invalid"):

@@ -173,3 +173,30 @@ async def test_close_ends_iteration_and_unsubscribe_stops_delivery() -> None:
 def test_a_bounded_queue_needs_room() -> None:
     with pytest.raises(ValueError, match="at least one"):
         Hub().subscribe("x", maxsize=0)
+
+
+async def test_counters_report_what_was_published_and_delivered() -> None:
+    """What /metrics and system/performance show for the hub and each subscriber."""
+    hub = Hub()
+    frames_only = hub.subscribe("video", ("pose",), maxsize=2)
+    everything = hub.subscribe("history")
+    assert hub.subscriptions == (frames_only, everything)
+    for i in range(3):
+        hub.publish(frame_at(T0, frame_id=i))
+    hub.publish(Event(EventType.SYSTEM_STARTED))
+    assert hub.published == 4
+    assert (frames_only.pending, frames_only.dropped, frames_only.delivered) == (2, 1, 0)
+    await frames_only.get()
+    assert (frames_only.pending, frames_only.delivered) == (1, 1)
+    assert [everything.wants("pose"), frames_only.wants("event/system.stopped")] == [True, False]
+    hub.unsubscribe(frames_only)
+    hub.unsubscribe(frames_only)  # twice is harmless
+    assert hub.subscriptions == (everything,)
+    assert everything.maxsize == 64  # the default room of a subscriber
+    hub.close()
+    assert hub.subscriptions == ()
+
+
+def test_a_queue_of_one_is_allowed() -> None:
+    sub = Hub().subscribe("latest-only", maxsize=1)
+    assert sub.maxsize == 1

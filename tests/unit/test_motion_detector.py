@@ -21,13 +21,7 @@ from appliance.pose.motion import (
     RoomMotion,
     detect,
 )
-from tests.captures import CAPTURES_ENV, captures_path
-
-ESP32_CAPTURES = captures_path() / "esp32"
-needs_captures = pytest.mark.skipif(
-    not ESP32_CAPTURES.is_dir(),
-    reason=f"real ESP32 captures not found at {ESP32_CAPTURES} (set {CAPTURES_ENV} to their folder)",
-)
+from tests.captures import capture
 
 SUBCARRIERS = np.arange(-32, 32, dtype=np.int16)
 _USED = (np.abs(SUBCARRIERS) >= 1) & (np.abs(SUBCARRIERS) <= 26)
@@ -104,9 +98,16 @@ def motion_fraction(readings: Sequence[LinkReading]) -> float:
 
 # --- real recordings ------------------------------------------------------------------------------------
 
+ESP32_RECORDINGS = {
+    ("baseline", "esp32"): "baseline_esp32_64sc_20260214_183059.npz",
+    ("movement", "esp32"): "movement_esp32_64sc_20260214_183141.npz",
+    ("baseline", "s3"): "baseline_s3_64sc_20260117_222606.npz",
+    ("movement", "s3"): "movement_s3_64sc_20260117_222626.npz",
+}
+
 
 def load(label: str, chip: str) -> list[CsiFrame]:
-    (path,) = ESP32_CAPTURES.glob(f"{label}_{chip}_64sc_*.npz")
+    path = capture(f"esp32/{ESP32_RECORDINGS[label, chip]}")
     return read_espectre_npz(path, link=chip)
 
 
@@ -131,7 +132,6 @@ def calibrated_on_first_half(
     return detector, readings[first:]
 
 
-@needs_captures
 @pytest.mark.parametrize("chip", ["esp32", "s3"])
 def test_real_baseline_is_quiet_and_movement_is_motion(chip: str) -> None:
     """Calibrated on the first 5 s of the empty-room recording, the detector keeps the other 5 s quiet and
@@ -160,7 +160,6 @@ def requantized(frame: CsiFrame, gain: float) -> CsiFrame:
     return dataclasses.replace(frame, csi=(real + 1j * imag).astype(np.complex64))
 
 
-@needs_captures
 @pytest.mark.parametrize("chip", ["esp32", "s3"])
 @pytest.mark.parametrize("gain", [0.25, 0.5, 2.0])
 def test_real_baseline_gain_step_is_not_motion(chip: str, gain: float) -> None:
@@ -175,7 +174,6 @@ def test_real_baseline_gain_step_is_not_motion(chip: str, gain: float) -> None:
     assert max(r.score for r in rest) < 0.7
 
 
-@needs_captures
 def test_detector_calibrated_in_a_busy_room_converges_once_it_is_quiet() -> None:
     """Calibrated on the movement recording, the threshold is far too high; after quiet time (the baseline,
     replayed) the noise level has come down and movement is detected again."""

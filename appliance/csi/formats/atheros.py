@@ -20,8 +20,13 @@ Tone order: 56 tones are subcarriers -28..-1, 1..28 and 114 tones -58..-2, 2..58
 capture the step across the DC gap is about twice an ordinary adjacent-tone step, as a two-subcarrier
 gap should be).
 
-``rssi`` is in dB above the noise floor; the tool writes noise 0 ("not measured"), so ``noise_dbm`` uses
-ath9k's default floor of -95 dBm and ``rssi_dbm = rssi + noise_dbm``. Raw values stay in ``meta``.
+``rssi`` is in dB above the noise floor. ``noise`` is the floor in dBm as a two's-complement byte (the
+header declares it ``u_int8_t``, but a floor is negative: -95 dBm is 0xA1); the stock driver writes 0 ("to
+be updated"), and then ``noise_dbm`` is ath9k's default floor of -95 dBm. ``rssi_dbm = rssi + noise_dbm``.
+Raw values stay in ``meta``.
+
+A record whose values cannot make a frame costs that record only: it becomes a ``CsiFormatError`` among
+the items, and parsing goes on with the next record.
 """
 
 from __future__ import annotations
@@ -84,6 +89,11 @@ _REPEATS_BEFORE_GUESS, _FIRST_GUESS = 32, 64
 class _Record:
     offset: int
     fields: tuple[int, ...]
+
+
+def _signed_byte(value: int) -> int:
+    """A byte's value read as two's complement (0xA1 -> -95)."""
+    return value - 256 if value & 0x80 else value
 
 
 def _csi_bytes(num_tones: int, nr: int, nc: int) -> int:
@@ -271,7 +281,19 @@ class AtherosStreamParser:
                 continue
             end = pos + LENGTH_PREFIX_BYTES + fields[0]
             if end > len(buf):
-                break
+                # At the end of the stream a record that runs past it may be a damaged length hiding
+                # whole records behind its header: go on from the next plausible one, if any.
+                found = self._find_plausible(buf, pos + 1) if final else None
+                if found is None:
+                    break
+                items.append(
+                    CsiFormatError(
+                        f"record runs {end - len(buf)} bytes past the end of the stream; skipped",
+                        offset=self._base + pos,
+                    )
+                )
+                pos = found[0]
+                continue
             following = self._header_at(buf, end, self.endian) if end + RECORD_HEAD_BYTES <= len(buf) else ()
             if following is None:
                 found = self._find_plausible(buf, pos + 1)
@@ -305,8 +327,9 @@ class AtherosStreamParser:
             offset=self._base + pos,
         )
 
-    def _frames(self, buf: bytes, records: list[_Record]) -> dict[int, CsiFrame]:
-        out: dict[int, CsiFrame] = {}
+    def _frames(self, buf: bytes, records: list[_Record]) -> dict[int, CsiFrame | CsiFormatError]:
+        """Each record's frame, or the error that says why its values make none."""
+        out: dict[int, CsiFrame | CsiFormatError] = {}
         groups: dict[tuple[int, int, int, int], list[_Record]] = {}
         for r in records:
             if r.fields[2] == 0:
@@ -318,15 +341,20 @@ class AtherosStreamParser:
             starts = np.array([r.offset + RECORD_HEAD_BYTES for r in group], dtype=np.int64)
             csi = _decode_csi(data, starts, tones, nr, nc)
             for i, r in enumerate(group):
-                out[id(r)] = self._frame(buf, r, csi[i])
+                try:
+                    out[id(r)] = self._frame(buf, r, csi[i])
+                except (ValueError, ArithmeticError) as exc:
+                    out[id(r)] = CsiFormatError(
+                        f"record skipped: its values make no frame ({exc})", offset=self._base + r.offset
+                    )
         return out
 
     def _frame(self, buf: bytes, r: _Record, csi: npt.NDArray[np.complex64]) -> CsiFrame:
         (_l, ts, csi_len, channel, phyerr, noise, rate, bw, tones, _nr, _nc, rssi, r0, r1, r2, pl) = r.fields
         start = r.offset + RECORD_HEAD_BYTES + csi_len
-        seq, mac = _mac_fields(buf[start : start + min(pl, _MAC_HEADER_BYTES)])
         self._index += 1
-        noise_dbm = float(np.int8(noise)) if noise else ATH9K_DEFAULT_NOISE_FLOOR_DBM
+        seq, mac = _mac_fields(buf[start : start + min(pl, _MAC_HEADER_BYTES)])
+        noise_dbm = float(_signed_byte(noise)) if noise else ATH9K_DEFAULT_NOISE_FLOOR_DBM
         return CsiFrame(
             link=self.link,
             device_ts_us=ts,
@@ -355,7 +383,7 @@ class AtherosStreamParser:
         )
 
 
-def _is_empty(item: object, frames: dict[int, CsiFrame]) -> bool:
+def _is_empty(item: object, frames: dict[int, CsiFrame | CsiFormatError]) -> bool:
     """A record without CSI (csi_len 0) yields no frame."""
     return isinstance(item, _Record) and id(item) not in frames
 

@@ -124,20 +124,20 @@ def parse_csi_line(line: str, *, link: str = "esp32", line_no: int | None = None
     buffer = _data_bytes(data, length, line_no)
     first_word_invalid = bool(ints["first_word"])
     layout: BufferLayout
-    if columns is C5C6_COLUMNS:
-        layout, chip = c5c6_layout(length), "c5c6"
-    elif columns is RADAR_COLUMNS:
-        layout, chip = radar_filtered_layout(length=length, cwb=ints["bandwidth"]), "esp-radar"
-    else:
-        layout = classic_layout(
-            secondary=ints["secondary_channel"],
-            sig_mode=ints["sig_mode"],
-            cwb=ints["bandwidth"],
-            stbc=ints["stbc"],
-            length=length,
-        )
-        chip = "classic"
-    try:
+    try:  # the layout and decoding errors know nothing of lines: they get this one's number here
+        if columns is C5C6_COLUMNS:
+            layout, chip = c5c6_layout(length), "c5c6"
+        elif columns is RADAR_COLUMNS:
+            layout, chip = radar_filtered_layout(length=length, cwb=ints["bandwidth"]), "esp-radar"
+        else:
+            layout = classic_layout(
+                secondary=ints["secondary_channel"],
+                sig_mode=ints["sig_mode"],
+                cwb=ints["bandwidth"],
+                stbc=ints["stbc"],
+                length=length,
+            )
+            chip = "classic"
         values, indices = decode_buffer(buffer, layout, first_word_invalid=first_word_invalid)
     except CsiFormatError as exc:
         raise CsiFormatError(str(exc), line=line_no) from exc

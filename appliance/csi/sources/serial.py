@@ -11,6 +11,9 @@ loop through ``call_soon_threadsafe`` into a queue that drops its oldest frame w
 disappears (USB unplugged, node reset) the thread closes the port and tries again with exponential backoff
 until it is back, for as long as ``frames()`` is iterated.
 
+A line that does not parse is counted and skipped; so is one on which the parser itself fails (logged
+with its traceback), so that a parser bug costs a line and not the port.
+
 Link ids: ``link`` names every frame of this port (the port is one receiving node); without it,
 ``mac_links`` maps the line's ``mac`` (the transmitter the node measured) to a link id, and otherwise the
 link is ``esp32-<mac without colons>``.
@@ -136,7 +139,11 @@ class SerialSource:
             while True:
                 getting: asyncio.Future[CsiFrame] = asyncio.ensure_future(queue.get())
                 waiting: set[asyncio.Future[Any]] = {getting, failed}
-                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                try:
+                    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                except asyncio.CancelledError:
+                    getting.cancel()  # or it is left pending when the loop closes
+                    raise
                 if not getting.done():
                     getting.cancel()
                     failed.result()
@@ -208,6 +215,12 @@ class SerialSource:
             self.stats.bad_lines += 1
             self.stats.last_error = str(exc)
             log.debug("bad CSI_DATA line on %s: %s", self.url, exc)
+            return None
+        except Exception as exc:
+            # A bug in the parser must cost this line, not the reader thread and with it the port.
+            self.stats.bad_lines += 1
+            self.stats.last_error = f"line {self._line_no}: parser failed: {type(exc).__name__}: {exc}"
+            log.exception("CSI_DATA parser failed on %s, line %d", self.url, self._line_no)
             return None
         self.stats.frames += 1
         return dataclasses.replace(frame, link=self.link_for(str(frame.meta["mac"])), host_ts=time.time())

@@ -13,7 +13,9 @@ recv_csi /tmp/csi >/dev/null``. ``recv_csi`` writes through stdio, so records le
 buffer-sized (4 KiB) batches: a few ms late at hundreds of packets per second.
 
 Each connection gets its own ``AtherosStreamParser``: records are length-framed, the byte order
-(big-endian on MIPS routers) is found per stream, and a damaged record costs only itself. The link id is
+(big-endian on MIPS routers) is found per stream, and a damaged record costs only itself. Should the
+parser itself fail (a bug), the bytes it held are dropped, the failure is logged and counted, and the
+stream goes on with a fresh parser: the router stays connected. The link id is
 ``links[<router ip>]`` or ``atheros-<router ip>``. An optional ``on_link_change(link, connected)`` is
 awaited when a router connects and when it goes away; the pipeline's ``router.connected`` and
 ``router.disconnected`` events come from frames and silence, the same for every source.
@@ -157,7 +159,16 @@ class AtherosTcpSource:
             await self._report(link, connected=True)
             while chunk := await reader.read(READ_BYTES):
                 self.stats.bytes += len(chunk)
-                self._take(parser.feed_items(chunk), parser)
+                try:
+                    items = parser.feed_items(chunk)
+                except Exception as exc:
+                    # A bug in the parser must cost the bytes it held, not the router's stream.
+                    self.stats.bad_records += 1
+                    self.stats.last_error = f"{link}: parser failed: {type(exc).__name__}: {exc}"
+                    log.exception("atheros parser failed on %s; dropping its buffer", link)
+                    parser = AtherosStreamParser(link, endian=parser.endian)
+                    continue
+                self._take(items, parser)
             self._take(parser.close(), parser)
         except ConnectionError as exc:
             self.stats.last_error = f"{peer}: {exc}"

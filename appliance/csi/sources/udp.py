@@ -15,7 +15,7 @@ Micro-ESPectre packets name only the chip and a ``CSI_DATA`` MAC names the trans
 two receiving nodes apart, while the sender's address does.
 
 A datagram that does not parse is counted by reason (which format it looked like) and dropped; the
-listener never stops for bad input.
+listener never stops for bad input, nor for a parser that fails on it (logged with its traceback).
 """
 
 from __future__ import annotations
@@ -137,6 +137,12 @@ class UdpSource:
             self.stats.bad[datagram_kind(data)] += 1
             self.stats.last_error = f"{sender}: {exc}"
             log.debug("bad csi datagram from %s: %s", sender, exc)
+            return
+        except Exception as exc:
+            # A bug in a parser: counted and logged like bad input, and the listener goes on.
+            self.stats.bad[datagram_kind(data)] += 1
+            self.stats.last_error = f"{sender}: parser failed: {type(exc).__name__}: {exc}"
+            log.exception("csi datagram parser failed on a datagram from %s", sender)
             return
         self.stats.frames += 1
         self._queue.put(dataclasses.replace(frame, link=self.link_for(frame, sender), host_ts=time.time()))

@@ -3,7 +3,7 @@
 // only: never in localStorage or sessionStorage, where any script on the page could read it later; a
 // reload asks for the password again.
 
-let session = null; // {token, username, scopes}
+let session = null; // {token, username, scopes}; token is null when Home Assistant signed the user in
 const sessionEndListeners = [];
 
 export class ApiError extends Error {
@@ -39,7 +39,7 @@ export const may = (scope) => session !== null && (session.scopes.has("admin:all
 /** fetch() with the session's token; a 401 ends the session (the login form comes back). */
 export async function request(path, options = {}) {
   const headers = { ...(options.headers ?? {}) };
-  if (session) headers.Authorization = `Bearer ${session.token}`;
+  if (session?.token) headers.Authorization = `Bearer ${session.token}`;
   if (options.json !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(path, {
     cache: "no-store",

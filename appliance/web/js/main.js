@@ -144,7 +144,7 @@ async function startApp() {
   $("auth-panel").hidden = true;
   $("main").hidden = false;
   $("nav").hidden = false;
-  $("logout").hidden = false;
+  $("logout").hidden = session.token === null; // signed in by Home Assistant: it logs out, not we
   $("user").textContent = session.username;
   stream.open(session.token);
   await loadRoom();
@@ -154,4 +154,13 @@ async function startApp() {
 $("auth-form").addEventListener("submit", submitAuth);
 $("logout").addEventListener("click", () => endSession(null));
 onSessionEnd((reason) => showAuth(reason));
-showAuth();
+
+// Inside Home Assistant (its ingress panel) the user is signed in already; elsewhere, log in.
+async function boot() {
+  const state = await api("api/v1/auth/session").catch(() => null);
+  if (!state?.signed_in) return showAuth();
+  startSession({ access_token: null, username: state.username, scopes: state.scopes });
+  return startApp();
+}
+
+boot();

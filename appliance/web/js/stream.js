@@ -1,7 +1,8 @@
 // The live stream (/ws/v1/stream): one WebSocket for the whole UI. Its URL comes from the page's own
 // location, so it follows any path prefix and http/https. The token goes in the first message, not the
-// URL (URLs end up in proxy logs). Reconnects with backoff; a refused token (close 4001/4003) ends the
-// session instead.
+// URL (URLs end up in proxy logs); inside Home Assistant (ingress) there is none: the appliance knows the
+// user and says so in its first message. Reconnects with backoff; a refused token (close 4001/4003) ends
+// the session instead.
 
 import { endSession } from "./api.js";
 
@@ -14,6 +15,7 @@ export class LiveStream extends EventTarget {
     super();
     this.socket = null;
     this.token = null;
+    this.wanted = false;
     this.backoffMs = 500;
     this.retryTimer = null;
     this.state = "closed";
@@ -28,11 +30,13 @@ export class LiveStream extends EventTarget {
   open(token) {
     this.close();
     this.token = token;
+    this.wanted = true;
     this.connect();
   }
 
   close() {
     this.token = null;
+    this.wanted = false;
     clearTimeout(this.retryTimer);
     if (this.socket) {
       this.socket.onclose = null;
@@ -46,7 +50,7 @@ export class LiveStream extends EventTarget {
     this.setState("connecting");
     const socket = new WebSocket(LiveStream.url());
     this.socket = socket;
-    socket.onopen = () => socket.send(JSON.stringify({ type: "auth", token: this.token }));
+    socket.onopen = () => { if (this.token) socket.send(JSON.stringify({ type: "auth", token: this.token })); };
     socket.onmessage = (message) => this.receive(socket, JSON.parse(message.data));
     socket.onclose = (event) => {
       if (this.socket !== socket) return;
@@ -57,13 +61,13 @@ export class LiveStream extends EventTarget {
         return;
       }
       this.setState("reconnecting");
-      this.retryTimer = setTimeout(() => this.token && this.connect(), this.backoffMs);
+      this.retryTimer = setTimeout(() => this.wanted && this.connect(), this.backoffMs);
       this.backoffMs = Math.min(MAX_BACKOFF_MS, this.backoffMs * 2);
     };
   }
 
   receive(socket, message) {
-    if (message.type === "authenticated") {
+    if (message.type === "authenticated" || (message.type === "connection" && message.authenticated)) {
       for (const topic of TOPICS) socket.send(JSON.stringify({ type: "subscribe", topic }));
       this.backoffMs = 500;
       this.setState("live");

@@ -1,0 +1,134 @@
+"""``make mutate``: mutation testing of the modules where a silent bug hurts users most, scored per module.
+
+mutmut (pinned in the ``mutation`` extra) makes one-line bugs in the files of ``[tool.mutmut] only_mutate``
+(pyproject.toml), runs the tests that reach each one, and this prints, per module, how many of them the
+tests caught (killed or timed out), then every survivor with the command that shows its diff. It exits 1
+when a module scores under ``--goal`` (90 %). Not part of ``make test``: a full run takes tens of minutes
+on a small machine; after adding tests, ``--survivors`` runs again only what the last run did not catch.
+
+A module joins by adding its file (or a glob) to ``only_mutate`` and its tests to
+``pytest_add_cli_args_test_selection``; each ``only_mutate`` entry is scored on its own line. Where only
+part of a file is in scope, ``FUNCTIONS`` narrows it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import re
+import subprocess
+import sys
+import tomllib
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MUTMUT = Path(sys.executable).with_name("mutmut")
+# Only history's retention is in scope: the recorder around it has its own, slower, integration tests.
+FUNCTIONS: dict[str, tuple[str, ...]] = {
+    "appliance/store/history.py": (
+        "apply_retention",
+        "_delete_before",
+        "_delete_chunk",
+        "_oldest_slice_end",
+        "_give_back_free_pages",
+        "_used_bytes",
+        "used_bytes",
+        "run_retention",
+    ),
+}
+CAUGHT = frozenset({"killed", "timeout", "caught by type check"})
+# "appliance.hub.xǁHubǁpublish__mutmut_3" or "appliance.csi.formats.esp_udp.x_parse_adr018__mutmut_1"
+_NAME = re.compile(r"^(?P<module>[\w.]+)\.x(?:ǁ\w+ǁ|_)(?P<function>\w+?)__mutmut_\d+$")
+
+
+@dataclass(frozen=True, slots=True)
+class Mutant:
+    name: str
+    path: str
+    function: str
+    status: str
+
+
+def groups() -> list[str]:
+    """The ``only_mutate`` entries of pyproject.toml: one score line each."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mutmut"]
+    return list(config["only_mutate"])
+
+
+def in_scope(path: str, function: str) -> bool:
+    return path not in FUNCTIONS or function in FUNCTIONS[path]
+
+
+def name_globs(patterns: list[str]) -> list[str]:
+    """mutmut mutant-name globs for what is in scope (whole modules, or FUNCTIONS of a module)."""
+    globs = []
+    for pattern in patterns:
+        module = pattern.removesuffix(".py").replace("/", ".")
+        functions = FUNCTIONS.get(pattern)
+        if functions is None:
+            globs.append(f"{module}.*")
+        else:
+            globs += [f"{module}.x*{function}__mutmut_*" for function in functions]
+    return globs
+
+
+def results() -> list[Mutant]:
+    listing = subprocess.run(
+        [str(MUTMUT), "results", "--all", "true"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    mutants = []
+    for line in listing.splitlines():
+        name, _, status = line.strip().rpartition(": ")
+        match = _NAME.match(name)
+        if match is None:
+            continue
+        path = match["module"].replace(".", "/") + ".py"
+        if in_scope(path, match["function"]):
+            mutants.append(Mutant(name, path, match["function"], status))
+    return mutants
+
+
+def report(mutants: list[Mutant], patterns: list[str], goal: float) -> bool:
+    """Print the score per group and the survivors; whether every group reaches ``goal``."""
+    ok = True
+    print(f"{'module':44} {'mutants':>8} {'caught':>7} {'score':>7}")
+    for pattern in patterns:
+        mine = [m for m in mutants if fnmatch.fnmatch(m.path, pattern)]
+        caught = sum(m.status in CAUGHT for m in mine)
+        score = caught / len(mine) if mine else 0.0
+        ok &= score >= goal
+        label = pattern + (" (retention)" if pattern in FUNCTIONS else "")
+        print(f"{label:44} {len(mine):8d} {caught:7d} {score:7.1%}{'' if score >= goal else '  < goal'}")
+    survivors = [m for m in mutants if m.status not in CAUGHT]
+    print(f"\n{len(survivors)} not caught ({dict(Counter(m.status for m in survivors))}); see each with:")
+    for mutant in survivors:
+        print(f"  {mutant.status:10} mutmut show {mutant.name}")
+    return ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--goal", type=float, default=0.90, help="lowest score per module (%(default)s)")
+    parser.add_argument("--report-only", action="store_true", help="score the last run without running")
+    parser.add_argument(
+        "--survivors",
+        action="store_true",
+        help="run again only what the last run did not catch (after new tests)",
+    )
+    parser.add_argument("--max-children", type=int, default=2, help="parallel test processes (%(default)s)")
+    args = parser.parse_args()
+    patterns = groups()
+    if not args.report_only:
+        names = (
+            [m.name for m in results() if m.status not in CAUGHT] if args.survivors else name_globs(patterns)
+        )
+        if names:
+            command = [str(MUTMUT), "run", "--max-children", str(args.max_children), *names]
+            subprocess.run(command, cwd=ROOT, check=True)
+    return 0 if report(results(), patterns, args.goal) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
