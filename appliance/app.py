@@ -54,11 +54,13 @@ from appliance.integrations.websocket import WebSocketStream
 from appliance.live_config import LiveConfig
 from appliance.pipeline import Pipeline, stop_task
 from appliance.pose.camera import camera_for_room
-from appliance.pose.estimator import ModelEstimator
-from appliance.pose.features import RoomGeometry
+from appliance.pose.estimator import SensingEstimator
 from appliance.pose.motion import RoomMotion
-from appliance.pose.runtime import ModelUnavailableError, PoseModel
+from appliance.pose.runtime import ModelUnavailableError
 from appliance.pose.scene import Scene
+from appliance.pose.sensing.classifier import SensingModel
+from appliance.pose.sensing.geometry import RoomGeometry
+from appliance.pose.sensing.likelihood import LikelihoodUnavailableError, LinkLikelihood
 from appliance.store.accounts import AccountStore
 from appliance.store.database import DATABASE_FILE, Database
 from appliance.store.history import HistoryStore
@@ -92,17 +94,29 @@ def build_source(config: AppConfig, source: SourceConfig) -> CsiSource:
     return SimulatedSource(simulator, name=source.name, realtime=source.realtime)
 
 
-def build_estimator(config: AppConfig) -> tuple[ModelEstimator | None, str | None]:
-    """The model path, or None and why not (disabled, or no runtime could load the model)."""
-    if not config.model.enabled:
-        return None, "disabled in the configuration (model.enabled: false)"
+def build_estimator(config: AppConfig) -> tuple[SensingEstimator | None, str | None]:
+    """The sensing path, or None and why not (disabled, or its model or likelihood could not load)."""
+    settings = config.sensing
+    if not settings.enabled:
+        return None, "disabled in the configuration (sensing.enabled: false)"
     try:
-        model = PoseModel(config.model.path, num_threads=config.model.threads)
-    except ModelUnavailableError as exc:
-        log.warning("pose model unavailable, using the motion detector", extra={"fields": {"why": str(exc)}})
+        model = SensingModel(settings.model, num_threads=settings.threads)
+        likelihood = LinkLikelihood.load(settings.likelihood)
+    except (ModelUnavailableError, LikelihoodUnavailableError) as exc:
+        log.warning("sensing unavailable, using the motion detector", extra={"fields": {"why": str(exc)}})
         return None, str(exc)
-    geometry = RoomGeometry.from_room_spec(config.room.to_spec())
-    return ModelEstimator(model, geometry, Scene(config.scene, config.zones), config.model), None
+    return (
+        SensingEstimator(
+            model,
+            likelihood,
+            RoomGeometry.from_room_spec(config.room.to_spec()),
+            Scene(config.scene, config.zones),
+            settings,
+            rate_hz=config.prep.rate_hz,
+            calibration_s=config.detector.calibration_s,
+        ),
+        None,
+    )
 
 
 @dataclass(slots=True)

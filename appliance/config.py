@@ -39,9 +39,9 @@ from appliance.integrations.reports import ReportSettings
 from appliance.integrations.video.settings import VideoSettings
 from appliance.integrations.webhooks.settings import WebhookSettings
 from appliance.integrations.websocket import WebSocketSettings
-from appliance.pose.estimator import ModelSettings
 from appliance.pose.motion import MotionSettings
 from appliance.pose.scene import SceneSettings
+from appliance.pose.sensing.room import SensingSettings
 
 SECRETS_FILE = "secrets.yaml"
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -90,7 +90,10 @@ class ServerConfig(_Section):
 class NodeConfig(_Section):
     id: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,32}$", description="Stable name of the node.")
     kind: Literal["esp32", "atheros"] = Field(description="Hardware family; sets the CSI shape.")
-    role: Literal["tx", "rx"] = Field(description="tx sends the packets, rx measures CSI on them.")
+    role: Literal["tx", "rx", "txrx"] = Field(
+        description="tx sends the packets, rx measures CSI on them; txrx does both, taking turns with the "
+        "other transmitters (ESP32 nodes that transmit in turn: every other node measures each one)."
+    )
     position: tuple[float, float, float] = Field(description="[x, y, z] in metres from the room's corner.")
     antennas: int = Field(1, ge=1, le=4, description="Antennas used (ESP32: 1; Atheros: rx 3, tx 2).")
     antenna_spacing_m: float = Field(0.0613, gt=0, le=0.5, description="Spacing of an antenna array.")
@@ -120,9 +123,11 @@ class RoomConfig(_Section):
                     f"node {node.id!r} at {list(node.position)} is outside the room "
                     f"(0..{self.width_m} x 0..{self.depth_m} x 0..{self.height_m} m)"
                 )
-        roles = {n.role for n in self.nodes}
-        if roles != {"tx", "rx"}:
-            raise ValueError("the room needs at least one node with role tx and one with role rx")
+        if not self.to_spec().links:
+            raise ValueError(
+                "the room needs a link: at least one node that sends (role tx or txrx) and another that "
+                "measures (rx or txrx)"
+            )
         return self
 
     def to_spec(self) -> RoomSpec:
@@ -153,7 +158,9 @@ class SimulatorSourceConfig(_Section):
         "demo", description="demo: people walk in, sit, lie down and leave, in a loop."
     )
     seed: int = Field(7, description="Same seed, same room and same people, packet for packet.")
-    packet_rate_hz: float = Field(100.0, gt=0, le=1000, description="Packets per second on every link.")
+    packet_rate_hz: float = Field(
+        100.0, gt=0, le=1000, description="Packets per second from every transmitter (each of its links)."
+    )
     snr_db: float = Field(30.0, ge=0, le=60, description="Signal-to-noise ratio of the simulated radios.")
     impairments: bool = Field(
         True, description="Simulate real hardware faults: phase offsets, AGC steps, loss, jitter."
@@ -356,7 +363,7 @@ class AppConfig(_Section):
     prep: PrepSettings = Field(default_factory=PrepSettings)
     detector: MotionSettings = Field(default_factory=MotionSettings)
     auth: AuthConfig = Field(default_factory=AuthConfig)
-    model: ModelSettings = Field(default_factory=ModelSettings)
+    sensing: SensingSettings = Field(default_factory=SensingSettings)
     scene: SceneSettings = Field(default_factory=SceneSettings)
     history: HistorySettings = Field(default_factory=HistorySettings)
     reports: ReportSettings = Field(default_factory=ReportSettings)

@@ -27,6 +27,7 @@ import numpy as np
 
 from appliance import __version__
 from appliance.contracts import (
+    TRACKER_OUTPUTS,
     Estimator,
     Event,
     EventType,
@@ -46,10 +47,10 @@ from appliance.csi.prep import LinkStats as PrepStats
 from appliance.csi.simulator import RoomSpec, SceneTruth
 from appliance.csi.sources import CsiSource, TruthSource
 from appliance.hub import Hub
-from appliance.pose.estimator import ModelEstimator
-from appliance.pose.features import ModelInputs, RoomGeometry
+from appliance.pose.estimator import SensingEstimator
 from appliance.pose.motion import MotionSettings, RoomMotion
 from appliance.pose.runtime import TRAINED_ON
+from appliance.pose.sensing.geometry import RoomGeometry
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ class SourceState:
 
 @dataclass(frozen=True, slots=True)
 class ModelState:
-    """The pose model path, for status pages: whether it runs, and if not, why."""
+    """The sensing path's model, for status pages: whether it runs, and if not, why."""
 
     loaded: bool
     why_not: str | None = None
@@ -148,7 +149,7 @@ class Pipeline:
         rate_hz: float,
         link_timeout_s: float,
         prep: PrepSettings | None = None,
-        estimator: ModelEstimator | None = None,
+        estimator: SensingEstimator | None = None,
         status_interval_s: float = STATUS_INTERVAL_S,
     ) -> None:
         if not sources:
@@ -229,9 +230,9 @@ class Pipeline:
         if not channel.connected:
             channel.connected = True
             self._link_event(EventType.ROUTER_CONNECTED, channel, now)
-        reading = self.detector.update(frame)
-        if self.estimator is not None and not reading.calibrated:
-            self.estimator.learn_reference(frame.link, samples)
+        self.detector.update(frame)
+        if self.estimator is not None:
+            self.estimator.push(samples)
         self._newest_frame_host_ts = max(self._newest_frame_host_ts, frame.host_ts or now)
 
     async def _publish_loop(self) -> None:
@@ -283,7 +284,7 @@ class Pipeline:
         self.hub.publish(Event(kind, data))
 
     async def publish_frame(self) -> PoseFrame:
-        """The room now: the model's people when it can run, else the motion detector's reading."""
+        """The room now: the sensing path's people once it has a reading, else the motion detector's."""
         started = time.perf_counter()
         reading = self.detector.reading()
         frame = PoseFrame(
@@ -301,9 +302,8 @@ class Pipeline:
             processing_ms=0.0,
             links=reading.links,
         )
-        inputs = self._model_window()
-        if inputs is not None and self.estimator is not None:
-            frame = await self._model_frame(self.estimator, inputs, frame)
+        if self.estimator is not None:
+            frame = await self._sensing_frame(self.estimator, frame)
         self.frame_id = frame.frame_id
         frame = dataclasses.replace(frame, processing_ms=(time.perf_counter() - started) * 1000.0)
         self.announce(frame)
@@ -430,31 +430,32 @@ class Pipeline:
     def knows_truth(self) -> bool:
         return any(isinstance(state.source, TruthSource) for state in self.sources)
 
-    def _model_window(self) -> ModelInputs | None:
-        if self.estimator is None:
-            return None
-        return self.estimator.window({link: channel.samples for link, channel in self.links.items()})
-
-    async def _model_frame(
-        self, estimator: ModelEstimator, inputs: ModelInputs, base: PoseFrame
-    ) -> PoseFrame:
-        started = time.perf_counter()
-        loop = asyncio.get_running_loop()
-        output = await loop.run_in_executor(self._inference_thread, estimator.infer, inputs)
-        self.inference_s.append(time.perf_counter() - started)
-        update = estimator.track(output, base.timestamp, room_occupied=base.presence)
+    async def _sensing_frame(self, estimator: SensingEstimator, base: PoseFrame) -> PoseFrame:
+        """The sensing path's reading, or ``base`` while it has none (links still calibrating)."""
+        cues, inputs = estimator.observe(base.timestamp)
+        room_class = None
+        if inputs is not None:
+            started = time.perf_counter()
+            loop = asyncio.get_running_loop()
+            room_class = await loop.run_in_executor(self._inference_thread, estimator.classify, inputs)
+            self.inference_s.append(time.perf_counter() - started)
+        reading = estimator.read(cues, room_class)
+        if not reading.ready:
+            return base
+        update = estimator.track(reading)
         for event in update.events:
             self.hub.publish(event)
         persons = tuple(estimator.pose(person) for person in update.persons)
-        # With nobody tracked, the confidence is the model's belief that every slot is empty.
+        # With nobody tracked, the confidence is the model's belief that the room is empty.
         confidence = (
-            float(np.mean([p.confidence for p in persons])) if persons else float(1.0 - output.presence.max())
+            float(np.mean([p.confidence for p in persons])) if persons else 1.0 - reading.presence_probability
         )
         return dataclasses.replace(
             base,
-            estimator="model",
+            estimator="tracker",
+            estimators=dict(TRACKER_OUTPUTS),
             model_version=estimator.model.version,
-            presence=bool(persons),
+            presence=reading.presence,
             person_count=len(persons),
             persons=persons,
             confidence=confidence,

@@ -119,7 +119,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         print(f"{path}: {len(exc.issues)} problem(s); nothing would start with this file", file=sys.stderr)
         return 1
-    links = sum(n.role == "rx" for n in config.room.nodes) * sum(n.role == "tx" for n in config.room.nodes)
+    links = len(config.room.to_spec().links)
     kinds = ", ".join(s.type for s in config.sources)
     print(f"{path}: valid ({len(config.room.nodes)} nodes, {links} links, sources: {kinds})")
     return 0

@@ -12,13 +12,17 @@ from appliance.contracts.control import ControlError, Controls, ControlState
 from appliance.contracts.events import Event, EventType
 from appliance.contracts.pose import (
     ESTIMATORS,
+    MOTION_OUTPUTS,
     SOURCE_KINDS,
+    TRACKER_OUTPUTS,
     Estimator,
     Keypoint,
     LinkReading,
     PersonPose,
     PersonUpdate,
     PoseFrame,
+    Producer,
+    SkeletonKind,
     SourceKind,
     ZoneOccupancy,
     is_simulated,
@@ -27,7 +31,9 @@ from appliance.contracts.system import LinkStatus, SourceStatus, SystemStatus, Z
 
 __all__ = [
     "ESTIMATORS",
+    "MOTION_OUTPUTS",
     "SOURCE_KINDS",
+    "TRACKER_OUTPUTS",
     "ControlError",
     "ControlState",
     "Controls",
@@ -40,6 +46,8 @@ __all__ = [
     "PersonPose",
     "PersonUpdate",
     "PoseFrame",
+    "Producer",
+    "SkeletonKind",
     "SourceKind",
     "SourceStatus",
     "SystemStatus",

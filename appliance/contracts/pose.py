@@ -5,13 +5,20 @@
 and its hub topic; the JSON Schemas in ``contracts.schemas`` describe exactly what ``to_dict`` produces.
 
 Every message says where it came from (``source``: esp32, atheros, replay or simulated, and ``simulated``
-as a flag answered by ``is_simulated``) and what produced it (``estimator``: the pose ``model`` or the
-``motion`` detector), so no sink can show simulated or detector-only data as if it were a measured pose.
+as a flag answered by ``is_simulated``) and what produced it: ``estimator`` is ``tracker`` when the
+sensing path (trackers that localise people, the count/activity ``model``) made the reading and
+``motion`` when the motion detector alone did; ``estimators`` says, output by output, which one
+(``presence``, ``person_count``, ``activity``: the model; ``position``: the tracker; ``motion``: the
+motion detector; ``skeleton``: rendered). A person's keypoints are *rendered* from the tracked position,
+heading and posture (``PersonPose.skeleton``), never measured joint by joint, and their confidence
+follows the position's uncertainty, so no sink can show simulated, detector-only or rendered data as if
+it were a measured pose.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -19,9 +26,22 @@ import numpy as np
 from appliance.contracts.coco import N_KEYPOINTS, body_centre
 
 SourceKind = Literal["esp32", "atheros", "replay", "simulated"]
-Estimator = Literal["model", "motion"]
+Estimator = Literal["model", "motion", "tracker"]
+# What made one output: an estimator, or "rendered" for a skeleton drawn from measured quantities.
+Producer = Literal["model", "motion", "tracker", "rendered"]
+SkeletonKind = Literal["rendered"]
 SOURCE_KINDS: tuple[SourceKind, ...] = ("esp32", "atheros", "replay", "simulated")
-ESTIMATORS: tuple[Estimator, ...] = ("model", "motion")
+ESTIMATORS: tuple[Estimator, ...] = ("model", "motion", "tracker")
+# Who makes each output of a tracker reading, and of a motion-detector reading.
+TRACKER_OUTPUTS: dict[str, Producer] = {
+    "presence": "model",
+    "person_count": "model",
+    "activity": "model",
+    "position": "tracker",
+    "motion": "motion",
+    "skeleton": "rendered",
+}
+MOTION_OUTPUTS: dict[str, Producer] = {"presence": "motion", "motion": "motion"}
 # Metres in room coordinates are given to the millimetre.
 _COORDINATE_DECIMALS = 3
 
@@ -76,18 +96,31 @@ class Keypoint:
 
 @dataclass(frozen=True, slots=True)
 class PersonPose:
+    """One person: where they are (``position_m``, the tracked body centre, and ``uncertainty_m``, one
+    standard deviation of it on the floor), the rendered skeleton, zone, activity and confidence."""
+
     id: int
     keypoints: tuple[Keypoint, ...]
     bbox: tuple[float, float, float, float]  # overlay view: x, y, width, height in 0..1
     zone: str | None
     activity: str | None
     confidence: float
+    position_m: tuple[float, float, float] | None = None
+    uncertainty_m: float | None = None
+    skeleton: SkeletonKind = "rendered"
 
     def to_dict(self) -> dict[str, Any]:
         x, y, w, h = self.bbox
+        position = None
+        if self.position_m is not None:
+            px, py, pz = self.position_m
+            position = {"x": round(px, 3), "y": round(py, 3), "z": round(pz, 3)}
         return {
             "id": self.id,
+            "position_m": position,
+            "uncertainty_m": None if self.uncertainty_m is None else round(self.uncertainty_m, 3),
             "keypoints": [k.to_dict() for k in self.keypoints],
+            "skeleton": self.skeleton,
             "bbox": {"x": round(x, 4), "y": round(y, 4), "width": round(w, 4), "height": round(h, 4)},
             "zone": self.zone,
             "activity": self.activity,
@@ -128,6 +161,8 @@ class PoseFrame:
     confidence: float
     processing_ms: float
     links: tuple[LinkReading, ...]
+    # Output name -> what produced it (TRACKER_OUTPUTS or MOTION_OUTPUTS).
+    estimators: Mapping[str, Producer] = field(default_factory=lambda: dict(MOTION_OUTPUTS))
 
     @property
     def topic(self) -> str:
@@ -144,6 +179,7 @@ class PoseFrame:
             "source": self.source,
             "simulated": self.simulated,
             "estimator": self.estimator,
+            "estimators": dict(self.estimators),
             "model_version": self.model_version,
             "presence": self.presence,
             "motion": self.motion,

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from appliance.contracts.events import EventType
 
 SourceKindField = Literal["esp32", "atheros", "replay", "simulated"]
-EstimatorField = Literal["model", "motion"]
+EstimatorField = Literal["model", "motion", "tracker"]
+ProducerField = Literal["model", "motion", "tracker", "rendered"]
 
 
 class _Shape(BaseModel):
@@ -46,7 +47,15 @@ class BoundingBox(_Shape):
 
 class PersonPoseModel(_Shape):
     id: int = Field(description="the pipeline's id for this visit (a history person's live_id)")
+    position_m: RoomPosition | None = Field(
+        description="the tracked body centre in room metres (x, y on the floor; z the pelvis height)"
+    )
+    uncertainty_m: float | None = Field(description="one standard deviation of the position on the floor")
     keypoints: list[KeypointModel]
+    skeleton: Literal["rendered"] = Field(
+        description="rendered: the keypoints are drawn from position, heading and posture, not measured "
+        "joint by joint; their confidence follows the position's uncertainty"
+    )
     bbox: BoundingBox
     zone: str | None
     activity: str | None
@@ -68,7 +77,14 @@ class PoseFrameModel(_Shape):
     frame_id: int
     source: SourceKindField
     simulated: bool
-    estimator: EstimatorField
+    estimator: EstimatorField = Field(
+        description="tracker: the sensing path (trackers and the count/activity model); motion: the motion "
+        "detector alone"
+    )
+    estimators: dict[str, ProducerField] = Field(
+        description="what produced each output: presence, person_count, activity (model), position "
+        "(tracker), motion (motion), skeleton (rendered)"
+    )
     model_version: str | None
     presence: bool
     motion: bool

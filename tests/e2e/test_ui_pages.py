@@ -123,7 +123,7 @@ async def test_every_page_loads_without_a_console_error(ui: UiSession, expect: A
 async def test_live_view_changes_while_simulated_people_move(
     ui: UiSession, expect: Any, tmp_path: Path
 ) -> None:
-    server = await serve(tmp_path, **{"model.enabled": True})
+    server = await serve(tmp_path, **{"sensing.enabled": True})
     try:
         page = await ui.page(str(server.make_url("/")))
         await onboard(page, expect)
@@ -142,7 +142,9 @@ async def test_live_view_changes_while_simulated_people_move(
         await page.wait_for_timeout(1500)  # let people move: the two pictures must differ
         after = await screenshot(plan, "live-plan-after")
         assert before != after
-        await expect(page.locator("#estimator")).to_have_text(re.compile("Pose model|Motion detector"))
+        await expect(page.locator("#estimator")).to_have_text(
+            re.compile("Trackers and model|Motion detector")
+        )
         await screenshot(page, "live", for_docs=True, full_page=True)
         ui.assert_clean()
     finally:

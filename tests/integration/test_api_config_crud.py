@@ -5,17 +5,14 @@ directory (a zone from the YAML file deleted through the API stays deleted)."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
 from appliance.api.keys import PIPELINE
 from appliance.app import build_app
-from appliance.csi.prep import PreparedSample
-from appliance.pose.estimator import ModelEstimator
-from appliance.pose.features import ModelInputs, RoomGeometry
+from appliance.pose.estimator import SensingEstimator
 from appliance.pose.scene import Scene
 from appliance.store import settings
 from tests.app_support import GENEROUS_LIMITS, Client, error_fields, scoped, start
@@ -28,39 +25,26 @@ ALERTS = "/api/v1/config/alerts"
 TEMPLATES = "/api/v1/config/templates"
 
 
-class SceneOnlyEstimator:
-    """The model path without a model: it holds the scene and room geometry that the configuration API
-    updates, and never offers a window, so the pipeline keeps to the motion detector."""
-
-    def __init__(self) -> None:
-        config = config_in(Path("/nonexistent"))
-        self.scene = Scene(config.scene, config.zones)
-        self.geometry = RoomGeometry.from_room_spec(config.room.to_spec())
-        self.references: dict[str, object] = {}
-
-    def learn_reference(self, link: str, samples: Sequence[PreparedSample]) -> None:
-        return None
-
-    def window(self, samples: Mapping[str, Sequence[PreparedSample]]) -> ModelInputs | None:
-        return None
-
-    def set_geometry(self, geometry: RoomGeometry) -> None:
-        self.geometry = geometry
-
-
 async def start_with_scene(
     aiohttp_client: Any, data_dir: Path, *, restart: bool = False
 ) -> tuple[Client, dict[str, str], Scene]:
-    """The application with a scene to watch; ``restart``: on a data directory already set up (log in)."""
-    app = build_app(config_in(data_dir, **GENEROUS_LIMITS, **{"model.enabled": False}))
-    estimator = SceneOnlyEstimator()
-    app[PIPELINE].estimator = cast(ModelEstimator, estimator)
+    """The application with its sensing path's scene to watch (the shipped model and likelihood); ``restart``:
+    on a data directory already set up (log in)."""
+    app = build_app(config_in(data_dir, **GENEROUS_LIMITS, **{"sensing.enabled": True}))
+    estimator = app[PIPELINE].estimator
+    assert estimator is not None
     client: Client = await aiohttp_client(app)
     if not restart:
         return client, await onboard(client), estimator.scene
     login = await client.post("/api/v1/auth/token", json=ADMIN)
     assert login.status == 200, await login.text()
     return client, bearer((await login.json())["access_token"]), estimator.scene
+
+
+def estimator_of(client: Client) -> SensingEstimator:
+    estimator = client.app[PIPELINE].estimator
+    assert estimator is not None
+    return estimator
 
 
 async def ids(client: Client, path: str, headers: dict[str, str]) -> list[str]:
@@ -142,7 +126,7 @@ async def test_zones_and_alerts_apply_live_and_survive_a_restart(aiohttp_client:
     assert [z.id for z in scene.zones] == ["sofa", "kitchen"]
     node = {"id": "rx7", "kind": "esp32", "role": "rx", "position": [2.0, 2.0, 0.5]}
     assert (await client.post(NODES, json=node, headers=admin)).status == 201
-    geometry = cast(SceneOnlyEstimator, client.app[PIPELINE].estimator).geometry
+    geometry = estimator_of(client).geometry
     assert "ap-rx7" in geometry.links
     await client.close()
 
@@ -240,5 +224,5 @@ async def test_moving_a_node_moves_it_in_the_model_geometry(aiohttp_client: Any,
     moved = {"id": "rx1", "kind": "esp32", "role": "rx", "position": [0.05, 2.0, 1.0]}
     response = await client.put(f"{NODES}/rx1", json=moved, headers=admin)
     assert response.status == 200, await response.text()
-    geometry = cast(SceneOnlyEstimator, client.app[PIPELINE].estimator).geometry
+    geometry = estimator_of(client).geometry
     assert geometry.links["ap-rx1"].rx == (0.05, 2.0, 1.0)

@@ -49,6 +49,20 @@ def test_minimal_file_takes_defaults(tmp_path: Path) -> None:
     assert config.room.to_spec().link_ids == ["ap-rx1"]
 
 
+def test_transceivers_take_turns_and_link_with_every_other_node(tmp_path: Path) -> None:
+    text = MINIMAL.replace("role: tx", "role: txrx").replace("role: rx,", "role: txrx,")
+    text = text.replace(
+        "    - {id: rx1", "    - {id: rx2, kind: esp32, role: rx, position: [2.0, 2.9, 1.5]}\n    - {id: rx1"
+    )
+    config = load_config(write(tmp_path, text))
+    assert config.room.to_spec().link_ids == ["ap-rx2", "ap-rx1", "rx1-ap", "rx1-rx2"]
+
+
+def test_a_room_without_a_link_is_refused(tmp_path: Path) -> None:
+    [issue] = issues_of(write(tmp_path, MINIMAL.replace("role: tx", "role: rx")))
+    assert "the room needs a link" in issue
+
+
 def test_unknown_key_names_file_line_path_and_allowed_keys(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL + "server:\n  port: 8099\n  prot: 80\n")
     [issue] = issues_of(path)

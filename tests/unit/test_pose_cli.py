@@ -103,3 +103,47 @@ def test_bench_model_json(capsys: pytest.CaptureFixture[str]) -> None:
     for figures in result.values():
         assert {"median_us", "p99_us"} <= set(figures)
         assert 0 < figures["median_us"] <= figures["p99_us"]
+
+
+def test_eval_sensing_table_shows_every_metric_beside_its_baseline() -> None:
+    """``invispose eval sensing`` without --json: the numbers of each setup's result, each in its column."""
+    from appliance.cli.pose import format_eval
+    from appliance.pose.sensing.evaluation import QUICK, Tally, summary
+
+    tally = Tally(
+        moving_errors=[0.5, 0.7, 0.9],
+        still_errors=[0.8],
+        centre_errors=[1.0, 1.5, 2.0, 2.5],
+        zone_right=3,
+        zone_total=4,
+        count_right={0: 5, 1: 3},
+        count_near={0: 5, 1: 4},
+        count_total={0: 5, 1: 4},
+        tp=4,
+        fn=0,
+        fp=1,
+        activity_right=2,
+        activity_total=4,
+        seconds=1800.0,
+        joint_errors=[0.3, 0.5],
+        mean_pose_errors=[1.2, 1.4],
+        readings=9,
+        rooms=1,
+    )
+    result = summary("esp32-1x6", tally, QUICK, 12.0)
+    lines = format_eval([result]).splitlines()
+    assert lines[0] == f"*** {result['split']['data']} ***"
+    assert lines[1].startswith("esp32-1x6: 1 rooms") and "9 readings" in lines[1]
+    rows = {
+        line[2:42].strip(): line[42:].split()
+        for line in lines[3:]
+        if line.startswith("  ") and "count by" not in line
+    }
+    assert rows["position error, moving, median (m)"] == ["0.700", "1.750"]  # median of 0.5/0.7/0.9; centre
+    assert rows["zone accuracy (4 quadrants)"] == ["0.750", "0.250"]
+    assert rows["count exact"] == ["0.889"]
+    assert rows["presence F1"] == [f"{2 * 0.8 * 1.0 / 1.8:.3f}"]
+    assert rows["fall recall"] == ["-"]  # no falls to find: not zero, unknown
+    assert rows["MPJPE of the rendered skeleton (mm)"] == ["400", "1300"]  # whole millimetres
+    assert "1: 0.750 exact, 1.000 within one (4)" in next(line for line in lines if "count by" in line)
+    assert lines[-1].startswith("Baselines: every person at the centre of the floor")

@@ -305,6 +305,28 @@ def test_link_preparer_crosses_a_wrap_and_survives_a_reboot() -> None:
     assert stats.packets_per_s == pytest.approx(100, rel=0.01)
 
 
+def test_prepared_phase_keeps_the_chains_differences_and_loses_the_packets_rotation() -> None:
+    """Three receive chains with their own phase offsets (as real radios boot) under a random common phase
+    and timing slope per packet: the prepared phase of chain r minus chain 0 is the conjugate product's
+    phase (``rx_phase_difference``, an independent definition), the same in every sample."""
+    rng = np.random.default_rng(8)
+    offsets = np.array([0.0, 2.9, -2.4])  # near the wrap, where interpolating an angle would go wrong
+    chains = np.stack([_channel(ATHEROS_56, 0, 0) * np.exp(1j * (o + 0.02 * ATHEROS_56)) for o in offsets])
+    expected = rx_phase_difference(chains[:, np.newaxis].astype(np.complex64))[:, 0]  # (2, 56)
+    on_grid = np.isin(ATHEROS_56, CANONICAL_SUBCARRIERS)
+    preparer = LinkPreparer(PrepSettings(rate_hz=100.0))
+    samples = []
+    for i in range(60):
+        rotation = np.exp(1j * (rng.uniform(0, 2 * np.pi) + rng.uniform(-0.15, 0.15) * ATHEROS_56))
+        csi = (chains * rotation)[:, np.newaxis]
+        samples += preparer.push(_frame(i, 1_000_000 + i * 9_700, csi, ATHEROS_56))
+    valid = [s for s in samples if s.valid]
+    assert len(valid) > 40
+    for sample in valid:
+        difference = np.angle(np.exp(1j * (sample.phase[1:] - sample.phase[:1])))
+        np.testing.assert_allclose(np.angle(np.exp(1j * (difference - expected[:, on_grid]))), 0.0, atol=2e-3)
+
+
 def test_link_preparer_uses_host_time_for_esp32_udp() -> None:
     preparer = LinkPreparer(widths=CounterWidths(None, 8))
     h = _esp32_columns(ESP32_64)[np.newaxis, np.newaxis]

@@ -15,7 +15,7 @@ from appliance.contracts.coco import ACTIVITIES, N_KEYPOINTS
 from appliance.contracts.events import Event, EventType
 from appliance.csi.simulator import Body, RoomSimulator, Scenario
 from appliance.csi.simulator.body import lying, pose, sitting, standing
-from appliance.pose.scene import PersonEstimate, Scene, SceneUpdate, WindowEstimate
+from appliance.pose.scene import Fall, PersonEstimate, Scene, SceneUpdate, WindowEstimate
 
 F64 = npt.NDArray[np.float64]
 
@@ -25,6 +25,8 @@ DT_S = 1.0 / RATE_HZ
 T0_S = 1_700_000_000.0
 BODY = Body()
 SEAT_M = 0.45
+# The sensing path confirms a fall this long after the person went down (burst, then stillness).
+FALL_CONFIRM_S = 3.0
 
 
 def skeleton(x: float, y: float, posture: str = "standing", yaw: float = 0.0) -> F64:
@@ -53,10 +55,12 @@ def estimate(
     noise_m: float = 0.05,
     activity: str | F64 = "standing",
     presence: float = 0.9,
+    fall: Fall | None = None,
 ) -> PersonEstimate:
     probs = activity_probs(activity) if isinstance(activity, str) else activity
     return PersonEstimate(
         presence=presence,
+        fall=fall,
         keypoints=keypoints + rng.normal(0.0, noise_m, keypoints.shape),
         joint_confidence=np.full(N_KEYPOINTS, 0.8),
         activity_probs=probs,
@@ -80,16 +84,28 @@ def simulated_windows(
 ) -> list[WindowEstimate]:
     """Windows from the simulator's TRUE keypoints and activities plus noise, at RATE_HZ.
 
-    The activity vote is deliberately weak (0.5) so that falls must be told from sitting and lying by
-    the motion, not by a perfect label.
+    The activity vote is deliberately weak (0.5). A fall reaches the scene as the sensing path's fall
+    detector reports it: once, ``FALL_CONFIRM_S`` after the person went down, for that person.
     """
     simulator = RoomSimulator(scenario.room, scenario, seed=0)
     windows = []
+    fell_at: dict[int, float] = {}
+    reported: set[int] = set()
     for i in range(round(duration_s * RATE_HZ)):
-        truth = simulator.truth_at(i * DT_S)
-        persons = [
-            estimate(p.keypoints, rng, noise_m=noise_m, activity=activity_probs(p.activity, 0.5))
-            for p in truth.persons
-        ]
+        t = i * DT_S
+        truth = simulator.truth_at(t)
+        persons = []
+        for p in truth.persons:
+            if p.activity == "falling":
+                fell_at.setdefault(p.id, t)
+            fall = None
+            if p.id in fell_at and p.id not in reported and t - fell_at[p.id] >= FALL_CONFIRM_S:
+                reported.add(p.id)
+                fall = Fall(T0_S + fell_at[p.id], 0.9)
+            persons.append(
+                estimate(
+                    p.keypoints, rng, noise_m=noise_m, activity=activity_probs(p.activity, 0.5), fall=fall
+                )
+            )
         windows.append(window(i, persons))
     return windows

@@ -44,6 +44,8 @@ def _standing_body_field(x: float, y: float) -> BodyField:
         geometry.probes,
         geometry.probe_radii,
         np.ones(geometry.probes.shape[:2], dtype=bool),
+        scatterers.limb_rcs_m2[None],
+        np.zeros(1, dtype=np.intp),
     )
 
 

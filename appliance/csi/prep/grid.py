@@ -154,8 +154,20 @@ def _remove_line(phase: F32, centred: F32) -> F32:
 
 
 def detrend_phase(phase: F32) -> F32:
-    """Remove the least-squares line across the canonical grid from already-unwrapped phase ``[..., 52]``."""
-    return _remove_line(phase, _GRID_CENTRED)
+    """Remove the reference pair's least-squares line across the grid from every pair's phase.
+
+    ``phase`` is ``[n_pairs, 52]``, unwrapped along the tones. The line fitted to pair 0 is the packet's
+    common phase and timing slope, which every chain of a radio shares (one oscillator, one sampling clock),
+    so removing that one line from all pairs jointly leaves what tells the chains apart (their own phase
+    offsets and the angles the paths arrive from), where detrending each pair on its own would erase it.
+    Results are wrapped to (-pi, pi]. For one pair this is linear phase sanitization (``sanitize_phase``).
+    """
+    reference = phase[:1]
+    offset = reference.mean(axis=-1, keepdims=True)
+    slope = (reference @ _GRID_CENTRED)[..., np.newaxis] / float(_GRID_CENTRED @ _GRID_CENTRED)
+    residual = phase - offset - slope * _GRID_CENTRED
+    wrapped: F32 = (np.mod(residual + np.pi, TWO_PI) - np.pi).astype(np.float32, copy=False)
+    return wrapped
 
 
 def sanitize_phase(phase: F32, subcarriers: Indices = CANONICAL_SUBCARRIERS) -> F32:

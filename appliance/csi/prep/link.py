@@ -62,7 +62,9 @@ class PreparedSample:
     """One fixed-rate sample of a link. When ``valid`` is False every array and ``rssi_dbm`` are NaN.
 
     ``amplitude`` and ``phase`` are ``[n_pairs, 52]`` (pairs rx-major, as ``csi.reshape(n_rx * n_tx, -1)``),
-    ``gain`` is each pair's RMS amplitude in the chip's counts before normalization.
+    ``gain`` is each pair's RMS amplitude in the chip's counts before normalization. ``phase`` has the
+    packet's common phase and timing slope removed jointly across pairs (``grid.detrend_phase``), so pairs
+    keep their phase differences; it is wrapped to (-pi, pi] and resampled as a phasor, never across a wrap.
     """
 
     link: str
@@ -191,8 +193,15 @@ class LinkPreparer:
         return out
 
     def _resample(self, amplitude: F32, packet: _Packet) -> list[PreparedSample]:
+        # Phase travels as cosine and sine: interpolating the angle itself across a wrap would invent one.
         vector = np.concatenate(
-            [amplitude.ravel(), packet.phase.ravel(), packet.gain, np.array([packet.rssi_dbm], np.float32)]
+            [
+                amplitude.ravel(),
+                np.cos(packet.phase).ravel(),
+                np.sin(packet.phase).ravel(),
+                packet.gain,
+                np.array([packet.rssi_dbm], np.float32),
+            ]
         )
         points = self._resampler.push(packet.t_us, vector)
         n = self._n_pairs * N_GRID
@@ -209,8 +218,8 @@ class LinkPreparer:
                     link=self._link,
                     t_s=point.t_us / US_PER_S,
                     amplitude=values[:n].reshape(shape),
-                    phase=values[n : 2 * n].reshape(shape),
-                    gain=values[2 * n : 2 * n + self._n_pairs],
+                    phase=np.arctan2(values[2 * n : 3 * n], values[n : 2 * n]).reshape(shape),
+                    gain=values[3 * n : 3 * n + self._n_pairs],
                     rssi_dbm=float(values[-1]),
                     valid=valid,
                 )

@@ -272,6 +272,7 @@ class BodyScatterers:
         lengths = np.linalg.norm(anchors[0, _LIMB_END] - anchors[0, _LIMB_START], axis=1)
         surface_area = np.pi * self._radii.sum(axis=1) * lengths
         limb_rcs = HUMAN_RCS_M2 * body.build * surface_area / surface_area.sum()
+        self.limb_rcs_m2: F64 = limb_rcs
         self.point_rcs_m2: F64 = (limb_rcs / counts)[self._limb_of_point]
 
     @property

@@ -6,6 +6,18 @@ computed once per link. People are summed per limb: each point keeps its own car
 speckle and Doppler come from, while the subcarrier-dependent delay term is taken at the limb centre, so the
 exponential over subcarriers is evaluated per limb, not per point (the phase error this makes is below
 0.1 rad for a 0.5 m limb at the band edge). Bodies near the line of sight also shadow the direct path.
+
+Two things a real room adds, each switchable by the caller:
+
+- **Body echoes via the surfaces** (``echoes=True``): the wave scattered by a body also reaches the receiver
+  after bouncing off a wall, the floor or the ceiling, and the transmitter's wave reaches the body that way
+  too. By the image method these are the body seen by a mirrored receiver or transmitter, weighted by the
+  surface's reflection coefficient: twelve extra bistatic paths per antenna pair. They are summed per limb
+  (limb centre, the limb's whole RCS) with the subcarrier delay taken at the body's torso: they are a
+  third as strong as the direct echo, and their speckle matters less than their Doppler and delay.
+- **Background drift** (``furniture_weights`` in ``response``): each furniture path's complex gain may
+  be scaled per packet, which is how the caller makes the empty room drift slowly (temperature, humidity,
+  things moved in the next room), as real empty rooms do.
 """
 
 from __future__ import annotations
@@ -85,6 +97,8 @@ class BodyField:
     probes: F64  # (T, S, 3) points on limb axes for line-of-sight clearance
     probe_radii_m: F64  # (S,)
     probe_present: npt.NDArray[np.bool_]  # (T, S)
+    limb_rcs_m2: F64  # (T, L), 0 where the person is away
+    body_starts: npt.NDArray[np.intp]  # (B,) first limb of each body; a body's first limb is its torso
 
 
 class MultipathChannel:
@@ -101,6 +115,8 @@ class MultipathChannel:
         room: RoomSpec,
         furniture_positions: F64,
         furniture_rcs_m2: F64,
+        *,
+        echoes: bool = False,
     ) -> None:
         self._tx, self._rx = tx, rx
         self._wavelength = wavelength_m(room.channel_mhz)
@@ -129,6 +145,7 @@ class MultipathChannel:
             [np.linalg.norm(self._rx - self._tx, axis=1)],
             [1.0],
         )
+        echo_tx, echo_rx, echo_gain = [], [], []
         for axis, plane, gamma in surfaces:
             image = self._tx.copy()
             image[:, axis] = 2 * plane - image[:, axis]
@@ -137,6 +154,17 @@ class MultipathChannel:
             turns.append(image + crossing[:, None] * to_rx)
             lengths.append(np.linalg.norm(to_rx, axis=1))
             gains.append(gamma)
+            rx_image = self._rx.copy()
+            rx_image[:, axis] = 2 * plane - rx_image[:, axis]
+            echo_tx += [image, self._tx]
+            echo_rx += [self._rx, rx_image]
+            echo_gain += [gamma, gamma]
+        # Body echoes by way of a surface: (pairs, 12) mirrored ends, the surface's reflection coefficient.
+        self._echoes = echoes
+        self._echo_tx = np.stack(echo_tx, axis=1)
+        self._echo_rx = np.stack(echo_rx, axis=1)
+        self._echo_gain = np.asarray(echo_gain)
+        self._echo_direct = np.linalg.norm(self._echo_rx - self._echo_tx, axis=2)
         path_lengths = np.stack(lengths, axis=1)
         self._specular = self._paths(
             np.asarray(gains)[None, :] * self._wavelength / (4 * np.pi * path_lengths), path_lengths
@@ -164,7 +192,9 @@ class MultipathChannel:
         furniture_gain = (
             np.sqrt(furniture_rcs_m2)[None] * RADAR_EQUATION_FACTOR * self._wavelength / (d_tx * d_rx)
         )
-        self.static: C64 = self._specular.sum(axis=1) + self._paths(furniture_gain, d_tx + d_rx).sum(axis=1)
+        self._furniture = self._paths(furniture_gain, d_tx + d_rx)  # (pairs, F, K)
+        self._specular_sum: C64 = self._specular.sum(axis=1)
+        self.static: C64 = self._specular_sum + self._furniture.sum(axis=1)
 
     def _paths(self, gains: F64, lengths: F64) -> C64:
         """Paths' responses: (pairs, paths) gains and lengths -> (pairs, paths, K)."""
@@ -172,14 +202,27 @@ class MultipathChannel:
         response: C64 = (gains[:, :, None] * np.exp(1j * phase)).astype(np.complex64)
         return response
 
-    def response(self, bodies: BodyField | None, packets: int, *, shadow_stride: int = 1) -> C64:
+    def response(
+        self,
+        bodies: BodyField | None,
+        packets: int,
+        *,
+        shadow_stride: int = 1,
+        furniture_weights: npt.NDArray[np.complex128] | None = None,
+    ) -> C64:
         """(T, pairs, K) channel for T packets with the given people (None: an empty room).
 
         Diffraction loss changes over the width of a Fresnel zone (tens of centimetres), so it may be
         evaluated every ``shadow_stride`` packets and interpolated linearly in between.
+        ``furniture_weights`` (T, F) scale each furniture path per packet (None: all 1).
         """
+        if furniture_weights is None:
+            static: C64 = np.broadcast_to(self.static, (packets, *self.static.shape)).copy()
+        else:
+            drift = np.einsum("tf,pfk->tpk", furniture_weights.astype(np.complex64), self._furniture)
+            static = self._specular_sum[None] + drift
         if bodies is None:
-            return np.broadcast_to(self.static, (packets, *self.static.shape)).copy()
+            return static
         samples = np.unique(np.append(np.arange(0, packets, shadow_stride), packets - 1))
         sampled = dataclasses.replace(
             bodies, probes=bodies.probes[samples], probe_present=bodies.probe_present[samples]
@@ -192,8 +235,34 @@ class MultipathChannel:
             gains = (1 - weight) * gains[after - 1] + weight * gains[after]
         shadow = (gains - 1).astype(np.complex64)
         shadowing = np.matmul(shadow[:, :, None, :], self._specular[None])[:, :, 0, :]
-        result: C64 = self.static[None] + shadowing + self._scattered(bodies)
+        result: C64 = static + shadowing + self._scattered(bodies)
+        if self._echoes:
+            result += self._echoed(bodies)
         return result
+
+    def _echoed(self, bodies: BodyField) -> C64:
+        """(T, pairs, K) body echoes by way of one surface (see the module docstring)."""
+        centres = bodies.limb_centres[:, None, None, :, :]  # (T, 1, 1, L, 3)
+        d_tx = np.linalg.norm(centres - self._echo_tx[None, :, :, None, :], axis=4)  # (T, pairs, E, L)
+        d_rx = np.linalg.norm(centres - self._echo_rx[None, :, :, None, :], axis=4)
+        d_tx, d_rx = np.maximum(d_tx, MIN_SCATTER_RANGE_M), np.maximum(d_rx, MIN_SCATTER_RANGE_M)
+        excess = d_tx + d_rx - self._echo_direct[None, :, :, None]
+        fresnel_taper = np.clip(excess * (2 / self._wavelength), 0.0, 1.0)
+        gain = (
+            np.sqrt(bodies.limb_rcs_m2)[:, None, None, :]
+            * fresnel_taper
+            * (self._echo_gain[None, None, :, None] * RADAR_EQUATION_FACTOR * self._wavelength)
+            / (d_tx * d_rx)
+        )
+        carrier = phasor(np.mod((-2 * np.pi / self._wavelength) * (d_tx + d_rx), 2 * np.pi))
+        per_body = np.add.reduceat(gain.astype(np.float32) * carrier, bodies.body_starts, axis=3)
+        torso = bodies.limb_centres[:, bodies.body_starts][:, None, None, :, :]  # (T, 1, 1, B, 3)
+        torso_length = np.linalg.norm(torso - self._echo_tx[None, :, :, None, :], axis=4) + np.linalg.norm(
+            torso - self._echo_rx[None, :, :, None, :], axis=4
+        )
+        delay = phasor(torso_length.astype(np.float32)[..., None] * self._baseband_rad_per_m)
+        echoed: C64 = np.einsum("tpeb,tpebk->tpk", per_body, delay)
+        return echoed
 
     def _scattered(self, bodies: BodyField) -> C64:
         points = bodies.points[:, None, :, :]

@@ -9,6 +9,8 @@ import numpy as np
 import numpy.typing as npt
 
 NodeKind = Literal["esp32", "atheros"]
+# tx sends, rx measures; txrx does both, taking its turn to send while the others listen (time-shared).
+NodeRole = Literal["tx", "rx", "txrx"]
 
 SPEED_OF_LIGHT_M_S = 299_792_458.0
 
@@ -31,7 +33,7 @@ class NodeSpec:
 
     id: str
     kind: NodeKind
-    role: Literal["tx", "rx"]
+    role: NodeRole
     position: tuple[float, float, float]
     antennas: int = 1
     antenna_spacing_m: float = HALF_WAVELENGTH_2G4_M
@@ -53,16 +55,21 @@ class RoomSpec:
 
     @property
     def transmitters(self) -> tuple[NodeSpec, ...]:
-        return tuple(n for n in self.nodes if n.role == "tx")
+        return tuple(n for n in self.nodes if n.role in ("tx", "txrx"))
 
     @property
     def receivers(self) -> tuple[NodeSpec, ...]:
-        return tuple(n for n in self.nodes if n.role == "rx")
+        return tuple(n for n in self.nodes if n.role in ("rx", "txrx"))
+
+    @property
+    def links(self) -> tuple[tuple[NodeSpec, NodeSpec], ...]:
+        """Every (transmitter, receiver) pair of different nodes, transmitters outermost."""
+        return tuple((tx, rx) for tx in self.transmitters for rx in self.receivers if tx.id != rx.id)
 
     @property
     def link_ids(self) -> list[str]:
-        """Every transmitter paired with every receiver, transmitters outermost."""
-        return [f"{tx.id}-{rx.id}" for tx in self.transmitters for rx in self.receivers]
+        """``<tx>-<rx>`` of every link, in ``links`` order."""
+        return [f"{tx.id}-{rx.id}" for tx, rx in self.links]
 
     def entry_points(self) -> tuple[tuple[float, float], ...]:
         """The doors, or one in the middle of the x = 0 wall: people must come from somewhere."""
@@ -102,3 +109,68 @@ def antenna_positions(node: NodeSpec, room: RoomSpec) -> npt.NDArray[np.float64]
 
 def wavelength_m(channel_mhz: int) -> float:
     return SPEED_OF_LIGHT_M_S / (channel_mhz * 1e6)
+
+
+# Node layouts that evaluation, training and `invispose plan` place in rooms of any size: transmitters and
+# receivers spread round the walls, the kinds of hardware a user can buy.
+SETUPS: dict[str, tuple[NodeKind, int, int]] = {
+    "esp32-1x6": ("esp32", 1, 6),
+    "esp32-2x6": ("esp32", 2, 6),
+    "esp32-4x4": ("esp32", 4, 4),
+    "atheros-3rx": ("atheros", 1, 3),
+}
+# Atheros routers: a 2-stream access point, 3-antenna receivers.
+ATHEROS_TX_ANTENNAS, ATHEROS_RX_ANTENNAS = 2, 3
+WALL_OFFSET_M = 0.05
+TX_HEIGHT_M = (1.4, 2.2)
+RX_HEIGHT_M = (0.8, 1.8)
+
+
+def wall_point(width: float, depth: float, fraction: float, height: float) -> tuple[float, float, float]:
+    """A point on the walls at ``fraction`` (0..1) of the perimeter, counter-clockwise from (0, 0)."""
+    s = (fraction % 1.0) * 2 * (width + depth)
+    if s < width:
+        return (s, WALL_OFFSET_M, height)
+    s -= width
+    if s < depth:
+        return (width - WALL_OFFSET_M, s, height)
+    s -= depth
+    if s < width:
+        return (width - s, depth - WALL_OFFSET_M, height)
+    s -= width
+    return (WALL_OFFSET_M, depth - s, height)
+
+
+def setup_nodes(
+    setup: str, width: float, depth: float, height: float, rng: np.random.Generator
+) -> tuple[NodeSpec, ...]:
+    """The nodes of a named setup (``SETUPS``) round the walls of a room, at jittered even spacing.
+
+    All nodes share the perimeter evenly (transmitters spread among the receivers), so that every part of
+    the floor lies near some line of sight, which is how users are told to place them.
+    """
+    if setup not in SETUPS:
+        raise ValueError(f"unknown setup {setup!r}; known: {', '.join(SETUPS)}")
+    kind, n_tx, n_rx = SETUPS[setup]
+    n = n_tx + n_rx
+    # Transmitters at evenly spread slots among all of them.
+    tx_slots = {round(i * n / n_tx) for i in range(n_tx)}
+    start = float(rng.random())
+    nodes: list[NodeSpec] = []
+    for slot in range(n):
+        fraction = start + (slot + float(rng.uniform(-0.25, 0.25))) / n
+        is_tx = slot in tx_slots
+        z = float(rng.uniform(*(TX_HEIGHT_M if is_tx else RX_HEIGHT_M)))
+        z = min(z, height - 0.1)
+        antennas = 1 if kind == "esp32" else ATHEROS_TX_ANTENNAS if is_tx else ATHEROS_RX_ANTENNAS
+        count = sum(node.role == ("tx" if is_tx else "rx") for node in nodes) + 1
+        nodes.append(
+            NodeSpec(
+                f"tx{count}" if is_tx else f"rx{count}",
+                kind,
+                "tx" if is_tx else "rx",
+                wall_point(width, depth, fraction, z),
+                antennas=antennas,
+            )
+        )
+    return tuple(nodes)

@@ -383,15 +383,25 @@ class Scenario:
 
     @classmethod
     def random(
-        cls, room: RoomSpec, rng: np.random.Generator, max_people: int = 3, duration_s: float = 60.0
+        cls,
+        room: RoomSpec,
+        rng: np.random.Generator,
+        max_people: int = 3,
+        duration_s: float = 60.0,
+        *,
+        empty_lead_s: float = 0.0,
     ) -> Scenario:
-        """Randomized scripts for training data: random bodies, doors, paths, activities and falls."""
+        """Randomized scripts for training data: random bodies, doors, paths, activities and falls.
+
+        Nobody enters before ``empty_lead_s`` (the empty room a live appliance calibrates on).
+        """
         scenario = cls(room)
         doors = len(room.entry_points())
         margin = WALL_CLEARANCE_M + 0.2
         for _ in range(int(rng.integers(1, max_people + 1))):
             script = scenario.person(Body.random(rng))
-            script.away(float(rng.uniform(0.0, 0.3 * duration_s))).enter(int(rng.integers(doors)))
+            lead = empty_lead_s + float(rng.uniform(0.0, 0.3 * duration_s))
+            script.away(lead).enter(int(rng.integers(doors)))
             while script.duration_s < duration_s:
                 action = rng.choice(["walk", "stand", "sit", "lie", "fall", "wave"], p=_RANDOM_ACTION_WEIGHTS)
                 if action == "walk":

@@ -10,8 +10,8 @@ import numpy.typing as npt
 
 from appliance.csi.frame import CsiFrame
 from appliance.csi.simulator.body import BodyScatterers, pose
-from appliance.csi.simulator.channel import BodyField, MultipathChannel, furniture
-from appliance.csi.simulator.impairments import Impairments, LinkImpairer
+from appliance.csi.simulator.channel import FURNITURE_SCATTERERS, BodyField, MultipathChannel, furniture
+from appliance.csi.simulator.impairments import BackgroundDrift, Impairments, LinkImpairer
 from appliance.csi.simulator.room import (
     ATHEROS_SUBCARRIERS,
     ESP32_ACTIVE_HALF_WIDTH,
@@ -52,7 +52,7 @@ def _antenna_pairs(tx_antennas: F64, rx_antennas: F64) -> tuple[F64, F64]:
 
 
 # Independent random streams per purpose, so that e.g. adding a person does not move the furniture.
-_FURNITURE_STREAM, _BODY_STREAM, _LINK_STREAM, _SCHEDULE_STREAM = range(4)
+_FURNITURE_STREAM, _BODY_STREAM, _LINK_STREAM, _SCHEDULE_STREAM, _NODE_STREAM, _DRIFT_STREAM = range(6)
 
 
 @dataclass(frozen=True)
@@ -96,12 +96,15 @@ class _Link:
 
 
 class RoomSimulator:
-    """Simulates every tx -> rx link of a room at ``packet_rate_hz`` while the scenario plays.
+    """Simulates every tx -> rx link of a room while the scenario plays.
 
-    All receivers hear the same transmitted packets, so packet times (jitter included) are common to the
-    links; losses, gain, phase and noise are each receiver's own. The simulated clock starts at 0 and only
-    ``advance`` moves it. The same seed and the same sequence of calls give the same frames, bit for bit.
-    ``host_ts`` of a frame is its simulated time; a live source restamps it on emission.
+    Each transmitter sends ``packet_rate_hz`` packets a second; several transmitters take turns (time
+    sharing: transmitter i of n sends at i / n of each packet interval), which is also how ``txrx`` nodes
+    share the air. All receivers hear the same transmitted packets, so a transmitter's packet times
+    (jitter included) are common to its links; losses, gain, phase and noise are each receiver's own. The
+    simulated clock starts at 0 and only ``advance`` moves it. The same seed and the same sequence of calls
+    give the same frames, bit for bit. ``host_ts`` of a frame is its simulated time; a live source restamps
+    it on emission.
     """
 
     def __init__(
@@ -123,23 +126,42 @@ class RoomSimulator:
             for p in scenario.people
         }
         furniture_layout = furniture(room, np.random.default_rng([seed, _FURNITURE_STREAM]))
+        node_rng = np.random.default_rng([seed, _NODE_STREAM])
+        offset = self.impairments.rssi_offset_db
+        self._rssi_offsets = {n.id: float(node_rng.uniform(-offset, offset)) for n in room.nodes}
         self._links = [
             self._make_link(tx, rx, furniture_layout, snr_db, np.random.default_rng([seed, _LINK_STREAM, i]))
-            for i, (tx, rx) in enumerate((tx, rx) for tx in room.transmitters for rx in room.receivers)
+            for i, (tx, rx) in enumerate(room.links)
         ]
-        # Links with the same subcarriers are synthesized together: one batch of antenna pairs per group.
+        self._drift = BackgroundDrift(
+            FURNITURE_SCATTERERS,
+            self.impairments.background_drift,
+            np.random.default_rng([seed, _DRIFT_STREAM]),
+        )
+        # Links of one transmitter with the same subcarriers are synthesized together: one batch of antenna
+        # pairs per group (a transmitter's links share packet times).
         self._groups: list[tuple[MultipathChannel, list[tuple[_Link, slice]]]] = []
-        for tones in {link.tones.tobytes(): link.tones for link in self._links}.values():
-            members = [link for link in self._links if np.array_equal(link.tones, tones)]
-            tx, rx, slices, first = [], [], [], 0
-            for link in members:
-                pair_tx, pair_rx = _antenna_pairs(link.tx_antennas, link.rx_antennas)
-                tx.append(pair_tx)
-                rx.append(pair_rx)
-                slices.append(slice(first, first + pair_tx.shape[0]))
-                first += pair_tx.shape[0]
-            channel = MultipathChannel(np.concatenate(tx), np.concatenate(rx), tones, room, *furniture_layout)
-            self._groups.append((channel, list(zip(members, slices, strict=True))))
+        for transmitter in room.transmitters:
+            own = [link for link in self._links if link.tx.id == transmitter.id]
+            for tones in {link.tones.tobytes(): link.tones for link in own}.values():
+                members = [link for link in own if np.array_equal(link.tones, tones)]
+                tx, rx, slices, first = [], [], [], 0
+                for link in members:
+                    pair_tx, pair_rx = _antenna_pairs(link.tx_antennas, link.rx_antennas)
+                    tx.append(pair_tx)
+                    rx.append(pair_rx)
+                    slices.append(slice(first, first + pair_tx.shape[0]))
+                    first += pair_tx.shape[0]
+                channel = MultipathChannel(
+                    np.concatenate(tx),
+                    np.concatenate(rx),
+                    tones,
+                    room,
+                    *furniture_layout,
+                    echoes=self.impairments.body_bounces,
+                )
+                self._groups.append((channel, list(zip(members, slices, strict=True))))
+        self._transmitter_slot = {node.id: i for i, node in enumerate(room.transmitters)}
         self._shadow_stride = max(1, round(SHADOW_INTERVAL_S * packet_rate_hz))
         self._schedule_rng = np.random.default_rng([seed, _SCHEDULE_STREAM])
         self._next_packet = 0
@@ -179,11 +201,13 @@ class RoomSimulator:
             self.impairments,
             rng,
             subcarriers=tones,
+            chains=(rx_antennas.shape[0], tx_antennas.shape[0]),
             reference_power=float(np.mean(np.abs(empty_room.static) ** 2)),
             target_amplitude=target,
             full_scale=full_scale,
             snr_db=snr_db,
-            packet_rate_hz=self.packet_rate_hz,
+            rssi_base_dbm=TX_POWER_DBM - ANTENNA_LOSS_DB,
+            rssi_offset_db=self._rssi_offsets[rx.id],
         )
         return _Link(
             id=f"{tx.id}-{rx.id}",
@@ -214,14 +238,18 @@ class RoomSimulator:
         if not present:
             return None
         points, rcs, starts, centres, probes, radii, probe_present = [], [], [], [], [], [], []
-        offset = 0
+        limb_rcs, body_starts = [], []
+        offset = limbs = 0
         for state in present:
             scatterers = self._scatterers[state.person_id]
             geometry = scatterers.geometry(pose(state.body, state.params), state.breathing)
             points.append(geometry.points)
             rcs.append(scatterers.point_rcs_m2[None, :] * state.present[:, None])
             starts.append(scatterers.limb_starts + offset)
+            limb_rcs.append(scatterers.limb_rcs_m2[None, :] * state.present[:, None])
+            body_starts.append(limbs)
             offset += scatterers.n_points
+            limbs += scatterers.limb_starts.size
             centres.append(geometry.limb_centres)
             probes.append(geometry.probes)
             radii.append(geometry.probe_radii)
@@ -231,6 +259,8 @@ class RoomSimulator:
             point_rcs_m2=np.concatenate(rcs, axis=1),
             limb_starts=np.concatenate(starts),
             limb_centres=np.concatenate(centres, axis=1),
+            limb_rcs_m2=np.concatenate(limb_rcs, axis=1),
+            body_starts=np.asarray(body_starts, dtype=np.intp),
             probes=np.concatenate(probes, axis=1),
             probe_radii_m=np.concatenate(radii),
             probe_present=np.concatenate(probe_present, axis=1),
@@ -241,24 +271,37 @@ class RoomSimulator:
         end = self._t + duration_s
         first, stop = self._next_packet, max(self._next_packet, math.ceil(end * self.packet_rate_hz - 1e-9))
         index = np.arange(first, stop)
-        times = index / self.packet_rate_hz
+        n_tx = len(self._transmitter_slot)
+        interval = 1.0 / self.packet_rate_hz
         jitter_us = self.impairments.timing_jitter_us
-        if jitter_us > 0 and index.size:
-            limit = MAX_JITTER_INTERVALS / self.packet_rate_hz
-            times = times + np.clip(self._schedule_rng.normal(0, jitter_us * 1e-6, index.size), -limit, limit)
-        bodies = self._body_field(self.scenario.evaluate(times)) if index.size else None
+        schedule: dict[str, F64] = {}
+        for tx_id, slot in self._transmitter_slot.items():
+            times: F64 = (index + slot / n_tx).astype(np.float64) * interval
+            if jitter_us > 0 and index.size:
+                limit = MAX_JITTER_INTERVALS * interval / n_tx
+                jitter = np.clip(self._schedule_rng.normal(0, jitter_us * 1e-6, index.size), -limit, limit)
+                times = times + jitter
+            schedule[tx_id] = times
+        bodies = {
+            tx_id: self._body_field(self.scenario.evaluate(times)) if index.size else None
+            for tx_id, times in schedule.items()
+        }
 
-        per_link: dict[str, list[CsiFrame | None]] = {}
+        frames: list[CsiFrame] = []
         for channel, members in self._groups:
-            response = channel.response(bodies, index.size, shadow_stride=self._shadow_stride)
+            tx_id = members[0][0].tx.id
+            times = schedule[tx_id]
+            response = channel.response(
+                bodies[tx_id],
+                index.size,
+                shadow_stride=self._shadow_stride,
+                furniture_weights=self._drift.weights(times) if self.impairments.background_drift else None,
+            )
             for link, pairs in members:
-                per_link[link.id] = self._link_frames(link, response[:, pairs], index, times)
-        frames = [
-            frame
-            for packet in zip(*(per_link[link.id] for link in self._links), strict=True)
-            for frame in packet
-            if frame is not None
-        ]
+                frames += self._link_frames(link, response[:, pairs], index, times)
+        # Time order across links; a transmitter's links keep the room's link order for the same packet.
+        order = {link.id: i for i, link in enumerate(self._links)}
+        frames.sort(key=lambda f: (f.host_ts, order[f.link]))
 
         truth_stop = max(self._next_truth, math.ceil(end * TRUTH_RATE_HZ - 1e-9))
         truth_times = np.arange(self._next_truth, truth_stop) / TRUTH_RATE_HZ
@@ -268,11 +311,10 @@ class RoomSimulator:
 
     def _link_frames(
         self, link: _Link, clean: npt.NDArray[np.complex64], index: npt.NDArray[np.int64], times: F64
-    ) -> list[CsiFrame | None]:
-        """One link's frames for a batch of packets; None where the receiver missed the packet."""
-        power = np.mean(np.abs(clean[:, 0, :]) ** 2, axis=1)
-        rssi = np.round(TX_POWER_DBM - ANTENNA_LOSS_DB + 10 * np.log10(power))
-        values, lost = link.impairer.apply(clean)
+    ) -> list[CsiFrame]:
+        """One link's frames for a batch of packets, without those the receiver missed."""
+        packets = link.impairer.apply(clean, times)
+        values, lost, rssi = packets.values, packets.lost, packets.rssi_dbm
         n_rx, n_tx = link.rx_antennas.shape[0], link.tx_antennas.shape[0]
         full = np.zeros((index.size, n_rx * n_tx, link.n_columns), np.complex64)
         full[:, :, link.active_columns] = values
@@ -285,9 +327,7 @@ class RoomSimulator:
         if link.first_word_invalid:
             meta["first_word_invalid"] = True
         return [
-            None
-            if lost[i]
-            else CsiFrame(
+            CsiFrame(
                 link=link.id,
                 device_ts_us=link.clock_start_us + round(times[i] * 1e6),
                 host_ts=float(times[i]),
@@ -302,6 +342,7 @@ class RoomSimulator:
                 meta={**meta, "sim_t_s": float(times[i])},
             )
             for i in range(index.size)
+            if not lost[i]
         ]
 
     def _truth(self, times: F64) -> list[SceneTruth]:

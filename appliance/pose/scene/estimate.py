@@ -1,6 +1,6 @@
-"""What the pose model says about one window: up to a few person slots, each with pose and activity.
+"""What the estimators say about one window: a few people, each with pose, activity and a fall if one.
 
-The scene takes every slot the model emits and itself drops those whose ``presence`` is below
+The scene takes every person the estimators emit and itself drops those whose ``presence`` is below
 ``SceneSettings.min_presence``, so the threshold lives in one place (the ``scene:`` configuration) rather
 than in each estimator. Estimates are checked here, at the door, so the tracker can trust shapes.
 """
@@ -18,15 +18,27 @@ from appliance.contracts.coco import ACTIVITIES, N_KEYPOINTS, body_centre
 F64 = npt.NDArray[np.float64]
 
 
+@dataclass(frozen=True, slots=True)
+class Fall:
+    """A fall an estimator confirmed: when it began (``t_s``, host time) and how sure it is (0..1)."""
+
+    t_s: float
+    confidence: float
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class PersonEstimate:
-    """One person slot: presence probability, 17 COCO keypoints in room metres (x width, y depth, z up),
-    each joint's confidence in 0..1, and probabilities over ``appliance.contracts.coco.ACTIVITIES``."""
+    """One person: presence probability, 17 COCO keypoints in room metres (x width, y depth, z up), each
+    joint's confidence in 0..1, probabilities over ``appliance.contracts.coco.ACTIVITIES``, the fall the
+    estimator's fall detector confirmed for this person in this window, if any, and how uncertain the
+    estimator is of the position (one standard deviation on the floor, metres), if it knows."""
 
     presence: float
     keypoints: F64  # (17, 3)
     joint_confidence: F64  # (17,)
     activity_probs: F64  # (len(ACTIVITIES),)
+    fall: Fall | None = None
+    uncertainty_m: float | None = None
     centre: F64 = field(init=False)  # (3,), see ``body_centre``
 
     def __post_init__(self) -> None:

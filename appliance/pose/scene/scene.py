@@ -12,7 +12,7 @@ keys listed below (positions are the body centre, metres, rounded to millimetres
 - ``person.entered_zone`` / ``person.left_zone``: person_id, zone_id, zone_name, position.
 - ``person.activity_detected``: person_id, activity, previous_activity, position. On a change of the
   smoothed activity; the first activity comes with ``person.detected``.
-- ``person.fall_detected``: person_id, position, confidence (0..1), fall_time (when the drop was seen;
+- ``person.fall_detected``: person_id, position, confidence (0..1), fall_time (when the fall began;
   the event follows once the person has stayed down), zone_id and zone_name (None outside every zone).
 - ``alert.high_occupancy``: occupancy, max_occupancy, person_ids. When the number of people rises above
   ``max_occupancy``; again only after it has been back at or below it.
@@ -35,18 +35,15 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from appliance.contracts.coco import ACTIVITIES
 from appliance.contracts.events import Event, EventType
 from appliance.contracts.system import ZoneLike
 from appliance.pose.scene.activity import ActivitySmoother
-from appliance.pose.scene.estimate import WindowEstimate
-from appliance.pose.scene.falls import Fall, FallDetector
-from appliance.pose.scene.tracker import Track, Tracker, TrackerParams
+from appliance.pose.scene.estimate import Fall, WindowEstimate
+from appliance.pose.scene.tracker import GATE_GROWTH_M_S, Track, Tracker, TrackerParams
 from appliance.pose.scene.zones import Zone, ZoneMembership, zones_from
 
 F64 = npt.NDArray[np.float64]
 
-_FALLING = ACTIVITIES.index("falling")
 # Named sensitivities accepted for ``fall_sensitivity``, as points on its 0..1 scale.
 FALL_SENSITIVITY_NAMES: dict[str, float] = {"low": 0.25, "medium": 0.5, "high": 0.75}
 # Most recent activity changes kept per person for the history.
@@ -138,21 +135,21 @@ class SceneSettings(BaseModel):
         default=0.5,
         ge=0.0,
         le=1.0,
-        description="0 to 1, or low / medium / high (0.25 / 0.5 / 0.75): higher catches slower and less "
-        "certain falls but raises more false alarms.",
+        description="0 to 1, or low / medium / high (0.25 / 0.5 / 0.75): higher catches softer falls (a "
+        "weaker Doppler burst, a shorter stay down) but raises more false alarms.",
     )
     fall_confirm_s: float = Field(
         default=2.0,
         ge=0.0,
         le=60.0,
-        description="Seconds a person must stay down (on the floor, lying) after a drop for it to be "
-        "reported as a fall; someone who gets straight back up is not.",
+        description="Seconds a person must stay down and still after the burst for it to be reported as "
+        "a fall; someone who gets straight back up is not.",
     )
     fall_refractory_s: float = Field(
         default=60.0,
         ge=0.0,
         le=3600.0,
-        description="Seconds after a reported fall during which the same person raises no new one.",
+        description="Seconds after a reported fall during which no new one is raised.",
     )
     max_occupancy: int | None = Field(
         default=None,
@@ -214,6 +211,7 @@ class TrackedPerson:
     confidence: float
     first_seen: float
     last_seen: float
+    uncertainty_m: float | None = None  # the estimator's, grown while the person is unseen
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,9 +276,6 @@ class _PersonState:
 
     def __init__(self, settings: SceneSettings) -> None:
         self.activity = ActivitySmoother(settings.activity_smoothing_s, settings.activity_dwell_s)
-        self.falls = FallDetector(
-            settings.fall_sensitivity, settings.fall_confirm_s, settings.fall_refractory_s
-        )
         self.zones = ZoneMembership(settings.zone_margin_m, settings.zone_dwell_s)
         self.record: _Record | None = None
 
@@ -373,13 +368,7 @@ class Scene:
         previous = person.activity.activity
         if matched is not None:
             changed = person.activity.update(t, matched.activity_probs)
-            fall = person.falls.update(
-                t,
-                matched.keypoints,
-                matched.joint_confidence,
-                float(matched.activity_probs[_FALLING]),
-                person.activity.probability("lying"),
-            )
+            fall = matched.fall
             # An unseen person's predicted position is a guess: zones change only on sight.
             entered, left = person.zones.update(t, self._zones, *track.centre[:2].tolist())
         else:
@@ -526,6 +515,9 @@ class Scene:
         assert track.person_id is not None and person.record is not None
         inside = person.zones.inside
         fade = max(0.0, 1.0 - track.unmatched_s / self.settings.lose_s)
+        uncertainty = None
+        if track.uncertainty_m is not None:
+            uncertainty = track.uncertainty_m + GATE_GROWTH_M_S * track.unmatched_s
         return TrackedPerson(
             id=track.person_id,
             keypoints=track.keypoints,
@@ -538,4 +530,5 @@ class Scene:
             confidence=track.presence * fade,
             first_seen=person.record.first_seen,
             last_seen=person.record.last_seen,
+            uncertainty_m=uncertainty,
         )

@@ -96,6 +96,7 @@ class Track:
         self._relative_pose = self._relative(estimate)
         self.joint_confidence: F64 = estimate.joint_confidence.copy()
         self.presence = estimate.presence
+        self.uncertainty_m = estimate.uncertainty_m
 
     @property
     def confirmed(self) -> bool:
@@ -172,6 +173,9 @@ class Track:
         self._relative_pose += weight * (self._relative(estimate) - self._relative_pose)
         self.joint_confidence += weight * (estimate.joint_confidence - self.joint_confidence)
         self.presence += weight * (estimate.presence - self.presence)
+        if estimate.uncertainty_m is not None:
+            previous = estimate.uncertainty_m if self.uncertainty_m is None else self.uncertainty_m
+            self.uncertainty_m = previous + weight * (estimate.uncertainty_m - previous)
 
 
 @dataclass(frozen=True, slots=True)

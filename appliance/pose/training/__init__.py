@@ -1,7 +1,7 @@
-"""Training the pose model from simulated rooms: the optional ``train`` extra (``pip install .[train]``).
+"""Fitting the sensing estimators on simulated training rooms: the optional ``train`` extra.
 
-``dataset`` (labelled windows from the simulator, through the serving path, cached as .npz), ``model``
-(the Keras network), ``train`` (permutation-invariant losses, the fit loop), ``export`` (int8 TFLite) and
-``__main__`` (``python -m appliance.pose.training build --out appliance/pose/models/``). This package is
-the only place in the project that imports tensorflow; the appliance and its tests never import it.
+``data`` (episodes through the serving path, one ``.npz`` each in a cache), ``likelihood`` (the link
+likelihood's constants, by regression), ``classifier`` (the count/activity network and its int8 export)
+and ``__main__`` (``python -m appliance.pose.training data|build``). This package is the only place in the
+project that imports tensorflow; the appliance and its tests never import it.
 """

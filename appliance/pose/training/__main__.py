@@ -1,8 +1,9 @@
-"""``python -m appliance.pose.training``: rebuild the shipped pose model from scratch, or just its data.
+"""``python -m appliance.pose.training``: simulate the training data, then fit what ships from it.
 
-``build --out appliance/pose/models/`` simulates the training episodes (cached), trains, exports the int8
-TFLite model and writes its JSON sidecar (provenance: command, seed, data, parameter count, timings).
-The held-out evaluation is a separate command of the appliance: ``invispose eval pose``.
+``data`` simulates the training episodes of every setup into a cache (one ``.npz`` per episode; what is
+there already is kept). ``build --out appliance/pose/models/`` fits the link likelihood's constants,
+trains the count/activity classifier, exports it as int8 TFLite, and writes provenance beside each.
+The held-out evaluation is a command of the appliance: ``invispose eval sensing``.
 """
 
 from __future__ import annotations
@@ -16,110 +17,145 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-DEFAULT_CACHE = Path("data/pose-training-cache")
-MODEL_STEM = "invispose-pose-v1"
+from appliance.csi.simulator.room import SETUPS
+
+DEFAULT_CACHE = Path("data/sensing-training-cache")
+CLASSIFIER_STEM = "invispose-sensing-v1"
+LIKELIHOOD_FILE = "link-likelihood-v1.json"
+# Episodes per setup: (kind, count, seconds). Links cost simulation time, so the bigger setups get fewer.
+PLAN: dict[str, list[tuple[str, int, float]]] = {
+    "esp32-1x6": [("moving", 60, 40.0), ("still", 12, 90.0), ("empty", 8, 60.0)],
+    "esp32-2x6": [("moving", 60, 40.0), ("still", 12, 90.0), ("empty", 8, 60.0)],
+    "esp32-4x4": [("moving", 40, 40.0), ("still", 10, 90.0), ("empty", 6, 60.0)],
+    "atheros-3rx": [("moving", 40, 40.0), ("still", 10, 90.0), ("empty", 6, 60.0)],
+}
+# Episodes of each setup's moving kind kept aside to choose the classifier's epoch.
+VALIDATION_SHARE = 0.15
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m appliance.pose.training",
-        description="Train the InvisPose pose model on SIMULATED rooms and export it as int8 TFLite.",
+        description="Fit the InvisPose sensing estimators on SIMULATED training rooms.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, text in (
-        ("build", "simulate data, train, export the int8 model and its provenance sidecar"),
-        ("dataset", "only simulate (and cache) the training data"),
-    ):
-        p = sub.add_parser(name, help=text, description=text)
-        p.add_argument("--episodes", type=int, default=500, help="simulated training episodes (%(default)s)")
-        p.add_argument("--duration", type=float, default=30.0, help="seconds per episode (%(default)s)")
-        p.add_argument("--workers", type=int, default=2, help="simulation processes (%(default)s)")
-        p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="dataset cache (%(default)s)")
-        if name == "build":
-            p.add_argument("--out", type=Path, required=True, help="folder for the .tflite and .json")
-            p.add_argument("--epochs", type=int, default=14, help="training epochs (%(default)s)")
-            p.add_argument("--batch-size", type=int, default=128, help="(%(default)s)")
-            p.add_argument("--learning-rate", type=float, default=2e-3, help="(%(default)s)")
-            p.add_argument("--seed", type=int, default=20260101, help="training seed (%(default)s)")
-            p.add_argument(
-                "--falling-weight",
-                type=float,
-                default=1.0,
-                help="weight of 'falling' in the activity loss (%(default)s; falls are ~3 %% of persons)",
-            )
+    data = sub.add_parser("data", help="simulate the training episodes into the cache")
+    build = sub.add_parser("build", help="fit the likelihood, train and export the classifier")
+    for p in (data, build):
+        p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="episode cache (%(default)s)")
+        p.add_argument("--setups", default=",".join(SETUPS), help="comma-separated (%(default)s)")
+        p.add_argument("--scale", type=float, default=1.0, help="multiply every episode count (%(default)s)")
+    data.add_argument("--workers", type=int, default=2, help="simulation processes (%(default)s)")
+    build.add_argument("--out", type=Path, required=True, help="folder for the model files")
+    build.add_argument("--epochs", type=int, default=15, help="classifier epochs (%(default)s)")
+    build.add_argument("--seed", type=int, default=20261204, help="training seed (%(default)s)")
+    build.add_argument("--falling-weight", type=float, default=4.0, help="weight of 'falling' (%(default)s)")
     return parser
+
+
+def _jobs(setups: Sequence[str], scale: float) -> list[tuple[str, str, int, float]]:
+    """Every episode of the plan, interleaved across setups and kinds, so that an interrupted run leaves
+    some of each."""
+    jobs = [
+        (setup, kind, index, seconds)
+        for setup in setups
+        for kind, count, seconds in PLAN[setup]
+        for index in range(max(1, round(count * scale)))
+    ]
+    return sorted(jobs, key=lambda j: (j[2], j[0], j[1]))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from appliance.pose.training.dataset import generate
+    from appliance.pose.training.data import build_jobs, episode_path, load
 
+    setups = [s for s in args.setups.split(",") if s]
+    unknown = sorted(set(setups) - set(SETUPS))
+    if unknown:
+        print(f"error: unknown setup(s) {', '.join(unknown)}; known: {', '.join(SETUPS)}", file=sys.stderr)
+        return 2
+    jobs = _jobs(setups, args.scale)
     started = time.monotonic()
-    arrays = generate("train", args.episodes, args.duration, args.cache_dir, args.workers)
-    data_s = time.monotonic() - started
-    print(f"{arrays['csi'].shape[0]} windows from {args.episodes} episodes ({data_s:.0f} s)")
-    if args.command == "dataset":
+    if args.command == "data":
+        build_jobs(args.cache_dir, "train", jobs, args.workers)
+        print(f"{len(jobs)} episodes in {args.cache_dir} ({time.monotonic() - started:.0f} s)")
         return 0
+
+    from appliance.pose.runtime import TRAINED_ON
+    from appliance.pose.training import classifier, likelihood
+
+    missing = [j for j in jobs if not episode_path(args.cache_dir, "train", *j).exists()]
+    if missing:
+        print(
+            f"error: {len(missing)} episodes are not in {args.cache_dir}; run the data command first",
+            file=sys.stderr,
+        )
+        return 1
+    episodes = [load(episode_path(args.cache_dir, "train", *j)) for j in jobs]
+    held = {
+        j
+        for j in jobs
+        if j[1] == "moving" and j[2] < round(VALIDATION_SHARE * _count(j[0], "moving", args.scale))
+    }
+    train = [e for j, e in zip(jobs, episodes, strict=True) if j not in held]
+    validation = [e for j, e in zip(jobs, episodes, strict=True) if j in held]
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    command = "python -m appliance.pose.training " + " ".join(sys.argv[1:] if argv is None else argv)
+    data_note = {
+        "split": "train",
+        "episodes": len(train),
+        "validation_episodes": len(validation),
+        "plan": {s: PLAN[s] for s in setups},
+        "scale": args.scale,
+        "generator": "appliance.pose.sensing.episodes.episode('train', setup, kind, index, seconds)",
+    }
+
+    fitted = likelihood.fit([e for e in train if e.kind == "moving"])
+    fitted = type(fitted)(
+        **{**fitted.__dict__, "provenance": {**fitted.provenance, "command": command, "data": data_note}}
+    )
+    fitted.save(out / LIKELIHOOD_FILE)
+    print(f"likelihood: {fitted}")
 
     import tensorflow as tf
 
-    from appliance.pose.evaluation import HIPS
-    from appliance.pose.runtime import TRAINED_ON
-    from appliance.pose.training.export import export_int8
-    from appliance.pose.training.train import TrainSettings, fit
-
-    settings = TrainSettings(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
-        falling_weight=args.falling_weight,
-    )
+    train_set = classifier.dataset(train)
+    validation_set = classifier.dataset(validation)
     fit_started = time.monotonic()
-    model = fit(arrays, settings)
-    train_s = time.monotonic() - fit_started
-    out: Path = args.out
-    tflite = out / f"{MODEL_STEM}.tflite"
-    data = export_int8(
-        model, arrays["csi"].astype("float32"), arrays["geometry"].astype("float32"), tflite, args.seed
+    model, history = classifier.fit(
+        train_set, validation_set, epochs=args.epochs, seed=args.seed, falling_weight=args.falling_weight
     )
-    present = arrays["present"].astype(bool)
-    persons = arrays["keypoints"][present].astype("float64")  # [n, 17, 3]
-    centres = persons[:, list(HIPS)].mean(axis=1)
+    tflite = out / f"{CLASSIFIER_STEM}.tflite"
+    classifier.export(model, train_set[0], train_set[1], tflite, args.seed)
     sidecar = {
-        "model": MODEL_STEM,
+        "model": CLASSIFIER_STEM,
         "trained_on": TRAINED_ON,
-        "command": "python -m appliance.pose.training " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": command,
         "seed": args.seed,
-        "data": {
-            "split": "train",
-            "episodes": args.episodes,
-            "episode_seconds": args.duration,
-            "windows": int(arrays["csi"].shape[0]),
-            "generator": "appliance.pose.evaluation.episode('train', i), i in 0..episodes-1",
-        },
+        "data": {**data_note, "windows": int(train_set[0].shape[0])},
         "training": {
             "epochs": args.epochs,
-            "batch_size": args.batch_size,
-            "learning_rate": args.learning_rate,
             "falling_weight": args.falling_weight,
             "parameters": int(model.count_params()),
-            "data_seconds": round(data_s),
-            "train_seconds": round(train_s),
+            "train_seconds": round(time.monotonic() - fit_started),
+            "history": history,
         },
-        "int8_bytes": len(data),
-        # The evaluation's baselines: the training persons' mean pose relative to the pelvis.
-        "mean_pose": {
-            "offsets_m": (persons - centres[:, None]).mean(axis=0).round(4).tolist(),
-            "pelvis_height_m": round(float(centres[:, 2].mean()), 4),
-        },
+        "int8_bytes": tflite.stat().st_size,
         "tensorflow": tf.__version__,
         "python": platform.python_version(),
         "built": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
-    tflite.with_suffix(".json").write_text(json.dumps(sidecar, indent=2) + "\n")
-    print(f"wrote {tflite} ({len(data)} bytes) and its sidecar; total {time.monotonic() - started:.0f} s")
+    tflite.with_suffix(".json").write_text(json.dumps(sidecar, indent=1) + "\n")
+    print(
+        f"wrote {tflite} ({tflite.stat().st_size} bytes) and {LIKELIHOOD_FILE};"
+        f" {time.monotonic() - started:.0f} s"
+    )
     return 0
+
+
+def _count(setup: str, kind: str, scale: float) -> int:
+    return next(max(1, round(count * scale)) for k, count, _ in PLAN[setup] if k == kind)
 
 
 if __name__ == "__main__":

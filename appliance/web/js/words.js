@@ -7,11 +7,19 @@ export const ESTIMATORS = {
     says: "Senses movement from how the WiFi signal between the nodes changes. It knows whether someone is "
       + "moving or has moved recently, not how many people there are or where they are.",
   },
+  tracker: {
+    name: "Trackers and model",
+    short: "trackers and model",
+    says: "A tracker per person places them on the floor from how each link's signal changes (shadowing, "
+      + "echo strength, Doppler, and the angle of arrival on routers with several antennas); the circle "
+      + "round a person is how sure it is. A small model, trained on simulated rooms only, counts people "
+      + "and tells what they do. Skeletons are drawn from position, heading and posture: rendered, not "
+      + "measured joint by joint.",
+  },
   model: {
-    name: "Pose model",
-    short: "pose model",
-    says: "A neural network, trained on simulated rooms only, that estimates where people are and how they "
-      + "stand. Its positions and skeletons are rough guesses, not measurements.",
+    name: "Count and activity model",
+    short: "model",
+    says: "A small network, trained on simulated rooms only, that counts people and tells what they do.",
   },
 };
 

@@ -64,7 +64,7 @@ export class HistoryPage {
         ? "Nothing was stored in this range yet."
         : counted
           ? "Zone lines are the mean number of people in each zone per interval; gaps are times when the motion detector ran, which cannot tell who is where."
-          : "Only presence is known for this range: the motion detector produced the readings, and it cannot tell who was in which zone (the pose model can).";
+          : "Only presence is known for this range: the motion detector produced the readings, and it cannot tell who was in which zone (the trackers can).";
     } catch (err) {
       this.error.textContent = `The history could not be read: ${err.message}`;
     }
@@ -72,7 +72,7 @@ export class HistoryPage {
       if (this.heatmap.src) URL.revokeObjectURL(this.heatmap.src);
       this.heatmap.src = await imageUrl(`api/v1/analytics/heatmaps?format=png&start_time=${start}&width_px=640`);
       this.heatmap.hidden = false;
-      this.heatmapNote.textContent = `${RANGES[span]}: brighter cells held people longer; zones are outlined. It needs the pose model's positions.`;
+      this.heatmapNote.textContent = `${RANGES[span]}: brighter cells held people longer; zones are outlined. It needs the trackers' positions.`;
     } catch (err) {
       this.heatmapNote.textContent = `The heatmap could not be drawn: ${err.message}`;
     }

@@ -115,10 +115,12 @@ export class LivePage {
       this.plan.setPeople(pose.persons);
       this.overlay.setPeople(pose.persons);
     }
-    this.overlay.svg.toggleAttribute("hidden", pose.estimator !== "model");
-    this.overlayNote.textContent = pose.estimator === "model"
-      ? (pose.persons.length ? "" : "Nobody tracked right now.")
-      : "Skeletons appear here when the pose model runs; the motion detector gives none.";
+    this.overlay.svg.toggleAttribute("hidden", pose.estimator !== "tracker");
+    this.overlayNote.textContent = pose.estimator === "tracker"
+      ? (pose.persons.length
+        ? "Skeletons are rendered from each person's position, heading and posture, not measured."
+        : "Nobody tracked right now.")
+      : "Skeletons appear here once the trackers run; the motion detector gives none.";
     const now = performance.now();
     if (now - this.lastChart >= CHART_EVERY_MS) {
       this.lastChart = now;

@@ -71,7 +71,7 @@ export class SettingsPage {
         ...fact("Room", status.room),
         ...fact("Source", `${SOURCES[status.source] ?? status.source}${status.simulated ? " (SIMULATED)" : ""}`),
         ...fact("Readings by", estimatorName(status.estimator)),
-        ...fact("Pose model", model),
+        ...fact("Count and activity model", model),
         ...fact("Running for", duration(status.uptime_s)),
         ...fact("Latency", status.latency_ms.p50 === null ? "–" : `${status.latency_ms.p50} ms typical, ${status.latency_ms.p99} ms worst 1 %`),
         ...fact("Memory", `${status.memory_mb} MB`),
