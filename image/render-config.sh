@@ -1,7 +1,9 @@
 #!/bin/bash
 # The box's /etc/invispose/appliance.yaml: the project's default configuration (the simulated demo room,
-# labelled simulated everywhere, until the user configures nodes) with the box's data directory and, when
-# the appliance being installed has an mqtt: section, the box's own broker.
+# labelled simulated everywhere, until the user configures nodes) with the box's data directory, mDNS on
+# every interface (the default file keeps it on loopback for development machines: a box must be found on
+# the home network) and, when the appliance being installed has an mqtt: section, the box's own broker in
+# place of the default (off) one.
 #
 #   image/render-config.sh REPO OUTPUT PYTHON
 set -euo pipefail
@@ -10,8 +12,17 @@ here=$(cd "$(dirname "$0")" && pwd)
 check=$(mktemp -d)
 trap 'rm -rf "$check"' EXIT
 
-sed 's|^data_dir: .*|data_dir: /var/lib/invispose   # on its own path: updates never touch it|' \
-  "$repo/config/appliance.yaml" > "$output"
+# A top-level section runs from the comment lines above its key to the next section; mqtt's is left out.
+awk '
+  /^#/ { pending = pending $0 "\n"; next }
+  /^[^ ]/ { section = $0; sub(/:.*/, "", section); if (section != "mqtt") printf "%s", pending; pending = "" }
+  section == "mqtt" { next }
+  /^data_dir:/ { print "data_dir: /var/lib/invispose   # on its own path: updates never touch it"; next }
+  section == "mdns" && /^  interfaces:/ { print "  interfaces: all        # found on the home network"; skip = 1; next }
+  skip && /^ +#/ { next }
+  { skip = 0; printf "%s", pending; pending = ""; print }
+  END { printf "%s", pending }
+' "$repo/config/appliance.yaml" > "$output"
 cat "$output" "$here/mqtt.yaml" > "$check/appliance.yaml"
 printf 'mqtt_password: "checked-at-build-time"\n' > "$check/secrets.yaml"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=check \
