@@ -178,23 +178,26 @@ def test_every_frame_says_what_it_is_read_back_by_ocr() -> None:
     renderer = OverlayRenderer(1280, 720, RoomPlan(5.0, 4.0))
     now = time.time()
     motion = dataclasses.replace(pose_frame(source="esp32"), estimator="motion", person_count=None)
+    tracker = dataclasses.replace(pose_frame((person_at(3),), source="esp32"), estimator="tracker")
     scenes = [
         OverlayScene(pose_frame((person_at(3),)), now=now, fps=15.0),
+        OverlayScene(tracker, now=now, fps=15.0),
         OverlayScene(motion, now=now, fps=15.0),
         OverlayScene(None, now=now),
         OverlayScene(pose_frame(source="esp32", ts=now - 30), now=now),
         OverlayScene(motion, detection_enabled=False, now=now),
     ]
-    # One OCR pass over the five frames side by side is several times faster than five.
+    # One OCR pass over the six frames side by side is several times faster than five.
     frames = [renderer.render(scene) for scene in scenes]
     texts = ocr(np.vstack(frames)).split("estimated from WiFi")[1:]
     assert len(texts) == len(frames), texts
     assert "SIMULATED" in texts[0] and not any("SIMULATED" in text for text in texts[1:]), texts
     assert "pose model" in texts[0] and "#3 standing" in texts[0] and "15.0 fps" in texts[0]
-    assert "motion detector" in texts[1]
-    assert "waiting for the first reading" in texts[2]
-    assert "no new reading for 30 s" in texts[3]
-    assert "detection is switched off" in texts[4]
+    assert "tracker (skeleton drawn, not measured" in texts[1] and "#3 standing" in texts[1]
+    assert "motion detector" in texts[2]
+    assert "waiting for the first reading" in texts[3]
+    assert "no new reading for 30 s" in texts[4]
+    assert "detection is switched off" in texts[5]
 
 
 @pytest.mark.parametrize(("width", "height"), [(640, 360), (640, 480), (800, 360)])

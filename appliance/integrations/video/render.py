@@ -95,6 +95,9 @@ def view_rect(width: int, height: int) -> tuple[int, int, int, int]:
 
 
 def describe_estimator(pose: PoseFrame) -> str:
+    """The estimator in words; a tracker's skeletons are drawn from position and posture, and say so."""
+    if pose.estimator == "tracker":
+        return "estimator: tracker (skeleton drawn, not measured)"
     if pose.estimator == "model":
         version = f" {pose.model_version}" if pose.model_version else ""
         return f"estimator: pose model{version}"
