@@ -13,18 +13,25 @@ own scale and zero point and outputs dequantized likewise, so callers only see f
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.metadata
 import json
+import logging
+import os
+import sys
+import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+
+log = logging.getLogger(__name__)
 
 F32 = npt.NDArray[np.float32]
 RuntimeName = Literal["ai_edge_litert", "tflite_runtime"]
@@ -72,10 +79,33 @@ def runtime_version(runtime: RuntimeName) -> str:
         return "unknown"
 
 
+@contextlib.contextmanager
+def _native_output_logged(runtime: RuntimeName) -> Iterator[None]:
+    """What the runtime's C++ prints straight to file descriptor 2 while the block runs ("Created TensorFlow
+    Lite XNNPACK delegate for CPU.") goes through the log instead, so that a JSON log stays one object per
+    line."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as captured:
+            os.dup2(captured.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+                captured.seek(0)
+                for line in captured.read().decode(errors="replace").splitlines():
+                    if line.strip():
+                        log.info("%s", line.strip(), extra={"fields": {"runtime": runtime}})
+    finally:
+        os.close(saved)
+
+
 def create_interpreter(path: Path, runtime: RuntimeName, num_threads: int) -> Any:
     """An allocated interpreter of ``runtime`` for ``path``; raises whatever the runtime raises."""
-    interpreter = _interpreter_class(runtime)(model_path=str(path), num_threads=num_threads)
-    interpreter.allocate_tensors()
+    with _native_output_logged(runtime):
+        interpreter = _interpreter_class(runtime)(model_path=str(path), num_threads=num_threads)
+        interpreter.allocate_tensors()
     return interpreter
 
 

@@ -104,7 +104,11 @@ async def test_walking_into_a_zone_fires_entered_zone_within_two_seconds() -> No
     assert last_frame is not None
     assert last_frame.estimator == "tracker" and dict(last_frame.estimators) == TRACKER_OUTPUTS
     assert last_frame.model_version == estimator.model.version
-    [person] = last_frame.persons
-    assert person.skeleton == "rendered" and person.zone == ZONE.id
+    # Counting is the model's (measured by `invispose eval sensing`, not exact every reading): of the people
+    # it counted, one is placed in the zone.
+    placed = [p for p in last_frame.persons if p.zone == ZONE.id]
+    assert placed, f"nobody placed in the zone: {[(p.id, p.zone) for p in last_frame.persons]}"
+    person = placed[0]
+    assert person.skeleton == "rendered"
     assert person.position_m is not None and person.uncertainty_m is not None
     assert 0.0 < person.uncertainty_m < 2.0
