@@ -43,6 +43,18 @@ async def receiver() -> AsyncIterator[Receiver]:
     await started.stop()
 
 
+async def show_integrations(page: Any) -> None:
+    """A window tall enough for the webhooks and MQTT cards, scrolled to them (below the banner)."""
+    await page.set_viewport_size({"width": 1280, "height": 1600})
+    await page.evaluate(
+        """() => {
+            const banner = document.getElementById("simulated-banner");
+            const top = document.getElementById("webhooks-card").getBoundingClientRect().top + window.scrollY;
+            window.scrollTo(0, top - (banner.hidden ? 0 : banner.offsetHeight) - 12);
+        }"""
+    )
+
+
 async def test_webhook_made_in_settings_delivers_signed_events_and_is_deleted(
     ui: UiSession, expect: Any, tmp_path: Path, receiver: Receiver
 ) -> None:
@@ -99,7 +111,14 @@ async def test_webhook_made_in_settings_delivers_signed_events_and_is_deleted(
             row = card.locator('.deliveries tr[data-outcome="delivered"]:has-text("person.fall_detected")')
             await expect(row).to_contain_text("HTTP 204")
             await expect(page.locator("#mqtt-connection")).to_have_text("connected", timeout=10_000)
-            await screenshot(page, "settings", for_docs=True, full_page=True)
+            await show_integrations(page)
+            await screenshot(page, "settings", for_docs=True)
+            await page.set_viewport_size({"width": 375, "height": 812})
+            await card.scroll_into_view_if_needed()
+            width = await page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 375, f"with a webhook the page is {width} px wide on a 375 px screen"
+            await screenshot(page, "phone-settings-webhook")
+            await page.set_viewport_size({"width": 1280, "height": 900})
 
             # Paused and narrowed from the page, as the API then shows it.
             await card.locator("input[name=active]").uncheck()

@@ -217,7 +217,7 @@ export class WebhooksSection {
         return;
       }
       container.replaceChildren(h("table", {},
-        h("caption", { class: "muted" }, `The latest ${items.length} attempts, newest first`),
+        h("caption", { class: "muted" }, "Latest attempts, newest first"),
         h("thead", {}, h("tr", {}, ...["At", "Event", "Attempt", "Result", "Error"].map((t) => h("th", { scope: "col" }, t)))),
         h("tbody", {}, ...items.map((a) => h("tr", { dataset: { deliveryId: a.delivery_id, outcome: a.outcome } },
           h("td", {}, clock(a.at)),
