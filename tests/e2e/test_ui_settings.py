@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from appliance.api.keys import HUB
 from appliance.contracts import EventType
@@ -18,7 +19,7 @@ from tests.e2e.test_ui_pages import admin_token, api_json, poll
 from tests.e2e.ui_support import UiSession, onboard, screenshot, serve
 from tests.factories import event
 from tests.mqtt_support import running_mosquitto
-from tests.webhook_support import Receiver, until
+from tests.webhook_support import SECRET, Received, Receiver, hook, until
 
 pytestmark = pytest.mark.slow
 HEX_64 = re.compile(r"^[0-9a-f]{64}$")
@@ -143,6 +144,66 @@ async def test_webhook_made_in_settings_delivers_signed_events_and_is_deleted(
             )
         finally:
             await server.close()
+
+
+async def test_a_dead_letter_shows_with_its_error_and_is_replayed_from_settings(
+    ui: UiSession, expect: Any, tmp_path: Path, receiver: Receiver
+) -> None:
+    answers = [410]  # gone: a final answer, so the delivery becomes a dead letter at once
+
+    async def answer(received: Received) -> web.StreamResponse:
+        return web.Response(status=answers[-1])
+
+    receiver.answer = answer
+    receiver.secret = SECRET
+    seed = hook(receiver, "node-red", events=["person.fall_detected"])
+    server = await serve(
+        tmp_path, **{"webhooks.allow_loopback": True, "mdns.enabled": False, "webhooks.endpoints": [seed]}
+    )
+    try:
+        page = await ui.page(str(server.make_url("/")))
+        await onboard(page, expect)
+        await page.click("#nav a[data-page=settings]")
+        card = page.locator('#webhooks article[data-webhook-id="node-red"]')
+        await expect(card).to_contain_text("node-red, from appliance.yaml")
+        await expect(card.get_by_role("button", name="Replay dead letters")).to_have_count(0)
+        token = await admin_token(server)
+        server.app[HUB].publish(event(EventType.PERSON_FALL_DETECTED, person_id=3))
+
+        async def dead() -> bool:
+            _, body = await api_json(server, "/api/v1/webhooks/node-red", token)
+            return bool(body["status"]["dead_letters"] == 1)
+
+        await poll(dead)
+        await page.click("#webhooks-refresh")
+        await expect(card.locator(".webhook-state")).to_contain_text("1 dead letter ·")
+        await expect(card).to_contain_text("Last error:")
+        await expect(card.locator(".webhook-state")).to_contain_text("last: HTTP 410")
+
+        answers.append(204)
+        await card.get_by_role("button", name="Replay dead letters").click()
+        await expect(card.locator(".test-result")).to_have_text(
+            "1 dead letter sent again, before newer events."
+        )
+        await until(lambda: len(receiver.received) == 2, "the replayed delivery")
+        assert receiver.received[0].delivery_id == receiver.received[1].delivery_id  # the same delivery
+        assert not receiver.bad_signatures, receiver.bad_signatures
+
+        async def delivered() -> bool:
+            _, body = await api_json(server, "/api/v1/webhooks/node-red/deliveries", token)
+            return [a["outcome"] for a in body["items"]] == ["delivered", "dead"]
+
+        await poll(delivered)
+        await page.click("#webhooks-refresh")
+        await card.get_by_role("button", name="Deliveries").click()
+        rows = card.locator(".deliveries tbody tr")
+        await expect(rows).to_have_count(2)
+        await expect(rows.nth(0)).to_contain_text("delivered: HTTP 204")
+        await expect(rows.nth(1)).to_contain_text("failed for good: HTTP 410")
+        await expect(card.locator(".webhook-state")).to_contain_text("0 dead letters")
+        ui.assert_clean()
+    finally:
+        await server.close()
 
 
 async def test_mqtt_section_follows_a_real_broker(ui: UiSession, expect: Any, tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 // Settings › Webhooks (/api/v1/webhooks): every webhook with its state, backlog, dead letters and last
 // attempt; create one (its secret made here, in the browser, and shown until it is saved: the appliance
-// never shows it back), switch it on and off, change its events, send a test, read its deliveries, delete.
+// never shows it back), switch it on and off, change its events, send a test, read its deliveries, replay
+// its dead letters, delete.
 
 import { api, may } from "../api.js";
 import { clock, h } from "../dom.js";
@@ -15,6 +16,8 @@ export function newSecret() {
   const bytes = crypto.getRandomValues(new Uint8Array(SECRET_BYTES));
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+const count = (n, thing) => `${n} ${thing}${n === 1 ? "" : "s"}`;
 
 /** "person.*, alert.high_occupancy" (commas or spaces) -> ["person.*", "alert.high_occupancy"]. */
 const parseEvents = (text) => text.split(/[\s,]+/).filter(Boolean);
@@ -175,14 +178,15 @@ export class WebhooksSection {
       h("p", { class: "webhook-state" },
         hook.active ? h("span", { class: "ok" }, "on") : h("span", { class: "warn" }, "paused"),
         ` · ${s.backlog} waiting · `,
-        h("span", { class: s.dead_letters ? "bad" : "" }, `${s.dead_letters} dead letters`),
-        ` · ${s.delivered} delivered and ${s.failed_attempts} failed attempts since start · last: ${attemptText(s)}`,
+        h("span", { class: s.dead_letters ? "bad" : "" }, count(s.dead_letters, "dead letter")),
+        ` · ${s.delivered} delivered and ${count(s.failed_attempts, "failed attempt")} since start · last: ${attemptText(s)}`,
         s.next_attempt_at ? ` · next try at ${clock(s.next_attempt_at)}` : ""),
       s.last_error ? h("p", { class: "bad" }, `Last error: ${s.last_error}`) : "",
       edit,
       h("div", { class: "toolbar" },
         writable ? h("button", { type: "button", class: "secondary", onclick: () => this.test(hook, result) }, "Send test") : "",
         h("button", { type: "button", class: "secondary", "aria-expanded": "false", onclick: (e) => this.toggleDeliveries(hook, deliveries, e.currentTarget) }, "Deliveries"),
+        writable && s.dead_letters ? h("button", { type: "button", class: "secondary", onclick: () => this.replay(hook, result) }, "Replay dead letters") : "",
         writable ? h("button", { type: "button", class: "danger", onclick: (e) => this.remove(hook, e.currentTarget) }, "Delete") : ""),
       result, deliveries);
   }
@@ -200,6 +204,18 @@ export class WebhooksSection {
     } catch (err) {
       result.className = "test-result bad";
       result.textContent = `The test was not sent: ${err.message}`;
+    }
+  }
+
+  async replay(hook, result) {
+    try {
+      const { replayed } = await api(`api/v1/webhooks/${encodeURIComponent(hook.id)}/dead-letters/replay`, { json: {} });
+      this.error.textContent = "";
+      await this.load();
+      const card = this.list.querySelector(`[data-webhook-id="${CSS.escape(hook.id)}"] .test-result`);
+      if (card) card.textContent = `${count(replayed.length, "dead letter")} sent again, before newer events.`;
+    } catch (err) {
+      result.textContent = `Nothing was replayed: ${err.message}`;
     }
   }
 
