@@ -2,7 +2,7 @@
 // in its queue and what was lost, read from the MQTT sink's entry in /api/v1/system/performance (the
 // sink runner's own figures, the same ones health and /metrics use), which the Settings page polls.
 
-import { ago, h } from "../dom.js";
+import { ago, count, h } from "../dom.js";
 
 const FOUND_BY = { configuration: "set in appliance.yaml (mqtt.host)", mdns: "found on the network over mDNS" };
 const STATES = { starting: "starting", running: "running", restarting: "restarting after a failure", stopped: "stopped" };
@@ -36,12 +36,12 @@ export class MqttSection {
       ...fact("Broker", connection, d.broker ? [" to ", h("code", {}, d.broker)] : ""),
       ...fact("How it was found", d.broker_found_by ? FOUND_BY[d.broker_found_by] ?? d.broker_found_by : "not found yet"),
       ...(sink.last_error ? fact("Last error", h("span", { class: "bad", id: "mqtt-error" }, sink.last_error)) : []),
-      ...fact("Sink", `${STATES[sink.state] ?? sink.state}; ${sink.restarts} restarts`),
+      ...fact("Sink", `${STATES[sink.state] ?? sink.state}; ${count(sink.restarts, "restart")}`),
       ...fact("Last connected", d.last_connected_at ? ago(Date.now() / 1000 - d.last_connected_at) : "never"),
-      ...fact("Connections", `${d.connections} of ${d.attempts} attempts`),
-      ...fact("Published", `${sink.delivered} messages; discovery ${d.discovery_sent ? "sent" : "not sent yet"}`),
-      ...fact("Queue", `${sink.pending} waiting (${d.queued_events} events, ${d.queued_readings} readings; at most ${d.queue_high_water} so far)`),
-      ...fact("Lost", `${d.events_dropped} events dropped, ${d.readings_superseded} readings replaced by newer ones; ${sink.dropped} in all`),
+      ...fact("Connections", `${d.connections} of ${count(d.attempts, "attempt")}`),
+      ...fact("Published", `${count(sink.delivered, "message")}; discovery ${d.discovery_sent ? "sent" : "not sent yet"}`),
+      ...fact("Queue", `${sink.pending} waiting (${count(d.queued_events, "event")}, ${count(d.queued_readings, "reading")}; at most ${d.queue_high_water} so far)`),
+      ...fact("Lost", `${count(d.events_dropped, "event")} dropped, ${count(d.readings_superseded, "reading")} replaced by newer ones; ${sink.dropped} in all`),
       ...fact("Commands", `${d.commands} run, ${d.commands_refused} refused`),
       ...fact("Device id", h("code", {}, d.device_id))));
   }

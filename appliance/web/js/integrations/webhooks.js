@@ -4,7 +4,7 @@
 // its dead letters, delete.
 
 import { api, may } from "../api.js";
-import { clock, h } from "../dom.js";
+import { clock, count, h } from "../dom.js";
 
 const SECRET_BYTES = 32;
 const DELIVERIES_SHOWN = 20;
@@ -16,8 +16,6 @@ export function newSecret() {
   const bytes = crypto.getRandomValues(new Uint8Array(SECRET_BYTES));
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
-
-const count = (n, thing) => `${n} ${thing}${n === 1 ? "" : "s"}`;
 
 /** "person.*, alert.high_occupancy" (commas or spaces) -> ["person.*", "alert.high_occupancy"]. */
 const parseEvents = (text) => text.split(/[\s,]+/).filter(Boolean);
@@ -37,6 +35,19 @@ function attemptText(status) {
   return `${answer}${latency} at ${clock(status.last_attempt_at)}`;
 }
 
+/** A webhook's state and figures: what a poll brings up to date. */
+function figures(hook) {
+  const s = hook.status;
+  return h("div", { class: "webhook-status" },
+    h("p", { class: "webhook-state" },
+      hook.active ? h("span", { class: "ok" }, "on") : h("span", { class: "warn" }, "paused"),
+      ` · ${s.backlog} waiting · `,
+      h("span", { class: s.dead_letters ? "bad" : "" }, count(s.dead_letters, "dead letter")),
+      ` · ${s.delivered} delivered and ${count(s.failed_attempts, "failed attempt")} since start · last: ${attemptText(s)}`,
+      s.next_attempt_at ? ` · next try at ${clock(s.next_attempt_at)}` : ""),
+    s.last_error ? h("p", { class: "bad" }, `Last error: ${s.last_error}`) : "");
+}
+
 export class WebhooksSection {
   constructor() {
     this.error = h("p", { class: "error", role: "alert", id: "webhooks-error" });
@@ -48,13 +59,13 @@ export class WebhooksSection {
       h("h3", {}, "Webhooks"),
       h("p", { class: "muted" }, "Events POSTed to a URL of yours (Node-RED, Home Assistant's webhook trigger, your server), signed with a secret, retried until delivered, in order."),
       this.error, this.form, this.created,
-      h("div", { class: "toolbar" }, h("h4", {}, "Configured webhooks"), h("button", { type: "button", class: "link", id: "webhooks-refresh", onclick: () => this.load() }, "Refresh")),
+      h("h4", {}, "Configured webhooks"),
       this.list);
   }
 
-  /** ``sinks``: the sink runner's entries of /api/v1/system/performance by name. The list is read
-   * when the section comes into view (and after each change), not on every poll: that would undo what
-   * the user is typing into it. */
+  /** ``sinks``: the sink runner's entries of /api/v1/system/performance by name. The list is drawn
+   * when the section comes into view and after each change; a poll only brings each webhook's figures up
+   * to date, so it never undoes what the user is typing. */
   update(sinks) {
     const on = sinks.has("webhooks");
     if (this.form) this.form.hidden = !on;
@@ -65,8 +76,11 @@ export class WebhooksSection {
     } else if (!this.listed) {
       this.listed = true;
       this.loadEventNames();
-      this.load();
+      return this.load();
+    } else {
+      return this.refreshFigures();
     }
+    return undefined;
   }
 
   hide() {
@@ -139,16 +153,39 @@ export class WebhooksSection {
 
   async load() {
     try {
-      const { items } = await api("api/v1/webhooks");
-      this.list.replaceChildren(...items.map((hook) => this.card(hook)));
-      if (!items.length) this.list.replaceChildren(h("p", { class: "muted" }, "No webhooks yet."));
+      this.draw((await api("api/v1/webhooks")).items);
     } catch (err) {
       this.fail("The webhooks could not be read", err);
     }
   }
 
+  draw(items) {
+    this.drawn = items.map((hook) => hook.id).join("\n");
+    this.list.replaceChildren(...items.map((hook) => this.card(hook)));
+    if (!items.length) this.list.replaceChildren(h("p", { class: "muted" }, "No webhooks yet."));
+  }
+
+  async refreshFigures() {
+    let items;
+    try {
+      ({ items } = await api("api/v1/webhooks"));
+    } catch (err) {
+      this.fail("The webhooks could not be read", err);
+      return;
+    }
+    if (items.map((hook) => hook.id).join("\n") !== this.drawn) {
+      this.draw(items); // made or deleted elsewhere
+      return;
+    }
+    for (const hook of items) {
+      const card = this.list.querySelector(`[data-webhook-id="${CSS.escape(hook.id)}"]`);
+      card.querySelector(".webhook-status").replaceWith(figures(hook));
+      const replay = card.querySelector(".replay");
+      if (replay) replay.hidden = !hook.status.dead_letters;
+    }
+  }
+
   card(hook) {
-    const s = hook.status;
     const writable = may("config:write");
     const result = h("p", { class: "test-result", role: "status" });
     const deliveries = h("div", { class: "deliveries table-wrap" });
@@ -175,18 +212,12 @@ export class WebhooksSection {
     return h("article", { class: "webhook", dataset: { webhookId: hook.id } },
       h("h5", {}, h("code", {}, hook.url)),
       h("p", { class: "muted" }, `${hook.id}, ${ORIGINS[hook.origin] ?? hook.origin}`),
-      h("p", { class: "webhook-state" },
-        hook.active ? h("span", { class: "ok" }, "on") : h("span", { class: "warn" }, "paused"),
-        ` · ${s.backlog} waiting · `,
-        h("span", { class: s.dead_letters ? "bad" : "" }, count(s.dead_letters, "dead letter")),
-        ` · ${s.delivered} delivered and ${count(s.failed_attempts, "failed attempt")} since start · last: ${attemptText(s)}`,
-        s.next_attempt_at ? ` · next try at ${clock(s.next_attempt_at)}` : ""),
-      s.last_error ? h("p", { class: "bad" }, `Last error: ${s.last_error}`) : "",
+      figures(hook),
       edit,
       h("div", { class: "toolbar" },
         writable ? h("button", { type: "button", class: "secondary", onclick: () => this.test(hook, result) }, "Send test") : "",
         h("button", { type: "button", class: "secondary", "aria-expanded": "false", onclick: (e) => this.toggleDeliveries(hook, deliveries, e.currentTarget) }, "Deliveries"),
-        writable && s.dead_letters ? h("button", { type: "button", class: "secondary", onclick: () => this.replay(hook, result) }, "Replay dead letters") : "",
+        writable ? h("button", { type: "button", class: "secondary replay", hidden: !hook.status.dead_letters, onclick: () => this.replay(hook, result) }, "Replay dead letters") : "",
         writable ? h("button", { type: "button", class: "danger", onclick: (e) => this.remove(hook, e.currentTarget) }, "Delete") : ""),
       result, deliveries);
   }
@@ -211,10 +242,10 @@ export class WebhooksSection {
     try {
       const { replayed } = await api(`api/v1/webhooks/${encodeURIComponent(hook.id)}/dead-letters/replay`, { json: {} });
       this.error.textContent = "";
-      await this.load();
-      const card = this.list.querySelector(`[data-webhook-id="${CSS.escape(hook.id)}"] .test-result`);
-      if (card) card.textContent = `${count(replayed.length, "dead letter")} sent again, before newer events.`;
+      result.className = "test-result";
+      result.textContent = `${count(replayed.length, "dead letter")} sent again, before newer events.`;
     } catch (err) {
+      result.className = "test-result bad";
       result.textContent = `Nothing was replayed: ${err.message}`;
     }
   }
