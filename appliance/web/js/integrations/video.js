@@ -26,10 +26,12 @@ export class VideoSection {
     this.controls = h("div", { class: "toolbar", id: "video-controls", hidden: true },
       this.watchButton,
       h("button", { type: "button", id: "video-snapshot", class: "secondary", onclick: () => this.snapshot() }, "Take a snapshot"));
+    // Inside Home Assistant this page's address is its ingress, which other players cannot use.
+    const where = (path) => (currentSession()?.token ? new URL(path, document.baseURI).href : `/${path}`);
     this.addresses = h("p", { class: "muted", id: "video-addresses", hidden: true },
-      "Other players: MJPEG at ", h("code", {}, new URL(MJPEG, document.baseURI).href),
-      ", a still at ", h("code", {}, new URL(SNAPSHOT, document.baseURI).href),
-      ", each with ", h("code", {}, "?access_token="), " and an API token that may read the stream.");
+      currentSession()?.token ? "Other players: " : "Other players, on the appliance's own address (not Home Assistant's): ",
+      "MJPEG at ", h("code", {}, where(MJPEG)), " (a token with stream:subscribe), a still at ", h("code", {}, where(SNAPSHOT)),
+      " (pose:read), each with ", h("code", {}, "?access_token=<an API token>"), ".");
     this.element = h("div", { class: "card", id: "video-card" },
       h("h3", {}, "Video"),
       h("p", { class: "muted" }, "The overlay video draws the skeletons the appliance estimates in a virtual camera view (simulated rooms say so in the picture). Outputs start when someone watches."),

@@ -209,8 +209,9 @@ export class WebhooksSection {
     };
     edit.addEventListener("submit", (event) => { event.preventDefault(); save(); });
     active.addEventListener("change", save);
-    return h("article", { class: "webhook", dataset: { webhookId: hook.id } },
-      h("h5", {}, h("code", {}, hook.url)),
+    // Named by its URL, so "Send test" or "Delete" is heard with the webhook it belongs to.
+    return h("article", { class: "webhook", dataset: { webhookId: hook.id }, "aria-labelledby": `webhook-${hook.id}` },
+      h("h5", { id: `webhook-${hook.id}` }, h("code", {}, hook.url)),
       h("p", { class: "muted" }, `${hook.id}, ${ORIGINS[hook.origin] ?? hook.origin}`),
       figures(hook),
       edit,
