@@ -69,6 +69,12 @@ async def test_webhook_made_in_settings_delivers_signed_events_and_is_deleted(
             await page.click("#nav a[data-page=settings]")
             await expect(page.locator("#webhooks")).to_contain_text("No webhooks yet")
 
+            # The names and wildcards it offers come from the appliance's own OpenAPI document.
+            await page.get_by_text("Which events").click()
+            choices = page.locator("#webhook-form details")
+            for name in ("person.*", "alert.*", "person.fall_detected", "analytics.report_generated"):
+                await expect(choices).to_contain_text(name)
+
             # A pattern that is no event: the API's own words come back, and nothing is made.
             await page.fill("#webhook-url", receiver.url("/from-ui"))
             await page.fill("#webhook-events", "person.flying")

@@ -23,7 +23,8 @@ const parseEvents = (text) => text.split(/[\s,]+/).filter(Boolean);
 /** The event names and their category wildcards, from the OpenAPI document's EventType. */
 async function eventChoices() {
   const openapi = await api("api/v1/openapi.json");
-  const names = openapi.components?.schemas?.EventType?.enum ?? [];
+  const names = openapi.components?.schemas?.EventType?.enum;
+  if (!names?.length) throw new Error("the API description names no event types");
   const categories = [...new Set(names.map((n) => n.split(".")[0]))];
   return { names, wildcards: categories.map((c) => `${c}.*`) };
 }
