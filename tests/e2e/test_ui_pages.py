@@ -287,7 +287,7 @@ async def test_token_made_in_settings_works_until_revoked(ui: UiSession, expect:
         assert (await api_json(server, "/api/v1/system/status", token))[0] == 403  # pose:read only
         row = page.locator('#tokens tr[data-token-name="home-assistant"]')
         await expect(row).to_contain_text("pose:read")
-        await screenshot(page, "settings", for_docs=True)
+        await screenshot(page, "settings-tokens")
         await row.locator("button").click()
         await expect(row).to_contain_text("revoked")
         status, body = await api_json(server, "/api/v1/pose/zones", token)

@@ -60,9 +60,10 @@ export async function api(path, options = {}) {
   return body;
 }
 
-/** An image (the heatmap PNG) as an object URL: <img> cannot send the Authorization header itself. */
+/** An image (the heatmap PNG, the video snapshot) as an object URL: <img> cannot send the Authorization
+ * header itself. */
 export async function imageUrl(path) {
-  const response = await request(path, { headers: { Accept: "image/png" } });
+  const response = await request(path, { headers: { Accept: "image/*" } });
   if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
   return URL.createObjectURL(await response.blob());
 }

@@ -30,6 +30,9 @@ export function s(tag, attributes, ...children) {
 
 export const $ = (id) => document.getElementById(id);
 
+/** "1 dead letter", "2 dead letters". */
+export const count = (n, thing) => `${n} ${thing}${n === 1 ? "" : "s"}`;
+
 /** "3 s ago", "4 min ago", "2 h ago" from seconds. */
 export function ago(seconds) {
   if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return "never";

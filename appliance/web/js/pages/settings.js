@@ -1,12 +1,15 @@
 // Settings: system status and version, the controls, API tokens (created with scopes and expiry, shown
-// once, revoked), users, and the sections of integrations whose API this appliance has.
+// once, revoked), users, and the integrations: webhooks, MQTT and the overlay video.
 
 import { api, may } from "../api.js";
 import { clock, duration, h } from "../dom.js";
-import { INTEGRATIONS, presentIntegrations, renderIntegration } from "../integrations.js";
+import { MqttSection } from "../integrations/mqtt.js";
+import { VideoSection } from "../integrations/video.js";
+import { WebhooksSection } from "../integrations/webhooks.js";
 import { live, on } from "../state.js";
 import { SCOPES, SOURCES, estimatorName } from "../words.js";
 
+const INTEGRATIONS_POLL_MS = 3000;
 const EXPIRIES = { "1d": "1 day", "30d": "30 days", "1y": "1 year", never: "never" };
 const date = (iso) => (iso ? new Date(iso).toLocaleString() : "–");
 
@@ -18,7 +21,7 @@ export class SettingsPage {
     this.tokens = h("div", { class: "table-wrap", id: "tokens" });
     this.newToken = h("div", { id: "new-token-box", hidden: true });
     this.users = h("div", { class: "table-wrap", id: "users" });
-    this.integrations = h("div", { id: "integrations" });
+    this.integrations = [new WebhooksSection(), new MqttSection(), new VideoSection()];
     this.message = h("p", { class: "error", role: "alert", id: "settings-error" });
     const admin = may("admin:all");
     section.replaceChildren(
@@ -32,7 +35,7 @@ export class SettingsPage {
         h("p", { class: "muted" }, "For Home Assistant and scripts. A token is shown once, when it is made; only a hash of it is kept."),
         this.buildTokenForm(), this.newToken, this.tokens) : "",
       admin ? h("div", { class: "card", id: "users-card" }, h("h3", {}, "Users"), this.buildUserForm(), this.users) : "",
-      this.integrations,
+      ...this.integrations.map((integration) => integration.element),
     );
     this.subscriptions = [];
   }
@@ -45,10 +48,14 @@ export class SettingsPage {
       this.loadTokens();
       this.loadUsers();
     }
-    this.loadIntegrations();
+    this.shown = true;
+    this.pollIntegrations();
   }
 
   hide() {
+    this.shown = false;
+    clearTimeout(this.integrationsTimer);
+    for (const integration of this.integrations) integration.hide();
     for (const off of this.subscriptions) off();
     this.subscriptions = [];
   }
@@ -247,20 +254,17 @@ export class SettingsPage {
 
   // -- integrations ----------------------------------------------------------------------------------
 
-  async loadIntegrations() {
+  /** Every few seconds while the page is shown: which sinks run and how they are doing, for each
+   * integration's section (a reply that arrives after the page was left schedules nothing). */
+  async pollIntegrations() {
+    clearTimeout(this.integrationsTimer);
     try {
-      const present = presentIntegrations(await api("api/v1/openapi.json"));
-      const sections = [];
-      for (const entry of INTEGRATIONS) {
-        const operations = present.get(entry.id);
-        if (!operations) continue;
-        const body = h("div");
-        sections.push(h("div", { class: "card", id: `integration-${entry.id}` }, h("h3", {}, entry.title), body));
-        renderIntegration(entry, operations, body).catch((err) => body.replaceChildren(h("p", { class: "error" }, err.message)));
-      }
-      this.integrations.replaceChildren(...sections);
+      const { sinks } = await api("api/v1/system/performance");
+      const byName = new Map(sinks.map((sink) => [sink.name, sink]));
+      await Promise.all(this.integrations.map((integration) => integration.update(byName)));
     } catch (err) {
-      this.fail("The API description could not be read", err);
+      this.fail("The integrations' status could not be read", err);
     }
+    if (this.shown) this.integrationsTimer = setTimeout(() => this.pollIntegrations(), INTEGRATIONS_POLL_MS);
   }
 }
