@@ -1,6 +1,8 @@
-"""``provision --sink auto`` finds the appliance over mDNS. The appliance's own advertisement is another
-issue's work, so the test registers ``_invispose._tcp.local.`` itself with python-zeroconf, on 127.0.0.1
-only (the machine's network must not see test traffic), and the tool browses on that interface alone."""
+"""``provision --sink auto`` finds the appliance over mDNS. The test registers ``_invispose._tcp.local.``
+itself with python-zeroconf, on 127.0.0.1 only (the machine's network must not see test traffic), so that
+it decides the TXT record (with and without ``csi_udp``) and how many appliances answer; the appliance's
+own record is checked against the same keys in tests/integration/test_mdns.py. An appliance running on
+this machine with mDNS on loopback answers too (these tests then see one appliance more)."""
 
 from __future__ import annotations
 
