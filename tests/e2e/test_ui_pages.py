@@ -142,9 +142,10 @@ async def test_live_view_changes_while_simulated_people_move(
         await page.wait_for_timeout(1500)  # let people move: the two pictures must differ
         after = await screenshot(plan, "live-plan-after")
         assert before != after
-        await expect(page.locator("#estimator")).to_have_text(
-            re.compile("Trackers and model|Motion detector")
-        )
+        # Once the links have learnt the empty room, the trackers place the visitor: a dot with its
+        # uncertainty circle beside the ground truth.
+        await expect(page.locator("#estimator")).to_have_text("Trackers and model", timeout=30_000)
+        await expect(page.locator(".layer-people .uncertainty").first).to_be_visible(timeout=30_000)
         await screenshot(page, "live", for_docs=True, full_page=True)
         ui.assert_clean()
     finally:

@@ -92,6 +92,8 @@ async def screenshot(target: Any, name: str, *, for_docs: bool = False, full_pag
     ``full_page``: the whole page of a page target, not only what the window shows."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     options = {"full_page": True} if full_page else {}
+    if full_page:  # from the top: a page scrolled down draws its sticky banner over the middle of the picture
+        await target.evaluate("window.scrollTo(0, 0)")
     image: bytes = await target.screenshot(path=str(ARTIFACTS / f"{name}.png"), **options)
     if for_docs and UPDATE_DOC_IMAGES:
         (DOC_IMAGES / f"{name}.png").write_bytes(image)

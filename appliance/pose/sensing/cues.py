@@ -407,13 +407,15 @@ class RoomCueExtractor:
     """A ``LinkCueExtractor`` per link, and when each learns its empty room.
 
     Each link learns its reference from its first ``calibration_s`` seconds (the room is empty then, by
-    the same contract as the motion detector's calibration), then only while ``adapt`` is called, which
-    the caller does when the room is confidently empty. Links are created on their first sample.
+    the same contract as the motion detector's calibration), at least ``REFERENCE_MIN_S`` of them, then
+    only while ``adapt`` is called, which the caller does when the room is confidently empty. A shorter
+    calibration would leave every reference unready for good: nothing could then say the room is empty,
+    so no reference would ever adapt either. Links are created on their first sample.
     """
 
     def __init__(self, rate_hz: float, calibration_s: float, n_rx: Mapping[str, int] | None = None) -> None:
         self.rate_hz = rate_hz
-        self.calibration_s = calibration_s
+        self.calibration_s = max(calibration_s, REFERENCE_MIN_S)
         self._n_rx = dict(n_rx or {})
         self.extractors: dict[str, LinkCueExtractor] = {}
         self._started: dict[str, float] = {}
