@@ -3,9 +3,9 @@
 A particle is a state (x, y, vx, vy). Between ticks particles move at their velocity, which wanders
 (random acceleration), now and then stops or starts afresh (people stop, turn and set off), and bounces off
 the walls. Each tick every particle's weight is multiplied by the likelihood of all links' cues for its
-state (``LinkLikelihood``), tempered (``MOVING_TEMPERATURE``, ``STILL_TEMPERATURE``) because consecutive
-ticks share most of their samples and are not independent evidence. The estimate is the weighted mean;
-the uncertainty is the weighted spread, in metres, which is what a joint's confidence follows downstream.
+state (``LinkLikelihood``), tempered by ``LIKELIHOOD_TEMPERATURE`` because consecutive ticks share most of
+their samples and are not independent evidence. The estimate is the weighted mean; the uncertainty is the
+weighted spread, in metres, which is what a joint's confidence follows downstream.
 
 Several people: one filter each. The cues are the room's, so a filter is kept off the others by giving
 particles close to another person's estimate a penalty (two bodies are at least a torso apart); the
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from appliance.pose.sensing.cues import LOG_SCALE, RoomCues
+from appliance.pose.sensing.cues import RoomCues
 from appliance.pose.sensing.geometry import RoomGeometry, state_features, steering
 from appliance.pose.sensing.likelihood import LinkLikelihood
 
@@ -30,16 +30,9 @@ PARTICLES = 300
 # Consecutive readings share nine tenths of their samples (1 s windows every 0.1 s) and every link sees
 # the same body, so the summed link terms are not independent evidence: they are tempered. The amplitude
 # terms' spreads are fitted per link as if independent, the angle term's weight as a calibrated
-# likelihood over the floor, hence two temperatures. The amplitude terms' temperature depends on whether
-# any link hears a moving echo (beat power at least ``MOVING_BEAT`` times the empty room's): a moving
-# body's shadow, echo and Doppler change from reading to reading and say more; a still one's shadow is
-# the same few tenths of a dB every reading, and folding it in at the moving temperature locks the
-# filter onto the first line of sight that fits. Chosen on the training episodes (`esp32-1x6`, replayed
-# through the trackers: moving median 1.20 -> 1.11 m, still 1.44 -> 1.39 m), never on the evaluation's
-# rooms.
-MOVING_TEMPERATURE = 0.3
-STILL_TEMPERATURE = 0.08
-MOVING_BEAT = 2.0
+# likelihood over the floor, hence two temperatures (chosen on the training episodes held back for
+# validation, never on the evaluation's rooms).
+LIKELIHOOD_TEMPERATURE = 0.15
 ANGLE_TEMPERATURE = 0.5
 ACCELERATION_M_S2 = 1.5
 # Per second, the chance that a person stops, and that a still person sets off in a new direction.
@@ -56,8 +49,6 @@ ROUGHENING_M = 0.03
 # Share of particles redrawn anywhere at each resampling: a filter that locked onto the wrong place (weak
 # cues, a still person) can still find the right one.
 REINJECT_SHARE = 0.03
-# Column of ``cues.cue_vector``: log beat power over the empty room's, divided by ``LOG_SCALE``.
-_BEAT = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +98,8 @@ class ParticleFilter:
         self.velocities = np.where(below | above, -self.velocities, self.velocities)
         self.positions = np.clip(moved, self._low, self._high)
 
-    def update(self, log_likelihood: F64, temperature: float) -> None:
-        self.log_weights += temperature * log_likelihood
+    def update(self, log_likelihood: F64) -> None:
+        self.log_weights += LIKELIHOOD_TEMPERATURE * log_likelihood
         self.log_weights -= self.log_weights.max()
         weights = self.weights
         if 1.0 / float(np.sum(weights**2)) < RESAMPLE_SHARE * PARTICLES:
@@ -172,9 +163,6 @@ class MultiTracker:
             if c.link in self.geometry.links and c.covariance is not None and c.static_covariance is not None
         ]
         estimates = [f.estimate() for f in self.filters]
-        beat = np.exp(cues.vectors[rows, _BEAT] * LOG_SCALE)
-        moving = bool(beat.size) and float(beat.max()) >= MOVING_BEAT
-        temperature = MOVING_TEMPERATURE if moving else STILL_TEMPERATURE
         for index, particle_filter in enumerate(self.filters):
             if dt > 0:
                 particle_filter.predict(dt)
@@ -184,7 +172,7 @@ class MultiTracker:
                 particle_filter.positions, particle_filter.velocities, tx, rx, self.geometry.wavelength_m
             )
             log_likelihood = self.likelihood.score(cues.vectors[rows], features)
-            angle_temperature = ANGLE_TEMPERATURE / temperature
+            angle_temperature = ANGLE_TEMPERATURE / LIKELIHOOD_TEMPERATURE
             for link_cues in arrays:
                 assert link_cues.covariance is not None and link_cues.static_covariance is not None
                 spec = self.geometry.links[link_cues.link]
@@ -202,7 +190,9 @@ class MultiTracker:
                 distance = np.linalg.norm(particle_filter.positions - estimate.position, axis=1)
                 log_likelihood = (
                     log_likelihood
-                    - EXCLUSION_PENALTY * np.clip(1.0 - distance / EXCLUSION_M, 0.0, 1.0) / temperature
+                    - EXCLUSION_PENALTY
+                    * np.clip(1.0 - distance / EXCLUSION_M, 0.0, 1.0)
+                    / LIKELIHOOD_TEMPERATURE
                 )
-            particle_filter.update(log_likelihood, temperature)
+            particle_filter.update(log_likelihood)
         return [f.estimate() for f in self.filters]
