@@ -55,6 +55,11 @@ def test_every_contract_key_for_the_setup_on_held_out_simulated_rooms(result: di
     assert result["setup"] == "esp32-1x6"
     assert "SIMULATED" in result["split"]["data"]
     assert result["n_rooms"] == 5 and result["n_windows"] > 1000
+    # How many readings each figure rests on: every placed person is either moving or still.
+    readings = result["readings"]
+    assert readings["moving"] > 0 and readings["still"] > 0
+    assert readings["moving"] + readings["still"] == readings["zone"]
+    assert result["baselines"]["still_centre_median_m"] > 0
 
 
 @pytest.mark.slow

@@ -114,6 +114,8 @@ def test_eval_sensing_table_shows_every_metric_beside_its_baseline() -> None:
         moving_errors=[0.5, 0.7, 0.9],
         still_errors=[0.8],
         centre_errors=[1.0, 1.5, 2.0, 2.5],
+        moving_centre_errors=[1.0, 1.5, 2.5],
+        still_centre_errors=[2.0],
         zone_right=3,
         zone_total=4,
         count_right={0: 5, 1: 3},
@@ -139,7 +141,9 @@ def test_eval_sensing_table_shows_every_metric_beside_its_baseline() -> None:
         for line in lines[3:]
         if line.startswith("  ") and "count by" not in line
     }
-    assert rows["position error, moving, median (m)"] == ["0.700", "1.750"]  # median of 0.5/0.7/0.9; centre
+    # Each beside the centre guess's error for the same people: moving ones, still ones.
+    assert rows["position error, moving, median (m)"] == ["0.700", "1.500"]
+    assert rows["position error, still, median (m)"] == ["0.800", "2.000"]
     assert rows["zone accuracy (4 quadrants)"] == ["0.750", "0.250"]
     assert rows["count exact"] == ["0.889"]
     assert rows["presence F1"] == [f"{2 * 0.8 * 1.0 / 1.8:.3f}"]

@@ -25,7 +25,7 @@ import math
 import multiprocessing
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -72,6 +72,15 @@ class Plan:
     empty: tuple[int, float]
     still_after_s: float
 
+    def rooms(self, count: int) -> Plan:
+        """The same episode lengths, ``count`` held-out rooms of each kind."""
+        return replace(
+            self,
+            moving=(count, self.moving[1]),
+            still=(count, self.still[1]),
+            empty=(count, self.empty[1]),
+        )
+
     def jobs(self, setup: str, first: int) -> list[tuple[str, Kind, int, float, float]]:
         out: list[tuple[str, Kind, int, float, float]] = []
         kinds: tuple[tuple[Kind, tuple[int, float]], ...] = (
@@ -105,6 +114,8 @@ class Tally:
     moving_errors: list[float] = field(default_factory=list)
     still_errors: list[float] = field(default_factory=list)
     centre_errors: list[float] = field(default_factory=list)
+    moving_centre_errors: list[float] = field(default_factory=list)
+    still_centre_errors: list[float] = field(default_factory=list)
     zone_right: int = 0
     zone_total: int = 0
     count_right: dict[int, int] = field(default_factory=dict)
@@ -221,8 +232,10 @@ def run_episode(ep: Episode, still_after_s: float, worker_seed: int = 0) -> Tall
             guess = estimates[matched[i]] if i in matched else centre
             error = float(np.linalg.norm(guess - person.position))
             moving = float(np.linalg.norm(person.velocity)) > MOVING_M_S
+            centre_error = float(np.linalg.norm(centre - person.position))
             (tally.moving_errors if moving else tally.still_errors).append(error)
-            tally.centre_errors.append(float(np.linalg.norm(centre - person.position)))
+            (tally.moving_centre_errors if moving else tally.still_centre_errors).append(centre_error)
+            tally.centre_errors.append(centre_error)
             tally.zone_total += 1
             tally.zone_right += int(_quadrant(guess, size) == _quadrant(person.position, size))
             keypoints = reading.persons[matched[i]].keypoints if i in matched else mean_pose
@@ -286,10 +299,22 @@ def summary(setup: str, tally: Tally, plan: Plan, seconds: float) -> dict[str, A
         "n_rooms": tally.rooms,
         "baselines": {
             "centre_p90_m": p90(tally.centre_errors),
+            "moving_centre_median_m": median(tally.moving_centre_errors),
+            "moving_centre_p90_m": p90(tally.moving_centre_errors),
+            "still_centre_median_m": median(tally.still_centre_errors),
             "zone_accuracy_centre": 0.25,
             "mpjpe_mean_pose_mm": round(1000 * float(np.mean(tally.mean_pose_errors)), 1)
             if tally.mean_pose_errors
             else None,
+        },
+        # How many readings (people x readings for positions and zones) each figure rests on.
+        "readings": {
+            "moving": len(tally.moving_errors),
+            "still": len(tally.still_errors),
+            "zone": tally.zone_total,
+            "activity": tally.activity_total,
+            "still_presence": tally.still_total,
+            "empty": tally.empty_total,
         },
         "count_by_true": {
             str(n): {
@@ -318,9 +343,16 @@ def summary(setup: str, tally: Tally, plan: Plan, seconds: float) -> dict[str, A
 
 
 def evaluate(
-    setups: Sequence[str], *, quick: bool, workers: int = 2, first: int = 0, progress: bool = False
+    setups: Sequence[str],
+    *,
+    quick: bool,
+    workers: int = 2,
+    first: int = 0,
+    rooms: int | None = None,
+    progress: bool = False,
 ) -> list[dict[str, Any]]:
-    """Held-out episodes ``first ..`` of every setup; one summary per setup.
+    """Held-out episodes ``first ..`` of every setup; one summary per setup. ``rooms`` replaces the
+    plan's number of rooms of each kind (a larger sample where the quick one is too small to tell).
 
     All setups' episodes share one pool of ``workers`` processes, longest first, so that the long still
     episodes do not wait for one another; ``progress`` shows a bar on stderr.
@@ -328,6 +360,8 @@ def evaluate(
     from tqdm import tqdm
 
     plan = QUICK if quick else FULL
+    if rooms is not None:
+        plan = plan.rooms(rooms)
     started = time.monotonic()
     jobs = sorted((job for setup in setups for job in plan.jobs(setup, first)), key=lambda j: -j[3])
     if workers > 1:
