@@ -192,6 +192,7 @@ async def test_public_routes_answer_without_a_token(app_client: Client) -> None:
         ("GET", "/api/v1/system/health"): None,  # 200 or 503, as its body says: see below
         ("GET", "/api/v1/openapi.json"): 200,
         ("GET", "/api/v1/auth/setup"): 200,
+        ("GET", "/api/v1/auth/session"): 200,  # {"signed_in": false} outside Home Assistant's ingress
         ("POST", "/api/v1/auth/setup"): 201,
         ("POST", "/api/v1/auth/token"): 200,
         ("GET", "/ws/v1/stream"): 426,  # a plain GET is told to upgrade; see test_websocket.py
