@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 CONFIG ?= config/appliance.yaml
 
 # Debian packages the test suite drives as real services (installed by `make test` when missing).
-TEST_APT_PACKAGES := chromium shellcheck busybox
+TEST_APT_PACKAGES := chromium shellcheck busybox nodejs openssl mosquitto
 
 .PHONY: install install-test install-mutation run test lint format bench mutate clean vendor-web image test-image addon
 

@@ -119,8 +119,7 @@ async def supervisor_mqtt(base_url: str, token: str) -> BrokerService | None:
 
 def names_a_broker(config: AppConfig) -> bool:
     """Whether the user's appliance.yaml names an MQTT broker itself (then the Supervisor's is not asked)."""
-    section = config.model_dump().get("mqtt") or {}
-    return bool(section.get("host"))
+    return config.mqtt.host is not None
 
 
 def overrides(options: AddonOptions, broker: BrokerService | None, data_dir: Path) -> dict[str, Any]:

@@ -9,8 +9,10 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,7 @@ from pathlib import Path
 from aiohttp import web
 
 from appliance import __version__
-from appliance.api import auth, controls, events, openapi, room, security, stream, system
+from appliance.api import auth, controls, events, openapi, room, security, stream, system, webhooks
 from appliance.api.errors import error_middleware
 from appliance.api.keys import CONFIG, DATABASE, HUB, MODEL_UNAVAILABLE, PIPELINE, STARTED_AT
 from appliance.api.metrics import metrics_middleware
@@ -26,8 +28,8 @@ from appliance.api.onboarding import ONBOARDING, start_onboarding
 from appliance.api.resource_keys import RESOURCES
 from appliance.api.resources import run_resources, setup_resources
 from appliance.api.routing import ApiRouter, install
-from appliance.config import AppConfig, SimulatorSourceConfig, SourceConfig
-from appliance.contracts import Event, EventType
+from appliance.config import AppConfig, Esp32UdpSourceConfig, SimulatorSourceConfig, SourceConfig
+from appliance.contracts import Controls, Event, EventType
 from appliance.control import ApplianceControls
 from appliance.csi.simulator import Impairments, RoomSimulator, Scenario
 from appliance.csi.sources import CsiSource, factory
@@ -35,8 +37,17 @@ from appliance.csi.sources.simulated import SimulatedSource
 from appliance.hub import Hub
 from appliance.integrations.base import Sink
 from appliance.integrations.history import HistoryRecorder
+from appliance.integrations.mdns import (
+    Advertisement,
+    BrokerNotFoundError,
+    MdnsAdvertiser,
+    hardware_model,
+    locate_broker,
+)
+from appliance.integrations.mqtt import BrokerLocator, DeviceInfo, MqttSink, resolve_device_id
 from appliance.integrations.reports import ScheduledReports
 from appliance.integrations.runner import SinkRunner
+from appliance.integrations.webhooks.sink import WebhookSink
 from appliance.integrations.websocket import WebSocketStream
 from appliance.live_config import LiveConfig
 from appliance.pipeline import Pipeline, stop_task
@@ -49,6 +60,7 @@ from appliance.store.accounts import AccountStore
 from appliance.store.database import DATABASE_FILE, Database
 from appliance.store.history import HistoryStore
 from appliance.store.settings import SettingsStore
+from appliance.store.webhooks import WebhookOutbox
 from appliance.systemd import SystemdNotifier, keep_systemd_informed
 
 log = logging.getLogger(__name__)
@@ -137,6 +149,7 @@ def build_app(config: AppConfig, *, can_restart: bool = False) -> web.Applicatio
         auth.router,
         openapi.router,
         stream.router,
+        webhooks.router,
         *setup_resources(app),
     )
     # Open streams are closed when shutdown begins; otherwise aiohttp would wait for them to end.
@@ -148,17 +161,96 @@ def build_app(config: AppConfig, *, can_restart: bool = False) -> web.Applicatio
     return app
 
 
-def build_sinks(config: AppConfig, hub: Hub, history: HistoryStore) -> list[Sink]:
+def build_sinks(
+    config: AppConfig, hub: Hub, history: HistoryStore, database: Database, controls: Controls
+) -> list[Sink]:
     """The enabled sinks, in the order they start (the history recorder first: it must see the first
     frames)."""
     sinks: list[Sink] = []
     if config.history.enabled:
         sinks.append(HistoryRecorder(history, hub, config.history))
+    if config.webhooks.enabled:
+        sinks.append(WebhookSink(WebhookOutbox(database), SettingsStore(database), hub, config.webhooks))
     if config.reports.enabled and config.history.enabled:
         sinks.append(ScheduledReports(history, hub, config.reports))
     if config.websocket.enabled:
         sinks.append(WebSocketStream(hub, config.websocket))
+    if config.mqtt.enabled:
+        device_id = resolve_device_id(config.mqtt, config.data_dir.expanduser())
+        sinks.append(
+            MqttSink(hub, config.mqtt, mqtt_device(config), device_id, controls, broker_locator(config))
+        )
+    if config.mdns.enabled:
+        sinks.append(MdnsAdvertiser(config.mdns, advertisement(config)))
     return sinks
+
+
+def mqtt_device(config: AppConfig) -> DeviceInfo:
+    """How Home Assistant lists this appliance; its web UI is the configuration URL."""
+    host = config.server.host
+    if host in ("0.0.0.0", "::", ""):
+        host = f"{socket.gethostname()}.local"
+    return DeviceInfo(
+        name=f"InvisPose {config.room.name}",
+        model="WiFi sensing appliance",
+        manufacturer="InvisPose",
+        sw_version=__version__,
+        configuration_url=f"http://{host}:{config.server.port}/",
+    )
+
+
+def broker_locator(config: AppConfig) -> BrokerLocator | None:
+    """How the MQTT sink finds a broker when ``mqtt.host`` is not set: browsing mDNS on the interfaces
+    ``mdns`` may use (none while mDNS is off)."""
+    if not config.mdns.enabled:
+        return None
+    interfaces = config.mdns.interface_list
+
+    async def over_mdns() -> tuple[str, int] | None:
+        try:
+            return await locate_broker(interfaces=interfaces)
+        except BrokerNotFoundError as exc:
+            log.warning("%s", exc)
+            return None
+
+    return over_mdns
+
+
+def mqtt_prefix(config: AppConfig) -> str:
+    """The topics' prefix this appliance publishes under (``<topic_prefix>/<device_id>``), for the mDNS
+    record; empty while MQTT is off."""
+    if not config.mqtt.enabled:
+        return ""
+    device_id = resolve_device_id(config.mqtt, config.data_dir.expanduser())
+    return f"{config.mqtt.topic_prefix}/{device_id}"
+
+
+def advertisement(config: AppConfig) -> Advertisement:
+    """What mDNS says about this appliance."""
+    udp_ports = [s.port for s in config.sources if isinstance(s, Esp32UdpSourceConfig)]
+    return Advertisement(
+        appliance_id=appliance_id(config.data_dir.expanduser().resolve()),
+        port=config.server.port,
+        version=__version__,
+        name=f"InvisPose {config.room.name}",
+        mqtt_prefix=mqtt_prefix(config),
+        model=hardware_model(),
+        csi_udp_port=udp_ports[0] if udp_ports else None,
+    )
+
+
+APPLIANCE_ID_FILE = "appliance_id"
+
+
+def appliance_id(data_dir: Path) -> str:
+    """This appliance's stable id, made on first start and kept in the data directory."""
+    path = data_dir / APPLIANCE_ID_FILE
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        made = uuid.uuid4().hex[:12]
+        path.write_text(made + "\n")
+        return made
 
 
 ui = ApiRouter()
@@ -236,7 +328,9 @@ async def _sinks_ctx(app: web.Application) -> AsyncIterator[None]:
     resources = app[RESOURCES]
     if resources.history is None:
         raise RuntimeError("the services context opens the history before the sinks start")
-    sinks = build_sinks(app[CONFIG], app[HUB], resources.history)
+    if resources.controls is None:
+        raise RuntimeError("the services context loads the controls before the sinks start")
+    sinks = build_sinks(app[CONFIG], app[HUB], resources.history, app[DATABASE], resources.controls)
     async with SinkRunner(sinks, app[HUB]) as runner:
         resources.sinks = runner
         yield

@@ -33,7 +33,10 @@ from pydantic import (
 from appliance.csi.prep import PrepSettings
 from appliance.csi.simulator import NodeSpec, RoomSpec
 from appliance.integrations.history import HistorySettings
+from appliance.integrations.mdns import MdnsSettings
+from appliance.integrations.mqtt import MqttSettings
 from appliance.integrations.reports import ReportSettings
+from appliance.integrations.webhooks.settings import WebhookSettings
 from appliance.integrations.websocket import WebSocketSettings
 from appliance.pose.estimator import ModelSettings
 from appliance.pose.motion import MotionSettings
@@ -357,6 +360,9 @@ class AppConfig(_Section):
     history: HistorySettings = Field(default_factory=HistorySettings)
     reports: ReportSettings = Field(default_factory=ReportSettings)
     websocket: WebSocketSettings = Field(default_factory=WebSocketSettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    mdns: MdnsSettings = Field(default_factory=MdnsSettings)
 
     @model_validator(mode="after")
     def _zones_fit(self) -> AppConfig:

@@ -7,8 +7,9 @@ never the raw path, so a client walking ids cannot grow the label set without bo
 its own registry: two apps in one process (tests, the bench) never share or collide on metrics.
 
 Each sink's state, lag, drops and deliveries come from the sink runner at scrape time; the open WebSocket
-streams from the WebSocket sink. Gauges for parts still to come (MQTT) and the webhook counter are
-registered now at 0, so dashboards and alerts can be written against stable names.
+streams from the WebSocket sink, the broker connection and message counts from the MQTT sink, webhook
+attempts, backlogs and dead letters from the webhook sink (each at 0 while its sink is off, so dashboards and
+alerts can be written against stable names).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
@@ -24,7 +26,6 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
-    Gauge,
     Histogram,
     ProcessCollector,
     generate_latest,
@@ -36,6 +37,7 @@ from appliance.api.resource_keys import RESOURCES
 from appliance.api.routing import ApiRouter, Scope
 from appliance.contracts import ESTIMATORS, PoseFrame
 from appliance.hub import Hub
+from appliance.integrations.base import SinkStats
 from appliance.integrations.runner import SinkStatus
 from appliance.pipeline import Pipeline
 
@@ -52,7 +54,6 @@ UNMATCHED_ROUTE = "unmatched"
 # nginx's status for a request whose client went away before the answer: no real status was sent.
 CLIENT_CLOSED_STATUS = 499
 
-WEBHOOK_OUTCOMES = ("delivered", "failed")
 # The metrics subscriber's hub queue: it only counts, so it never falls far behind.
 _QUEUE_ITEMS = 256
 
@@ -116,6 +117,55 @@ class PipelineCollector(Collector):
             delivered.add_metric([status.name], status.stats.delivered)
             restarts.add_metric([status.name], status.restarts)
         yield from (up, lag, dropped, delivered, restarts, connections)
+        yield from _mqtt_metrics(next((s.stats for s in statuses if s.name == "mqtt"), None))
+        yield from _webhook_metrics(next((s for s in statuses if s.name == "webhooks"), None))
+
+
+def _mqtt_metrics(stats: SinkStats | None) -> Iterable[Metric]:
+    """The MQTT sink's own figures (at 0 while it is off, so the names are always there)."""
+    details = stats.details if stats is not None else {}
+    yield GaugeMetricFamily(
+        f"{NAMESPACE}_mqtt_connected",
+        "1 while connected to the MQTT broker, else 0",
+        value=1.0 if stats is not None and stats.connected else 0.0,
+    )
+    yield CounterMetricFamily(
+        f"{NAMESPACE}_mqtt_messages_sent",
+        "Messages the MQTT broker accepted",
+        value=stats.delivered if stats is not None else 0,
+    )
+    dropped = CounterMetricFamily(
+        f"{NAMESPACE}_mqtt_messages_dropped",
+        "Messages never sent to the broker: events beyond the queue's limit, readings replaced by a newer "
+        "one while they waited",
+        labels=["kind"],
+    )
+    dropped.add_metric(["event"], details.get("events_dropped", 0))
+    dropped.add_metric(["reading"], details.get("readings_superseded", 0))
+    yield dropped
+
+
+def _webhook_metrics(status: SinkStatus | None) -> Iterable[Metric]:
+    """Attempts by outcome (since start), and each webhook's backlog and dead letters, from the webhook
+    sink's stats."""
+    endpoints: dict[str, dict[str, Any]] = status.stats.details.get("endpoints", {}) if status else {}
+    attempts = CounterMetricFamily(
+        f"{NAMESPACE}_webhook_deliveries", "Webhook delivery attempts, by outcome", labels=["outcome"]
+    )
+    attempts.add_metric(["delivered"], sum(e["delivered"] for e in endpoints.values()))
+    attempts.add_metric(["failed"], sum(e["failed_attempts"] for e in endpoints.values()))
+    backlog = GaugeMetricFamily(
+        f"{NAMESPACE}_webhook_backlog", "Deliveries waiting in the outbox, per webhook", labels=["webhook"]
+    )
+    dead = GaugeMetricFamily(
+        f"{NAMESPACE}_webhook_dead_letters",
+        "Deliveries that failed for good, per webhook",
+        labels=["webhook"],
+    )
+    for webhook, figures in endpoints.items():
+        backlog.add_metric([webhook], figures["backlog"])
+        dead.add_metric([webhook], figures["dead_letters"])
+    yield from (attempts, backlog, dead)
 
 
 class ApiMetrics:
@@ -137,15 +187,6 @@ class ApiMetrics:
             ["method", "route"],
             buckets=REQUEST_BUCKETS,
             registry=registry,
-        )
-        self.webhook_deliveries = Counter(
-            f"{NAMESPACE}_webhook_deliveries", "Webhook delivery attempts, by outcome", ["outcome"],
-            registry=registry,
-        )  # fmt: skip
-        for outcome in WEBHOOK_OUTCOMES:
-            self.webhook_deliveries.labels(outcome=outcome)
-        self.mqtt_connected = Gauge(
-            f"{NAMESPACE}_mqtt_connected", "1 while connected to the MQTT broker, else 0", registry=registry
         )
         self.pose_frames = Counter(
             f"{NAMESPACE}_pose_frames", "PoseFrames published, by estimator", ["estimator"], registry=registry

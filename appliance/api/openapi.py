@@ -25,7 +25,15 @@ from appliance.api.routing import (
     EndpointTable,
     Scope,
 )
+from appliance.api.webhooks import WebhookDelivery
 from appliance.contracts.schemas import MESSAGE_SCHEMAS
+from appliance.integrations.webhooks.signing import (
+    BODY_SIGNATURE_HEADER,
+    DELIVERY_ID_HEADER,
+    EVENT_TYPE_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+)
 
 OPENAPI_VERSION = "3.1.0"
 OPENAPI_PATH = "/api/v1/openapi.json"
@@ -108,6 +116,7 @@ def build_openapi(endpoints: Iterable[Endpoint]) -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "tags": [{"name": t} for t in sorted(tags)],
         "paths": paths,
+        "webhooks": _webhooks(schemas),
         "components": {
             "schemas": schemas,
             "securitySchemes": {
@@ -120,6 +129,59 @@ def build_openapi(endpoints: Iterable[Endpoint]) -> dict[str, Any]:
                 }
             },
         },
+    }
+
+
+_WEBHOOK_HEADERS = {
+    SIGNATURE_HEADER: "t=<unix seconds>,v1=<hex HMAC-SHA256 with the webhook's secret over '<t>.<body>'>; "
+    "refuse a t older than a few minutes",
+    BODY_SIGNATURE_HEADER: "sha256=<hex HMAC-SHA256 with the webhook's secret over the body>",
+    TIMESTAMP_HEADER: "the t of the signature",
+    EVENT_TYPE_HEADER: "the event's dotted type",
+    DELIVERY_ID_HEADER: "the body's delivery_id",
+    "User-Agent": "InvisPose/<version>",
+}
+
+
+def _webhooks(schemas: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI 3.1's top-level ``webhooks``: the call the appliance makes to every webhook URL."""
+    return {
+        "event": {
+            "post": {
+                "operationId": "webhookEvent",
+                "summary": "An event or alert, POSTed to each webhook whose events match it",
+                "description": "Delivered from a durable outbox: at least once, in order per webhook. Any "
+                "2xx acknowledges; network errors, timeouts and the statuses in the webhook's "
+                "retry_policy.retry_on_status (default 408, 429, 5xx) are retried with backoff, honouring "
+                "Retry-After; any other answer is final. Deliveries that fail for good are kept as dead "
+                "letters (GET /api/v1/webhooks/{id}/dead-letters) and can be replayed. The webhook's own "
+                "headers are sent too.",
+                "tags": ["webhooks"],
+                "parameters": [
+                    {
+                        "name": name,
+                        "in": "header",
+                        "required": True,
+                        "description": text,
+                        "schema": {"type": "string"},
+                    }
+                    for name, text in _WEBHOOK_HEADERS.items()
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        JSON_CONTENT_TYPE: {"schema": _add_schema(WebhookDelivery, schemas, "serialization")}
+                    },
+                },
+                "responses": {
+                    "2XX": {"description": "received"},
+                    "408": {"description": "retried"},
+                    "429": {"description": "retried, after Retry-After when given"},
+                    "5XX": {"description": "retried (after Retry-After when given)"},
+                    "default": {"description": "final: the delivery becomes a dead letter"},
+                },
+            }
+        }
     }
 
 

@@ -1,6 +1,7 @@
 """``/api/v1/system``: health (for watchdogs and load balancers) and status (for people and dashboards).
 
-Health is public, so that a watchdog needs no token; status and routers need ``system:read``. The response
+Health is public, so that a watchdog needs no token; status and routers need ``system:read``. Routers also
+lists the CSI nodes the mDNS sink found announcing themselves. The response
 models below are what the OpenAPI document publishes for these routes.
 
 A component is ``ok``, ``starting``, ``down`` or ``degraded``: working, but something needs a person's
@@ -26,10 +27,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from appliance import __version__
 from appliance.api.keys import CONFIG, DATABASE, HUB, MODEL_UNAVAILABLE, PIPELINE, STARTED_AT
-from appliance.api.resource_keys import sink_statuses
+from appliance.api.resource_keys import RESOURCES, sink_statuses
 from appliance.api.routing import ApiRouter, Scope, model_response
 from appliance.contracts.coco import body_centre
 from appliance.csi.simulator import PersonTruth
+from appliance.integrations.mdns import MdnsAdvertiser
 from appliance.integrations.runner import SinkStatus
 from appliance.pipeline import LinkChannel, Pipeline, percentiles_ms
 from appliance.store.database import Database
@@ -75,12 +77,15 @@ def _component_health(
 
 def _sink_health(sink: SinkStatus) -> dict[str, Any]:
     """A sink that is not delivering fails health if the appliance needs it, and degrades it if not.
-    Like a source's, the detail stays general: health is public."""
+    The detail is the sink's own ``last_error`` when it has one (a sink words it for anyone to read: the
+    MQTT broker refusing the login, say, without the broker's address); else it stays general."""
     if sink.healthy:
         return {"status": "ok", "detail": f"{sink.stats.delivered} delivered"}
     if sink.state == "starting":
         return {"status": "starting", "detail": "starting"}
     detail = "restarting after a failure" if sink.state == "restarting" else "not delivering"
+    if sink.stats.last_error:
+        detail = f"{detail}: {sink.stats.last_error}"
     return {"status": "down" if sink.required else "degraded", "detail": f"{detail}; see status"}
 
 
@@ -222,9 +227,22 @@ class RouterLink(LinkSummary):
     missing_samples: int
 
 
+class DiscoveredNode(_Response):
+    service: str = Field(description="_invispose-node._udp (our provisioning) or _espectre._tcp")
+    name: str = Field(description="the node's mDNS instance name")
+    addresses: list[str]
+    port: int
+    properties: dict[str, str] = Field(description="its TXT record")
+    last_seen: float
+
+
 class Routers(_Response):
     link_timeout_s: float
     routers: list[RouterLink]
+    discovered: list[DiscoveredNode] = Field(
+        description="CSI nodes that announce themselves over mDNS, whether or not they send to this "
+        "appliance yet (empty while mdns is off)"
+    )
 
 
 @router.get(
@@ -409,7 +427,12 @@ async def routers(request: web.Request, query: None, body: None) -> Routers:
                 "missing_samples": stats.missing_samples,
             }
         )
-    return Routers.model_validate({"link_timeout_s": pipeline.link_timeout_s, "routers": items})
+    runner = request.app[RESOURCES].sinks
+    advertiser = runner.sink(MdnsAdvertiser.name) if runner is not None else None
+    discovered = [s.to_dict() for s in advertiser.found()] if isinstance(advertiser, MdnsAdvertiser) else []
+    return Routers.model_validate(
+        {"link_timeout_s": pipeline.link_timeout_s, "routers": items, "discovered": discovered}
+    )
 
 
 def _truth_person(person: PersonTruth) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """``invispose``: the appliance's command line (run the service, check a config, inspect CSI files,
-record and replay, the pose model's tools, users and tokens).
+record and replay, the pose model's tools, users and tokens, the appliance on the MQTT broker).
 
 The commands live here, one module per group, and may import every part of the appliance; no other
 package imports them. Every command takes ``--config`` and ``--data-dir`` so that scripts can run several
@@ -38,7 +38,7 @@ def _common_options() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from appliance.cli import accounts, addon, csi, pose, recording, schemas
+    from appliance.cli import accounts, addon, csi, mqtt, pose, recording, schemas
 
     common = _common_options()
     parser = argparse.ArgumentParser(
@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     pose.register(commands, common)
     accounts.register(commands, common)
     schemas.register(commands, common)
+    mqtt.register(commands, common)
     addon.register(commands, common)
     return parser
 

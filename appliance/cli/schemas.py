@@ -1,9 +1,9 @@
 """``invispose schemas``: write (or check) the shipped JSON Schemas of every message the appliance sends.
 
 One file per message type, ``<name>.schema.json``: the hub's contracts (what REST, WebSocket, MQTT and
-webhooks carry) and the WebSocket protocol's own messages. They are generated from the same models that
-describe the OpenAPI document, so ``--check`` (run by the tests) fails when a shape changed and the
-shipped files did not follow.
+webhooks carry), the WebSocket protocol's own messages and the MQTT command answers. They are generated
+from the same models that describe the OpenAPI document, so ``--check`` (run by the tests) fails when a
+shape changed and the shipped files did not follow.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from appliance.contracts.schemas import MESSAGE_SCHEMAS
+from appliance.integrations.mqtt.commands import PROTOCOL_SCHEMAS as MQTT_SCHEMAS
 from appliance.integrations.websocket import PROTOCOL_SCHEMAS
 
 DEFAULT_DIR = Path("docs/schemas")
@@ -25,7 +26,7 @@ DEFAULT_DIR = Path("docs/schemas")
 def schema_documents() -> dict[str, str]:
     """File name -> text of every shipped schema."""
     documents: dict[str, str] = {}
-    for name, model in {**MESSAGE_SCHEMAS, **PROTOCOL_SCHEMAS}.items():
+    for name, model in {**MESSAGE_SCHEMAS, **PROTOCOL_SCHEMAS, **MQTT_SCHEMAS}.items():
         adapter = model if isinstance(model, TypeAdapter) else TypeAdapter(model)
         schema = adapter.json_schema()
         document: dict[str, Any] = {

@@ -39,9 +39,6 @@ MOSQUITTO = {
     "password": "Ohb6eeNg",
     "addon": "core_mosquitto",
 }
-needs_mqtt_section = pytest.mark.skipif(
-    "mqtt" not in AppConfig.model_fields, reason="the mqtt: section (issue 11) is not merged yet"
-)
 
 
 @dataclass
@@ -153,7 +150,6 @@ async def test_the_appliance_is_configured_for_the_add_on(
     assert config.auth.ingress_role == "viewer"
 
 
-@needs_mqtt_section
 async def test_the_appliance_publishes_to_the_supervisor_s_broker(
     supervisor: tuple[Supervisor, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

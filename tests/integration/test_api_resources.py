@@ -206,7 +206,7 @@ async def test_performance_is_measured(aiohttp_client: Any, tmp_path: Path) -> N
     assert body["cpu_percent"] is not None and body["cpu_percent"] > 0
     assert len(body["links"]) == 6 and body["csi_packets_per_s"] > 300
     assert body["latency_ms"]["p50"] is not None and body["memory_rss_mb"] > 10
-    assert [s["name"] for s in body["sinks"]] == ["history", "reports", "websocket"]
+    assert [s["name"] for s in body["sinks"]] == ["history", "webhooks", "reports", "websocket", "mdns"]
     history = body["sinks"][0]
     assert (history["name"], history["state"], history["connected"]) == ("history", "running", True)
     assert history["delivered"] > 0 and history["details"]["received"] == history["delivered"]

@@ -25,8 +25,10 @@ async def test_health_turns_healthy_and_lists_components(aiohttp_client: Any, tm
         "pipeline",
         "database",
         "sink:history",
+        "sink:webhooks",
         "sink:reports",
         "sink:websocket",
+        "sink:mdns",
     }
     assert body["components"]["database"] == {"status": "ok", "detail": "no errors"}
 
