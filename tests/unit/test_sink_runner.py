@@ -196,6 +196,30 @@ async def test_status_describes_each_sink_and_a_sink_is_found_by_name() -> None:
         assert runner.sink("absent") is None
 
 
+async def test_a_failed_sink_reads_restarting_while_it_waits() -> None:
+    """What health shows between a failure and the next try: restarting, not healthy."""
+    flaky = Recording("flaky", [], fail_runs=1)
+    async with SinkRunner([flaky], Hub(), first_backoff_s=60.0, max_backoff_s=60.0) as runner:
+        await wait_for(lambda: runner.status()[0].last_failure is not None)
+        status = runner.status()[0]
+        assert status.state == "restarting" and not status.healthy and flaky.runs == 1
+
+
+class Finishing(Recording):
+    async def run(self) -> None:
+        self.runs += 1
+
+
+async def test_a_sink_whose_run_ends_is_stopped_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    done = Finishing("oneshot", [])
+    with caplog.at_level(logging.INFO, logger="appliance.integrations.runner"):
+        async with SinkRunner([done], Hub()) as runner:
+            await wait_for(lambda: runner.status()[0].state == "stopped")
+    assert done.runs == 1
+    [record] = caplog.records
+    assert record.getMessage() == "sink finished" and getattr(record, "fields", None) == {"sink": "oneshot"}
+
+
 def test_backoff_doubles_with_jitter_up_to_its_cap() -> None:
     backoff = Backoff(1.0, 8.0)
     caps = [1.0, 2.0, 4.0, 8.0, 8.0]
