@@ -220,6 +220,19 @@ async def test_a_sink_whose_run_ends_is_stopped_and_says_so(caplog: pytest.LogCa
     assert record.getMessage() == "sink finished" and getattr(record, "fields", None) == {"sink": "oneshot"}
 
 
+async def test_the_first_restart_waits_the_first_backoff_not_the_longest() -> None:
+    flaky = Recording("flaky", [], fail_runs=1)
+    async with SinkRunner([flaky], Hub(), first_backoff_s=0.01, max_backoff_s=60.0):
+        await wait_for(lambda: flaky.runs == 2, within=3.0)
+
+
+async def test_each_sink_runs_in_a_task_named_after_it() -> None:
+    """What an asyncio task dump (or a debugger) shows for a sink that hangs."""
+    async with SinkRunner([Recording("mqtt", []), Recording("webhooks", [])], Hub()):
+        names = {task.get_name() for task in asyncio.all_tasks()}
+        assert {"sink:mqtt", "sink:webhooks"} <= names
+
+
 def test_backoff_doubles_with_jitter_up_to_its_cap() -> None:
     backoff = Backoff(1.0, 8.0)
     caps = [1.0, 2.0, 4.0, 8.0, 8.0]
