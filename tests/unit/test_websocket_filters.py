@@ -17,7 +17,7 @@ from referencing import Registry, Resource
 
 from appliance.contracts import Event, EventType, PersonUpdate, SystemStatus, ZoneOccupancy
 from appliance.hub import HubItem, Message
-from appliance.integrations.websocket import Filters, data_kind, envelope, filtered_text
+from appliance.integrations.websocket import Filters, _id, data_kind, envelope, filtered_text
 from tests.conftest import REPO
 from tests.factories import T0, frame_at, person_pose
 
@@ -134,3 +134,12 @@ def test_each_message_arrives_in_its_documented_type(item: HubItem, kind: str) -
 def test_the_envelope_escapes_the_topic() -> None:
     sent = json.loads(envelope("zone_update", 'zone/a"b\\c', "{}"))
     assert sent["topic"] == 'zone/a"b\\c'
+
+
+@pytest.mark.parametrize(
+    ("sent", "echoed"),
+    [("sub-1", "sub-1"), (7, 7), (0, 0), (True, None), (1.5, None), (None, None), ({"a": 1}, None)],
+)
+def test_a_request_id_is_echoed_only_when_the_protocol_allows_it(sent: object, echoed: object) -> None:
+    """ws-client-message.schema.json: ``id`` is a string or an integer; JSON's true is neither."""
+    assert _id(sent) == echoed and type(_id(sent)) is type(echoed)
