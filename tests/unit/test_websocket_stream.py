@@ -1,0 +1,111 @@
+"""``WebSocketStream`` over a real loopback WebSocket, in a small app of its own (no service around it).
+
+The token check is a plain function here (the service's is the API authenticator, tested in
+tests/integration/test_websocket.py with the whole app); everything else is the real sink and hub. The
+oracles are the protocol's documented messages (docs/schemas/ws-*.schema.json) and the settings below.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from appliance.contracts import ZoneOccupancy
+from appliance.hub import Hub
+from appliance.integrations.websocket import AccessDeniedError, WebSocketSettings, WebSocketStream
+from tests.factories import T0, frame_at
+
+QUEUE = 4
+# The topics the unknown_topic error offers, as the protocol documents them.
+DOCUMENTED_TOPICS = ["pose", "person/+", "zone/+", "status", "config/zones", "event/#", "alert/#"]
+
+
+async def authorize(token: str) -> str:
+    if token != "good":
+        raise AccessDeniedError(4001, "bad token")
+    return "tester"
+
+
+@pytest.fixture
+async def stream_app(aiohttp_client: Any) -> AsyncIterator[tuple[TestClient[Any, Any], Hub, WebSocketStream]]:
+    hub = Hub()
+    stream = WebSocketStream(hub, WebSocketSettings(queue_messages=QUEUE))
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        return await stream.serve(request, authorize, request.query.get("token"))
+
+    app = web.Application()
+    app.router.add_get("/ws", handler)
+    async with stream:
+        yield await aiohttp_client(app), hub, stream
+
+
+async def receive(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
+    message: dict[str, Any] = json.loads(await ws.receive_str(timeout=5))
+    return message
+
+
+async def connected(client: TestClient[Any, Any]) -> aiohttp.ClientWebSocketResponse:
+    ws = await client.ws_connect("/ws?token=good")
+    assert (await receive(ws))["type"] == "connection"
+    return ws
+
+
+async def test_an_unknown_topic_is_refused_with_the_request_id_and_the_topics_there_are(
+    stream_app: tuple[TestClient[Any, Any], Hub, WebSocketStream],
+) -> None:
+    client, _, _ = stream_app
+    ws = await connected(client)
+    await ws.send_json({"type": "subscribe", "topic": "weather/today", "id": "q1"})
+    assert await receive(ws) == {
+        "type": "error",
+        "id": "q1",
+        "code": "unknown_topic",
+        "message": "'weather/today' is not a topic or filter",
+        "details": {"topics": DOCUMENTED_TOPICS},
+    }
+    await ws.close()
+
+
+async def test_a_filter_may_start_with_a_wildcard(
+    stream_app: tuple[TestClient[Any, Any], Hub, WebSocketStream],
+) -> None:
+    client, hub, _ = stream_app
+    ws = await connected(client)
+    await ws.send_json({"type": "subscribe", "topic": "+/kitchen", "id": 5})
+    ack = await receive(ws)
+    assert (ack["type"], ack["id"], ack["topic"]) == ("subscribed", 5, "+/kitchen")
+    hub.publish(ZoneOccupancy(T0, "kitchen", "Kitchen", 1, (1,), "esp32", "model"))
+    update = await receive(ws)
+    assert (update["type"], update["topic"], update["data"]["zone_id"]) == (
+        "zone_update",
+        "zone/kitchen",
+        "kitchen",
+    )
+    await ws.close()
+
+
+async def test_a_client_that_fell_behind_is_told_how_much_it_lost_each_time(
+    stream_app: tuple[TestClient[Any, Any], Hub, WebSocketStream],
+) -> None:
+    """Published in one go, faster than anything is sent, 10 frames overflow a queue of 4: the client is
+    told it lost 6 (6 in all) before the 4 newest; the next burst, 6 more (12 in all)."""
+    client, hub, stream = stream_app
+    ws = await connected(client)
+    await ws.send_json({"type": "subscribe", "topic": "pose"})
+    assert (await receive(ws))["type"] == "subscribed"
+    for burst, total in ((0, 6), (1, 12)):
+        for i in range(10):
+            hub.publish(frame_at(T0, [], frame_id=10 * burst + i))
+        assert await receive(ws) == {"type": "lagged", "dropped": 6, "total_dropped": total}
+        frame_ids = [(await receive(ws))["data"]["frame_id"] for _ in range(QUEUE)]
+        assert frame_ids == [10 * burst + i for i in range(6, 10)]
+    assert stream.stats().details["lagged_notices"] == 2
+    assert stream.stats().dropped == 12
+    await ws.close()
