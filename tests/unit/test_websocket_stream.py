@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient
 
 from appliance.contracts import ZoneOccupancy
 from appliance.hub import Hub
+from appliance.integrations import websocket
 from appliance.integrations.websocket import AccessDeniedError, WebSocketSettings, WebSocketStream
 from tests.factories import T0, frame_at
 
@@ -109,3 +110,28 @@ async def test_a_client_that_fell_behind_is_told_how_much_it_lost_each_time(
     assert stream.stats().details["lagged_notices"] == 2
     assert stream.stats().dropped == 12
     await ws.close()
+
+
+def test_a_clients_messages_are_limited_to_its_rate_with_a_burst_of_twice_that(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``messages_per_second``: "a burst of twice that"; then one per 1/rate s. Past five times the rate
+    in one second, the client is abusive (closed with 1008). The clock is set by the test."""
+    now = [100.0]
+    monkeypatch.setattr(websocket.time, "monotonic", lambda: now[0])
+    bucket = websocket._TokenBucket(2.0)
+    assert [bucket.take() for _ in range(5)] == [True, True, True, True, False]
+    now[0] += 0.5  # one message's worth at 2 a second
+    assert [bucket.take(), bucket.take()] == [True, False]
+    now[0] += 60.0  # idle for long: the burst again, no more
+    assert [bucket.take() for _ in range(5)] == [True, True, True, True, False]
+    assert not bucket.abused
+    for _ in range(9):  # 10 refusals in this second: at the limit of five times the rate
+        bucket.take()
+    assert bucket.refused_in_second == 10 and not bucket.abused
+    bucket.take()
+    assert bucket.abused
+    now[0] += 0.4  # 0.8 of a message refilled, in the same second: refused too
+    assert not bucket.take() and bucket.refused_in_second == 12
+    now[0] += 0.1  # a whole message refilled, in a new second, which forgives the refusals
+    assert bucket.take() and bucket.refused_in_second == 0 and not bucket.abused
