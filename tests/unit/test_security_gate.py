@@ -17,12 +17,19 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, make_mocked_request
 
 from appliance.api.auth import AUTHENTICATOR, PRINCIPAL, Authenticator, load_or_create_secret
 from appliance.api.errors import error_middleware
 from appliance.api.routing import ApiRouter, RateTier, Scope, install
-from appliance.api.security import RETIRED_APIS, RetiredApi, middlewares, setup_security
+from appliance.api.security import (
+    RETIRED_APIS,
+    RetiredApi,
+    _unauthorized,
+    ingress_path,
+    middlewares,
+    setup_security,
+)
 from appliance.store.accounts import AccountStore
 from appliance.store.database import DATABASE_FILE, Database
 from tests.auth_support import bearer, config_in
@@ -382,3 +389,34 @@ async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket(m
     assert await remaining("203.0.113.9, 198.51.100.1, 127.0.0.5") == "0"
     # Only trusted proxies in the header: the first one is the client.
     assert await remaining("127.0.0.9, 127.0.0.5") == "2"
+
+
+async def test_a_forwarded_hop_that_is_not_an_address_is_never_trusted(make_gate: MakeGate) -> None:
+    """Past a trusted proxy, anything that is not an address is the client as far as limits go."""
+    gate = await make_gate(trusted_proxies=["127.0.0.0/8", "198.51.100.0/24"])
+
+    async def remaining(forwarded_for: str) -> str:
+        response = await gate.client.get("/api/v1/ping", headers={"X-Forwarded-For": forwarded_for})
+        return response.headers["X-RateLimit-Remaining"]
+
+    assert await remaining("203.0.113.9, not-an-address") == "2"
+    assert await remaining("203.0.113.9, another-name") == "2"  # its own bucket, not 203.0.113.9's
+    assert await remaining("203.0.113.9, 198.51.100.1") == "2"  # 203.0.113.9's first request...
+    assert await remaining("203.0.113.9") == "1"  # ...and its second
+
+
+def test_the_ingress_path_is_a_plain_path_without_its_trailing_slash() -> None:
+    def path_of(value: str) -> str | None:
+        return ingress_path(make_mocked_request("GET", "/", headers={"X-Ingress-Path": value}))
+
+    assert path_of("/api/hassio_ingress/abc123/") == "/api/hassio_ingress/abc123"
+    assert path_of("/api/hassio_ingress/abc123") == "/api/hassio_ingress/abc123"
+    assert path_of("api/hassio_ingress/abc") is None  # not absolute
+    assert path_of("/a b") is None
+    assert ingress_path(make_mocked_request("GET", "/")) is None
+
+
+def test_a_token_error_never_puts_a_backslash_or_a_quote_in_the_challenge() -> None:
+    """RFC 9110 quoted-string: a backslash escapes the next character and a quote ends the string."""
+    challenge = _unauthorized('bad \\"sub\\" claim', with_error=True).headers["WWW-Authenticate"]
+    assert challenge.endswith("error_description=\"bad 'sub' claim\"")
