@@ -10,7 +10,8 @@ Each ``only_mutate`` entry is a group, scored on its own line; ``--modules`` run
 to learn which tests call which function (cached in mutants/), then, for each mutant, only the tests that
 called the mutated function: a group's tests are the selected tests that reach it, which is why the
 selection holds fast tests only. After adding tests, ``--survivors`` runs again only what the last run did
-not catch. Where only part of a file is in scope, ``FUNCTIONS`` narrows it.
+not catch. Where only part of a file is in scope, ``FUNCTIONS`` narrows it. mutmut 3 leaves decorated
+functions alone (aiohttp middlewares, the API's route handlers, properties): tests over HTTP pin those.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MUTMUT = Path(sys.executable).with_name("mutmut")
 # Parts of a module in scope. History: only retention; the recorder around it has its own, slower,
-# integration tests. WebSocket: the filtering, rate limiting and delivery a subscriber sees; the socket
-# handshake, auth and message loop are reached only through tests/integration/test_websocket.py, about
-# 16 s for each of their ~450 mutants.
+# integration tests. WebSocket: the filtering, rate limiting and delivery a subscriber sees (its unit
+# tests); the handshake, auth and message loop are tested end to end by
+# tests/integration/test_websocket.py, too slow to run for each of their ~450 mutants.
 FUNCTIONS: dict[str, tuple[str, ...]] = {
     "appliance/integrations/websocket.py": (
         "filtered_text",
