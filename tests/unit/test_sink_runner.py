@@ -226,6 +226,14 @@ async def test_the_first_restart_waits_the_first_backoff_not_the_longest() -> No
         await wait_for(lambda: flaky.runs == 2, within=3.0)
 
 
+async def test_restarts_never_wait_longer_than_the_longest_backoff() -> None:
+    """Twelve failures in a row: doubling from 10 ms unbounded would reach 20 s; capped at 20 ms, it
+    stays well under a second in all."""
+    flaky = Recording("flaky", [], fail_runs=12)
+    async with SinkRunner([flaky], Hub(), first_backoff_s=0.01, max_backoff_s=0.02):
+        await wait_for(lambda: flaky.runs == 13, within=3.0)
+
+
 async def test_each_sink_runs_in_a_task_named_after_it() -> None:
     """What an asyncio task dump (or a debugger) shows for a sink that hangs."""
     async with SinkRunner([Recording("mqtt", []), Recording("webhooks", [])], Hub()):
