@@ -135,3 +135,63 @@ def test_a_clients_messages_are_limited_to_its_rate_with_a_burst_of_twice_that(
     assert not bucket.take() and bucket.refused_in_second == 12
     now[0] += 0.1  # a whole message refilled, in a new second, which forgives the refusals
     assert bucket.take() and bucket.refused_in_second == 0 and not bucket.abused
+
+
+async def test_a_subscription_starts_with_what_is_true_now(
+    stream_app: tuple[TestClient[Any, Any], Hub, WebSocketStream],
+) -> None:
+    """The retained readings the filter covers arrive right after the ack, which repeats the filters."""
+    client, hub, _ = stream_app
+    hub.publish(ZoneOccupancy(T0, "kitchen", "Kitchen", 2, (1, 2), "esp32", "model"))
+    ws = await connected(client)
+    await ws.send_json({"type": "subscribe", "topic": "#", "filters": {"zone_id": "kitchen"}})
+    ack = await receive(ws)
+    assert (ack["type"], ack["topic"]) == ("subscribed", "#")
+    assert ack["filters"] == {"zone_id": "kitchen", "person_id": None, "min_confidence": 0.0}
+    current = await receive(ws)
+    assert (current["type"], current["topic"], current["data"]["occupancy"]) == (
+        "zone_update",
+        "zone/kitchen",
+        2,
+    )
+    await ws.close()
+
+
+async def test_a_filtered_subscription_sends_only_what_passes(
+    stream_app: tuple[TestClient[Any, Any], Hub, WebSocketStream],
+) -> None:
+    client, hub, _ = stream_app
+    ws = await connected(client)
+    await ws.send_json({"type": "subscribe", "topic": "pose", "filters": {"zone_id": "sofa"}})
+    assert (await receive(ws))["type"] == "subscribed"
+    hub.publish(frame_at(T0, [(1, 1.0, 3.0, "sofa", "sitting"), (2, 4.0, 1.0, None, "walking")]))
+    data = (await receive(ws))["data"]
+    assert ([p["id"] for p in data["persons"]], data["person_count"]) == ([1], 1)
+    await ws.close()
+
+
+async def test_max_fps_caps_a_topic_and_leaves_the_others_alone(
+    stream_app: tuple[TestClient[Any, Any], Hub, WebSocketStream],
+) -> None:
+    """At one frame a second, of three frames published at once only the first is sent; a zone reading
+    published after them (another topic, uncapped) comes next."""
+    client, hub, _ = stream_app
+    ws = await connected(client)
+    for topic in ("pose", "zone/+"):
+        await ws.send_json({"type": "subscribe", "topic": topic})
+        assert (await receive(ws))["type"] == "subscribed"
+    await ws.send_json({"type": "configure", "topic": "pose", "max_fps": 1, "id": 9})
+    assert await receive(ws) == {
+        "type": "configured",
+        "id": 9,
+        "topic": "pose",
+        "max_fps": 1.0,
+        "filters": None,
+    }
+    for i in range(3):
+        hub.publish(frame_at(T0, [], frame_id=i))
+    hub.publish(ZoneOccupancy(T0, "kitchen", "Kitchen", 0, (), "esp32", "model"))
+    first, second = await receive(ws), await receive(ws)
+    assert (first["type"], first["data"]["frame_id"]) == ("pose_update", 0)
+    assert second["type"] == "zone_update"
+    await ws.close()
