@@ -25,6 +25,7 @@ from appliance.api.routing import ApiRouter, RateTier, Scope, install
 from appliance.api.security import (
     RETIRED_APIS,
     RetiredApi,
+    SecurityPolicy,
     _unauthorized,
     ingress_path,
     middlewares,
@@ -411,6 +412,7 @@ def test_the_ingress_path_is_a_plain_path_without_its_trailing_slash() -> None:
 
     assert path_of("/api/hassio_ingress/abc123/") == "/api/hassio_ingress/abc123"
     assert path_of("/api/hassio_ingress/abc123") == "/api/hassio_ingress/abc123"
+    assert path_of("/api/hassio_ingress/tokenX/") == "/api/hassio_ingress/tokenX"
     assert path_of("api/hassio_ingress/abc") is None  # not absolute
     assert path_of("/a b") is None
     assert ingress_path(make_mocked_request("GET", "/")) is None
@@ -420,3 +422,37 @@ def test_a_token_error_never_puts_a_backslash_or_a_quote_in_the_challenge() -> N
     """RFC 9110 quoted-string: a backslash escapes the next character and a quote ends the string."""
     challenge = _unauthorized('bad \\"sub\\" claim', with_error=True).headers["WWW-Authenticate"]
     assert challenge.endswith("error_description=\"bad 'sub' claim\"")
+
+
+async def test_only_the_ingress_proxy_itself_can_sign_a_user_in(make_gate: MakeGate) -> None:
+    """X-Ingress-Path from any other address (the add-on's mapped port, a neighbour) is just a header."""
+    gate = await make_gate(ingress_proxy="192.0.2.1")
+    ingress = {"X-Ingress-Path": "/api/hassio_ingress/abc123", "X-Remote-User-Name": "Maria"}
+    assert (await gate.client.get("/api/v1/pose", headers=ingress)).status == 401
+
+
+async def test_forwarded_for_counts_only_from_a_trusted_proxy(make_gate: MakeGate) -> None:
+    gate = await make_gate(trusted_proxies=["198.51.100.0/24"])  # not loopback, where the test calls from
+
+    async def remaining(headers: dict[str, str]) -> str:
+        return (await gate.client.get("/api/v1/ping", headers=headers)).headers["X-RateLimit-Remaining"]
+
+    # A client that names another client cannot get a fresh bucket: both requests are charged to 127.0.0.1.
+    assert await remaining({"X-Forwarded-For": "203.0.113.1"}) == "2"
+    assert await remaining({"X-Forwarded-For": "203.0.113.2"}) == "1"
+
+
+async def test_a_trusted_proxy_without_forwarded_for_is_the_client(make_gate: MakeGate) -> None:
+    gate = await make_gate(trusted_proxies=["127.0.0.0/8"])
+    answers = [await gate.client.get("/api/v1/ping") for _ in range(2)]
+    assert [(r.status, r.headers["X-RateLimit-Remaining"]) for r in answers] == [(200, "2"), (200, "1")]
+
+
+def test_host_names_as_browsers_send_them() -> None:
+    policy = SecurityPolicy.from_config(
+        config_in(Path("/unused"), **{"auth.allowed_hosts": ["box.example.lan"]})
+    )
+    assert policy.host_allowed("box.example.lan.:8099")  # a fully qualified name ends with a dot
+    assert policy.host_allowed("[::1]:8099") and policy.host_allowed("[::1]")
+    assert policy.host_allowed(None)  # HTTP/1.0 sends no Host: no name, nothing to rebind
+    assert not policy.host_allowed("[]:8099")
