@@ -57,7 +57,7 @@ vendor-web:
 
 # Mutation score per module (minutes; not part of `make test`): see scripts/mutation_score.py.
 mutate: install-mutation
-	INVISPOSE_CAPTURES=$${INVISPOSE_CAPTURES:-$(CURDIR)/../shared/captures} $(BIN)/python scripts/mutation_score.py
+	INVISPOSE_CAPTURES=$${INVISPOSE_CAPTURES:-$(CURDIR)/../shared/captures} $(BIN)/python scripts/mutation_score.py $(if $(MODULES),--modules $(MODULES))
 
 # The edge box image (Debian bookworm, image/README.md): ARCH=amd64 or arm64; needs root. Not part of
 # `make test`: `make test-image` boots the built amd64 root filesystem and checks the appliance in it.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 import pytest
 
@@ -107,6 +108,8 @@ def test_only_retained_topics_are_kept_and_a_forgotten_one_is_gone() -> None:
     assert hub.latest("person/4") is None
     hub.forget("zone/kitchen")
     assert hub.latest("zone/kitchen") is None
+    hub.forget("zone/never-published")  # deleting a zone that never had a reading is no error
+    assert sorted(m.topic for m in hub.retained()) == ["pose"]
 
 
 async def test_full_queue_drops_oldest_and_counts_it() -> None:
@@ -166,7 +169,7 @@ async def test_close_ends_iteration_and_unsubscribe_stops_delivery() -> None:
     hub.close()
     items = [item async for item in sub]
     assert len(items) == 2
-    with pytest.raises(EOFError):
+    with pytest.raises(EOFError, match="subscription 'a' is closed"):
         await sub.get()
 
 
@@ -181,6 +184,7 @@ async def test_counters_report_what_was_published_and_delivered() -> None:
     frames_only = hub.subscribe("video", ("pose",), maxsize=2)
     everything = hub.subscribe("history")
     assert hub.subscriptions == (frames_only, everything)
+    assert [sub.name for sub in hub.subscriptions] == ["video", "history"]  # how /metrics labels them
     for i in range(3):
         hub.publish(frame_at(T0, frame_id=i))
     hub.publish(Event(EventType.SYSTEM_STARTED))
@@ -200,3 +204,34 @@ async def test_counters_report_what_was_published_and_delivered() -> None:
 def test_a_queue_of_one_is_allowed() -> None:
     sub = Hub().subscribe("latest-only", maxsize=1)
     assert sub.maxsize == 1
+
+
+async def test_delivered_counts_every_message_handed_out_by_get_and_by_drain() -> None:
+    """A sink's "delivered" figure is the sum of what it took, one at a time or all at once."""
+    hub = Hub()
+    sub = hub.subscribe("history")
+    for i in range(5):
+        hub.publish(frame_at(T0, frame_id=i))
+    await sub.get()
+    await sub.get()
+    assert sub.delivered == 2
+    assert frame_ids(sub.drain()) == [2, 3, 4]
+    assert sub.delivered == 5
+    hub.publish(frame_at(T0, frame_id=5))
+    assert frame_ids(sub.drain()) == [5]
+    assert (sub.delivered, sub.pending) == (6, 0)
+
+
+def test_an_unencodable_item_is_counted_and_logged_with_its_topic(caplog: pytest.LogCaptureFixture) -> None:
+    """A producer's bug reaches nobody, and the log (appliance/logs.py: fields as data) says which topic."""
+    hub = Hub()
+    sub = hub.subscribe("all")
+    with caplog.at_level(logging.ERROR, logger="appliance.hub"):
+        for _ in range(2):
+            assert hub.publish(Event(EventType.SYSTEM_STARTED, {"not json": object()})) is None
+    assert (hub.unencodable, hub.published, sub.pending) == (2, 0, 0)
+    assert len(caplog.records) == 2
+    for record in caplog.records:
+        assert record.getMessage().startswith("hub: cannot encode")
+        assert record.exc_info is not None
+        assert getattr(record, "fields", None) == {"topic": "event/system.started"}

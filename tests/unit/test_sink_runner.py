@@ -4,6 +4,7 @@ sinks that cannot start yet, and the status it reports."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import datetime
 from datetime import time as clock_time
@@ -105,6 +106,139 @@ async def test_a_sink_that_cannot_start_yet_does_not_hold_up_the_others() -> Non
         assert runner.status()[0].state in ("starting", "restarting")
         await wait_for(lambda: runner.status()[0].state == "running")
         assert log[-1] == "enter late"
+
+
+class Leaving(Recording):
+    """Also notes what ``__aexit__`` was told and whether its run was cancelled; ``fail_exit`` raises."""
+
+    required = True
+
+    def __init__(self, name: str, *, fail_runs: int = 0, fail_exit: bool = False) -> None:
+        super().__init__(name, [], fail_runs=fail_runs)
+        self.exits: list[tuple[Any, ...]] = []
+        self.cancelled = False
+        self.fail_exit = fail_exit
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        self.exits.append(exc_info)
+        if self.fail_exit:
+            raise OSError("disk full")
+
+    async def run(self) -> None:
+        try:
+            await super().run()
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+
+
+async def test_a_sink_leaves_knowing_why_and_its_run_is_cancelled_at_the_end(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A sink that failed is told the error as it leaves (``__aexit__``'s three arguments), so that it can
+    write what it owes accordingly; the failure is logged with its traceback and the sink's name."""
+    flaky = Leaving("flaky", fail_runs=1)
+    before = time.time()
+    with caplog.at_level(logging.ERROR, logger="appliance.integrations.runner"):
+        async with SinkRunner([flaky], Hub(), first_backoff_s=0.01, max_backoff_s=0.02) as runner:
+            await wait_for(lambda: flaky.runs == 2)
+            status = runner.status()[0]
+    exc_type, exc, traceback = flaky.exits[0]
+    assert exc_type is RuntimeError and isinstance(exc, RuntimeError) and str(exc) == "delivery went wrong"
+    assert traceback is exc.__traceback__ and traceback is not None
+    assert flaky.exits[1:] == [(None, None, None)]
+    assert flaky.cancelled
+    assert status.last_failure_at is not None and before <= status.last_failure_at <= time.time()
+    [record] = caplog.records
+    assert record.getMessage() == "sink failed; it will be restarted"
+    assert record.exc_info is not None and record.exc_info[1] is exc
+    assert getattr(record, "fields", None) == {"sink": "flaky"}
+
+
+async def test_a_sink_that_cannot_start_is_logged_with_its_error(caplog: pytest.LogCaptureFixture) -> None:
+    late = Recording("late", [], fail_enters=1)
+    with caplog.at_level(logging.ERROR, logger="appliance.integrations.runner"):
+        async with SinkRunner([late], Hub(), first_backoff_s=0.01, max_backoff_s=0.02) as runner:
+            await wait_for(lambda: runner.status()[0].state == "running")
+    [record] = caplog.records
+    assert record.getMessage() == "sink could not start; it will be restarted"
+    assert record.exc_info is not None and isinstance(record.exc_info[1], ConnectionRefusedError)
+    assert getattr(record, "fields", None) == {"sink": "late"}
+
+
+async def test_a_sink_that_fails_to_stop_is_logged_and_the_others_still_stop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    log: list[str] = []
+    stuck = Leaving("stuck", fail_exit=True)
+    with caplog.at_level(logging.ERROR, logger="appliance.integrations.runner"):
+        async with SinkRunner([Recording("first", log), stuck], Hub()) as runner:
+            await wait_for(lambda: stuck.runs == 1)
+    assert log == ["enter first", "exit first"]
+    assert [s.state for s in runner.status()] == ["stopped", "stopped"]
+    [record] = caplog.records
+    assert record.getMessage() == "sink failed to stop cleanly"
+    assert record.exc_info is not None and isinstance(record.exc_info[1], OSError)
+    assert getattr(record, "fields", None) == {"sink": "stuck"}
+
+
+async def test_status_describes_each_sink_and_a_sink_is_found_by_name() -> None:
+    """What health, performance and /metrics read: a required sink is what makes health unhealthy."""
+    steady, optional = Leaving("steady"), Recording("optional", [])
+    async with SinkRunner([steady, optional], Hub()) as runner:
+        await wait_for(lambda: steady.runs == 1 and optional.runs == 1)
+        first, second = runner.status()
+        assert (first.name, first.required, first.state, first.restarts) == ("steady", True, "running", 0)
+        assert (first.last_failure, first.last_failure_at) == (None, None)
+        assert first.stats == SinkStats(connected=True, delivered=1) and first.healthy
+        assert (second.name, second.required) == ("optional", False)
+        assert runner.sink("optional") is optional
+        assert runner.sink("absent") is None
+
+
+async def test_a_failed_sink_reads_restarting_while_it_waits() -> None:
+    """What health shows between a failure and the next try: restarting, not healthy."""
+    flaky = Recording("flaky", [], fail_runs=1)
+    async with SinkRunner([flaky], Hub(), first_backoff_s=60.0, max_backoff_s=60.0) as runner:
+        await wait_for(lambda: runner.status()[0].last_failure is not None)
+        status = runner.status()[0]
+        assert status.state == "restarting" and not status.healthy and flaky.runs == 1
+
+
+class Finishing(Recording):
+    async def run(self) -> None:
+        self.runs += 1
+
+
+async def test_a_sink_whose_run_ends_is_stopped_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    done = Finishing("oneshot", [])
+    with caplog.at_level(logging.INFO, logger="appliance.integrations.runner"):
+        async with SinkRunner([done], Hub()) as runner:
+            await wait_for(lambda: runner.status()[0].state == "stopped")
+    assert done.runs == 1
+    [record] = caplog.records
+    assert record.getMessage() == "sink finished" and getattr(record, "fields", None) == {"sink": "oneshot"}
+
+
+async def test_the_first_restart_waits_the_first_backoff_not_the_longest() -> None:
+    flaky = Recording("flaky", [], fail_runs=1)
+    async with SinkRunner([flaky], Hub(), first_backoff_s=0.01, max_backoff_s=60.0):
+        await wait_for(lambda: flaky.runs == 2, within=3.0)
+
+
+async def test_restarts_never_wait_longer_than_the_longest_backoff() -> None:
+    """Twelve failures in a row: doubling from 10 ms unbounded would reach 20 s; capped at 20 ms, it
+    stays well under a second in all."""
+    flaky = Recording("flaky", [], fail_runs=12)
+    async with SinkRunner([flaky], Hub(), first_backoff_s=0.01, max_backoff_s=0.02):
+        await wait_for(lambda: flaky.runs == 13, within=3.0)
+
+
+async def test_each_sink_runs_in_a_task_named_after_it() -> None:
+    """What an asyncio task dump (or a debugger) shows for a sink that hangs."""
+    async with SinkRunner([Recording("mqtt", []), Recording("webhooks", [])], Hub()):
+        names = {task.get_name() for task in asyncio.all_tasks()}
+        assert {"sink:mqtt", "sink:webhooks"} <= names
 
 
 def test_backoff_doubles_with_jitter_up_to_its_cap() -> None:
