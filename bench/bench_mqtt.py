@@ -17,7 +17,9 @@ false``):
    the time until the appliance is ``online`` again;
 3. healthy again in a fresh process with the overlay camera as shipped (the shipped video size and
    ``video.snapshot_interval_s``): the appliance's and mosquitto's CPU against step 1's, the snapshots
-   that arrived per second and their bytes per second.
+   that arrived per second and their bytes per second, and the render thread's CPU time per snapshot
+   (rendering, JPEG and base64; the median the video sink reports), a steadier figure than the difference
+   of two whole-process readings.
 
 Each figure is the median of ``--runs`` runs. Run: ``python bench/bench_mqtt.py`` (about 110 s per run).
 """
@@ -151,6 +153,7 @@ def _serve(
         pipeline, hub = app[PIPELINE], app[HUB]
         sinks = app[RESOURCES].sinks
         sink = sinks.sink("mqtt") if sinks is not None else None
+        video = sinks.sink("video") if sinks is not None else None
         largest = 0
 
         async def produce() -> None:
@@ -178,7 +181,8 @@ def _serve(
             assert request == "mark"
             stats = sink.stats() if isinstance(sink, MqttSink) else None
             control.send({"largest_queue": largest, "sent": stats.delivered if stats else 0,
-                          "details": dict(stats.details) if stats else {}})  # fmt: skip
+                          "details": dict(stats.details) if stats else {},
+                          "video": dict(video.stats().details) if video is not None else {}})  # fmt: skip
             largest = 0
         for task in tasks:
             task.cancel()
@@ -229,6 +233,7 @@ class Run:
     camera_broker_cpu_percent: float
     snapshots_per_s: float
     snapshot_bytes_per_s: float
+    snapshot_cpu_ms: float
 
 
 async def _measure(
@@ -268,6 +273,7 @@ async def _measure(
             "queue_healthy": healthy["largest_queue"],
             "snapshots_per_s": (counter.snapshots - snapshots) / elapsed,
             "snapshot_bytes_per_s": (counter.snapshot_bytes - snapshot_bytes) / elapsed,
+            "snapshot_cpu_ms": healthy["video"].get("snapshot_cpu_ms") or math.nan,
         }
         if mqtt and not camera:
             broker.stop()
@@ -315,6 +321,7 @@ async def one_run(args: argparse.Namespace) -> Run:
         camera_broker_cpu_percent=camera["broker_cpu_percent"],
         snapshots_per_s=camera["snapshots_per_s"],
         snapshot_bytes_per_s=camera["snapshot_bytes_per_s"],
+        snapshot_cpu_ms=camera["snapshot_cpu_ms"],
     )
 
 
@@ -352,6 +359,10 @@ def main() -> None:
     interval = load_config(DEFAULT_CONFIG).video.snapshot_interval_s
     print(f"  overlay camera (snapshot every {interval:g} s): {median('snapshots_per_s'):.2f} snapshots/s, "
           f"{median('snapshot_bytes_per_s') / 1000:.1f} kB/s at the subscriber")  # fmt: skip
+    print(
+        f"  each snapshot: {median('snapshot_cpu_ms'):.1f} ms of render-thread CPU (median), "
+        f"{median('snapshot_cpu_ms') / 10 / interval:.2f} % of a core at one each {interval:g} s"
+    )
     print(f"  appliance CPU with the camera: {median('camera_cpu_percent'):.1f} % of a core, "
           f"{median('cpu_percent'):.1f} % without: the camera adds {camera_added:.1f} % "
           f"({median('camera_cpu_percent') / max(median('cpu_percent'), 1e-9):.2f}x)")  # fmt: skip

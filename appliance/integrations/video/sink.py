@@ -153,6 +153,7 @@ class VideoSink(Sink):
         self._render_times: deque[float] = deque(maxlen=50)
         self.frames = 0
         self.snapshots = 0
+        self._snapshot_cpu: deque[float] = deque(maxlen=50)  # render-thread CPU seconds per snapshot
         self.missed_ticks = 0
         self.rendering = False
         self._version = 0
@@ -348,9 +349,10 @@ class VideoSink(Sink):
 
     def _snapshot_of(self, scene: OverlayScene) -> OverlaySnapshot:
         """On the render thread: the scene as a JPEG, base64-encoded here too (off the event loop)."""
+        started = time.thread_time()
         jpeg = self._render_jpeg(scene)
         pose = scene.pose
-        return OverlaySnapshot(
+        snapshot = OverlaySnapshot(
             timestamp=scene.now,
             width=self.settings.width,
             height=self.settings.height,
@@ -358,6 +360,8 @@ class VideoSink(Sink):
             source=None if pose is None else pose.source,
             jpeg_base64=base64.b64encode(jpeg).decode("ascii"),
         )
+        self._snapshot_cpu.append(time.thread_time() - started)
+        return snapshot
 
     def _render_jpeg(self, scene: OverlayScene) -> bytes:
         return self._encode_jpeg(self.renderer.render(scene))
@@ -504,6 +508,9 @@ class VideoSink(Sink):
             details={
                 "rendering": self.rendering,
                 "snapshots": self.snapshots,
+                "snapshot_cpu_ms": round(statistics.median(self._snapshot_cpu) * 1000, 2)
+                if self._snapshot_cpu
+                else None,
                 "viewers": {
                     "mjpeg": self.mjpeg_viewers,
                     "segments": self.segment_files.viewers() if self.segment_files else 0,
