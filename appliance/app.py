@@ -197,8 +197,18 @@ def build_sinks(
         sinks.append(WebSocketStream(hub, config.websocket))
     if config.mqtt.enabled:
         device_id = resolve_device_id(config.mqtt, config.data_dir.expanduser())
+        # The camera entity shows the video's snapshots: listed only while they are on.
+        camera = config.video.enabled and config.video.snapshot_interval_s > 0
         sinks.append(
-            MqttSink(hub, config.mqtt, mqtt_device(config), device_id, controls, broker_locator(config))
+            MqttSink(
+                hub,
+                config.mqtt,
+                mqtt_device(config),
+                device_id,
+                controls,
+                broker_locator(config),
+                camera=camera,
+            )
         )
     if config.video.enabled:
         directory = config.data_dir.expanduser().resolve() / VIDEO_DIR

@@ -8,7 +8,10 @@ every sink (REST's "current", WebSocket, MQTT, webhooks). The latest message of 
 "current" to REST and to a sink that has just connected.
 
 Subscribers choose topics with MQTT-style filters (``+`` one level, ``#`` the rest: ``event/#``,
-``zone/+``). Each owns a queue, and publishing never blocks or waits for one:
+``zone/+``). As in MQTT, a filter that starts with a wildcard does not match a topic that starts with
+``$``: ``$video/snapshot`` (a JPEG every few seconds) reaches only subscribers that name it, and a producer
+can ask ``wanted(topic)`` to make such a message only while somebody takes it. Each subscriber owns a
+queue, and publishing never blocks or waits for one:
 
 - a *bounded* queue (the default) drops its oldest message when full and counts it in ``dropped``: a slow
   sink loses old frames (and can tell its clients so) instead of slowing the pipeline or another sink;
@@ -30,6 +33,7 @@ from functools import lru_cache
 from appliance.contracts import (
     ControlState,
     Event,
+    OverlaySnapshot,
     PersonUpdate,
     PoseFrame,
     SystemStatus,
@@ -39,13 +43,25 @@ from appliance.contracts import (
 
 log = logging.getLogger(__name__)
 
-HubItem = PoseFrame | PersonUpdate | ZoneOccupancy | Event | SystemStatus | ZoneLayout | ControlState
+HubItem = (
+    PoseFrame
+    | PersonUpdate
+    | ZoneOccupancy
+    | Event
+    | SystemStatus
+    | ZoneLayout
+    | ControlState
+    | OverlaySnapshot
+)
 EVERYTHING = "#"
 
 
 @lru_cache(maxsize=4096)
 def topic_matches(pattern: str, topic: str) -> bool:
-    """MQTT filter semantics: ``+`` matches one level, a trailing ``#`` this level and all below."""
+    """MQTT filter semantics: ``+`` matches one level, a trailing ``#`` this level and all below; a
+    wildcard first level never matches a ``$`` topic (MQTT 3.1.1, 4.7.2)."""
+    if topic.startswith("$") and pattern[:1] in ("+", "#"):
+        return False
     wanted = pattern.split("/")
     levels = topic.split("/")
     for index, part in enumerate(wanted):
@@ -192,6 +208,10 @@ class Hub:
             if sub.wants(message.topic):
                 sub.offer(message)
         return message
+
+    def wanted(self, topic: str) -> bool:
+        """Whether any subscriber takes ``topic`` now (a producer skips costly messages nobody reads)."""
+        return any(sub.wants(topic) for sub in self._subscriptions)
 
     def latest(self, topic: str) -> Message | None:
         """The last message of a retained topic, or None if there has been none (or it was forgotten)."""

@@ -10,13 +10,18 @@ broker is Debian's ``mosquitto`` on loopback; a subscriber in this process count
 Per run, against a baseline measured in the same run (the same process and producer, ``mqtt.enabled:
 false``):
 
-1. healthy: ``--seconds`` of delivery: messages/s arriving at the subscriber, the appliance's CPU (share of
-   one core) against the baseline's, mosquitto's CPU, and the largest outgoing queue seen (sampled every
-   50 ms: the outbox plus the sink's hub queue);
+1. healthy, without the camera (``video.snapshot_interval_s: 0``): ``--seconds`` of delivery: messages/s
+   arriving at the subscriber, the appliance's CPU (share of one core) against the baseline's, mosquitto's
+   CPU, and the largest outgoing queue seen (sampled every 50 ms: the outbox plus the sink's hub queue);
 2. broker down for ``--outage-s``: the largest queue seen, events dropped, and after the broker is back,
-   the time until the appliance is ``online`` again.
+   the time until the appliance is ``online`` again;
+3. healthy again in a fresh process with the overlay camera as shipped (the shipped video size and
+   ``video.snapshot_interval_s``): the appliance's and mosquitto's CPU against step 1's, the snapshots
+   that arrived per second and their bytes per second, and the render thread's CPU time per snapshot
+   (rendering, JPEG and base64; the median the video sink reports), a steadier figure than the difference
+   of two whole-process readings.
 
-Each figure is the median of ``--runs`` runs. Run: ``python bench/bench_mqtt.py`` (about 80 s per run).
+Each figure is the median of ``--runs`` runs. Run: ``python bench/bench_mqtt.py`` (about 110 s per run).
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ from appliance.integrations.mqtt import MqttSink
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "appliance.yaml"
 DEVICE_ID = "bench_box"
 BASE = f"invispose/{DEVICE_ID}"
+CAMERA = f"{BASE}/camera/overlay"
 PEOPLE = 3
 # Five zones in a row across the 5 m x 4 m demo room; people walk along x through them.
 ZONES = [
@@ -123,9 +129,11 @@ def frame_at(t: float, frame_id: int) -> PoseFrame:
     )  # fmt: skip
 
 
-def _serve(mqtt_enabled: bool, broker_port: int, data_dir: str, rate_hz: float, control: Connection) -> None:
+def _serve(
+    mqtt_enabled: bool, camera: bool, broker_port: int, data_dir: str, rate_hz: float, control: Connection
+) -> None:
     """Child process: the application, a producer at ``rate_hz``, and a queue sampler; answers ``mark``
-    (figures since the last mark) until ``stop``."""
+    (figures since the last mark) until ``stop``. ``camera``: the overlay snapshots as shipped; else off."""
     config = load_config(
         DEFAULT_CONFIG,
         overrides={
@@ -134,6 +142,7 @@ def _serve(mqtt_enabled: bool, broker_port: int, data_dir: str, rate_hz: float, 
             "zones": ZONES,
             "mqtt": {"enabled": mqtt_enabled, "host": "127.0.0.1", "port": broker_port,
                      "device_id": DEVICE_ID, "reconnect_min_s": 0.5, "reconnect_max_s": 2.0},
+            **({} if camera else {"video.snapshot_interval_s": 0}),
         },
     )  # fmt: skip
     app = build_app(config)
@@ -144,6 +153,7 @@ def _serve(mqtt_enabled: bool, broker_port: int, data_dir: str, rate_hz: float, 
         pipeline, hub = app[PIPELINE], app[HUB]
         sinks = app[RESOURCES].sinks
         sink = sinks.sink("mqtt") if sinks is not None else None
+        video = sinks.sink("video") if sinks is not None else None
         largest = 0
 
         async def produce() -> None:
@@ -171,7 +181,8 @@ def _serve(mqtt_enabled: bool, broker_port: int, data_dir: str, rate_hz: float, 
             assert request == "mark"
             stats = sink.stats() if isinstance(sink, MqttSink) else None
             control.send({"largest_queue": largest, "sent": stats.delivered if stats else 0,
-                          "details": dict(stats.details) if stats else {}})  # fmt: skip
+                          "details": dict(stats.details) if stats else {},
+                          "video": dict(video.stats().details) if video is not None else {}})  # fmt: skip
             largest = 0
         for task in tasks:
             task.cancel()
@@ -181,10 +192,13 @@ def _serve(mqtt_enabled: bool, broker_port: int, data_dir: str, rate_hz: float, 
 
 
 class Counter:
-    """A subscriber to everything under the appliance's topics, counting messages."""
+    """A subscriber to everything under the appliance's topics, counting messages (and the camera's
+    snapshots and their bytes)."""
 
     def __init__(self) -> None:
         self.count = 0
+        self.snapshots = 0
+        self.snapshot_bytes = 0
         self.online = asyncio.Event()
         self.online_at = math.inf
 
@@ -195,6 +209,9 @@ class Counter:
                     await client.subscribe(f"{BASE}/#", qos=2)
                     async for message in client.messages:
                         self.count += 1
+                        if str(message.topic) == CAMERA and isinstance(message.payload, bytes):
+                            self.snapshots += 1
+                            self.snapshot_bytes += len(message.payload)
                         if str(message.topic).endswith("/availability") and message.payload == b"online":
                             self.online_at = time.monotonic()
                             self.online.set()
@@ -212,13 +229,20 @@ class Run:
     queue_down: int
     events_dropped: int
     back_online_s: float
+    camera_cpu_percent: float
+    camera_broker_cpu_percent: float
+    snapshots_per_s: float
+    snapshot_bytes_per_s: float
+    snapshot_cpu_ms: float
 
 
-async def _measure(mqtt: bool, broker: Broker, args: argparse.Namespace, data_dir: str) -> dict[str, Any]:
+async def _measure(
+    mqtt: bool, camera: bool, broker: Broker, args: argparse.Namespace, data_dir: str
+) -> dict[str, Any]:
     # Spawned, not forked: a forked child would inherit this process's running event loop.
     spawn = multiprocessing.get_context("spawn")
     control, child_end = spawn.Pipe()
-    child = spawn.Process(target=_serve, args=(mqtt, broker.port, data_dir, args.rate_hz, child_end))
+    child = spawn.Process(target=_serve, args=(mqtt, camera, broker.port, data_dir, args.rate_hz, child_end))
     child.start()
     counter = Counter()
     listening = asyncio.create_task(counter.run(broker.port))
@@ -238,6 +262,7 @@ async def _measure(mqtt: bool, broker: Broker, args: argparse.Namespace, data_di
         appliance_pid, broker_pid = child.pid, broker.process.pid
         cpu, mosquitto_cpu = cpu_seconds(appliance_pid), cpu_seconds(broker_pid)
         count, began = counter.count, time.monotonic()
+        snapshots, snapshot_bytes = counter.snapshots, counter.snapshot_bytes
         await asyncio.sleep(args.seconds)
         elapsed = time.monotonic() - began
         healthy = await ask("mark")
@@ -246,8 +271,11 @@ async def _measure(mqtt: bool, broker: Broker, args: argparse.Namespace, data_di
             "broker_cpu_percent": (cpu_seconds(broker_pid) - mosquitto_cpu) / elapsed * 100.0,
             "messages_per_s": (counter.count - count) / elapsed,
             "queue_healthy": healthy["largest_queue"],
+            "snapshots_per_s": (counter.snapshots - snapshots) / elapsed,
+            "snapshot_bytes_per_s": (counter.snapshot_bytes - snapshot_bytes) / elapsed,
+            "snapshot_cpu_ms": healthy["video"].get("snapshot_cpu_ms") or math.nan,
         }
-        if mqtt:
+        if mqtt and not camera:
             broker.stop()
             await asyncio.sleep(args.outage_s)
             down = await ask("mark")
@@ -275,8 +303,9 @@ async def one_run(args: argparse.Namespace) -> Run:
         broker = Broker(Path(directory))
         broker.start()
         try:
-            baseline = await _measure(False, broker, args, str(Path(directory) / "baseline"))
-            measured = await _measure(True, broker, args, str(Path(directory) / "mqtt"))
+            baseline = await _measure(False, False, broker, args, str(Path(directory) / "baseline"))
+            measured = await _measure(True, False, broker, args, str(Path(directory) / "mqtt"))
+            camera = await _measure(True, True, broker, args, str(Path(directory) / "camera"))
         finally:
             broker.stop()
     return Run(
@@ -288,6 +317,11 @@ async def one_run(args: argparse.Namespace) -> Run:
         queue_down=measured["queue_down"],
         events_dropped=measured["events_dropped"],
         back_online_s=measured["back_online_s"],
+        camera_cpu_percent=camera["cpu_percent"],
+        camera_broker_cpu_percent=camera["broker_cpu_percent"],
+        snapshots_per_s=camera["snapshots_per_s"],
+        snapshot_bytes_per_s=camera["snapshot_bytes_per_s"],
+        snapshot_cpu_ms=camera["snapshot_cpu_ms"],
     )
 
 
@@ -321,6 +355,19 @@ def main() -> None:
     print(f"  outgoing queue, broker down {args.outage_s:g} s: at most {median('queue_down'):.0f} messages "
           f"({median('events_dropped'):.0f} events dropped); online again "
           f"{median('back_online_s'):.2f} s after the broker")  # fmt: skip
+    camera_added = median("camera_cpu_percent") - median("cpu_percent")
+    interval = load_config(DEFAULT_CONFIG).video.snapshot_interval_s
+    print(f"  overlay camera (snapshot every {interval:g} s): {median('snapshots_per_s'):.2f} snapshots/s, "
+          f"{median('snapshot_bytes_per_s') / 1000:.1f} kB/s at the subscriber")  # fmt: skip
+    print(
+        f"  each snapshot: {median('snapshot_cpu_ms'):.1f} ms of render-thread CPU (median), "
+        f"{median('snapshot_cpu_ms') / 10 / interval:.2f} % of a core at one each {interval:g} s"
+    )
+    print(f"  appliance CPU with the camera: {median('camera_cpu_percent'):.1f} % of a core, "
+          f"{median('cpu_percent'):.1f} % without: the camera adds {camera_added:.1f} % "
+          f"({median('camera_cpu_percent') / max(median('cpu_percent'), 1e-9):.2f}x)")  # fmt: skip
+    print(f"  mosquitto CPU with the camera: {median('camera_broker_cpu_percent'):.1f} % of a core, "
+          f"{median('broker_cpu_percent'):.1f} % without")  # fmt: skip
 
 
 if __name__ == "__main__":

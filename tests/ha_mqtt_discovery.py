@@ -15,7 +15,11 @@ source, never from the appliance's code:
   button}.py`` (``PLATFORM_SCHEMA_MODERN`` / ``_PLATFORM_SCHEMA_BASE`` and their validators) in
   rpavlik/core at 61b7dd638d340dc0c0a915316eec6dbcc900fccd; ``MQTT_BASE_SCHEMA``, ``MQTT_RO_SCHEMA`` and
   ``MQTT_RW_SCHEMA`` from ``homeassistant/components/mqtt/config.py`` in home-assistant/core at
-  a5c8209270205b905bb35a9082c39708b0d5f52f; binary sensor device classes from
+  a5c8209270205b905bb35a9082c39708b0d5f52f; the camera from ``homeassistant/components/mqtt/camera.py``
+  (``PLATFORM_SCHEMA_BASE``: ``MQTT_BASE_SCHEMA`` plus ``name``, a required subscribe ``topic`` and
+  ``image_encoding`` that may only be ``b64``; its message callback base64-decodes the whole payload), as the
+  code search of this project's tool library returned it, and home-assistant.io's
+  ``integrations/camera.mqtt``; binary sensor device classes from
   ``homeassistant/components/binary_sensor/__init__.py`` at becaef0a00971e1f74e1b0db525a9c71b044aa01;
 - abbreviations: ``DEVICE_ABBREVIATIONS`` and ``ORIGIN_ABBREVIATIONS`` of
   ``homeassistant/components/mqtt/abbreviations.py`` in wayne-uts/core at
@@ -294,6 +298,13 @@ PLATFORMS: dict[str, Schema] = {
         "command_template": (template, False),
         "options": (string_list, True),
         "value_template": (template, False),
+        **ENTITY_COMMON,
+    },
+    "camera": {
+        **BASE,
+        **NAME,
+        "topic": (subscribe_topic, True),
+        "image_encoding": (one_of(frozenset({"b64"})), False),
         **ENTITY_COMMON,
     },
     "button": {

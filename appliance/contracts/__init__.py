@@ -2,8 +2,9 @@
 
 ``PoseFrame`` (with ``PersonPose``, ``Keypoint``, ``LinkReading``), the messages derived from it
 (``PersonUpdate``, ``ZoneOccupancy``), ``Event``, the appliance's ``SystemStatus`` and ``ZoneLayout``, the
-controls' ``ControlState`` and the ``Controls`` a sink may call, and the COCO-17 names. Each message has a
-hub ``topic`` and a ``retained`` flag (whether the hub keeps its latest copy for sinks that connect later).
+controls' ``ControlState`` and the ``Controls`` a sink may call, the overlay video's ``OverlaySnapshot`` (a
+JPEG), and the COCO-17 names. Each message has a hub ``topic`` and a ``retained`` flag (whether the hub keeps
+its latest copy for sinks that connect later).
 
 The bottom of the import graph: imports nothing else of ``appliance`` (numpy and pydantic only).
 """
@@ -27,11 +28,13 @@ from appliance.contracts.pose import (
     ZoneOccupancy,
     is_simulated,
 )
+from appliance.contracts.snapshot import SNAPSHOT_TOPIC, OverlaySnapshot
 from appliance.contracts.system import LinkStatus, SourceStatus, SystemStatus, ZoneLayout, ZoneShape
 
 __all__ = [
     "ESTIMATORS",
     "MOTION_OUTPUTS",
+    "SNAPSHOT_TOPIC",
     "SOURCE_KINDS",
     "TRACKER_OUTPUTS",
     "ControlError",
@@ -43,6 +46,7 @@ __all__ = [
     "Keypoint",
     "LinkReading",
     "LinkStatus",
+    "OverlaySnapshot",
     "PersonPose",
     "PersonUpdate",
     "PoseFrame",

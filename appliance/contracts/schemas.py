@@ -191,6 +191,20 @@ class ControlStateModel(_Shape):
     links: int
 
 
+class OverlaySnapshotModel(_Shape):
+    """The skeleton overlay as one JPEG (topic ``$video/snapshot``), every ``video.snapshot_interval_s``
+    while someone subscribes to it."""
+
+    timestamp: float = Field(description="when it was rendered, seconds since the epoch")
+    width: int = Field(description="pixels, the video's configured width")
+    height: int = Field(description="pixels, the video's configured height")
+    frame_id: int | None = Field(description="the PoseFrame drawn; null before the first reading")
+    source: SourceKindField | None = Field(description="the source of that PoseFrame")
+    simulated: bool = Field(description="the picture shows simulated data (it also says so on screen)")
+    content_type: Literal["image/jpeg"]
+    jpeg_base64: str = Field(description="the JPEG file, base64 (RFC 4648, no line breaks)")
+
+
 # The shipped schema files (docs/schemas/<name>.schema.json) and the model of each.
 MESSAGE_SCHEMAS: dict[str, type[BaseModel]] = {
     "pose-frame": PoseFrameModel,
@@ -200,6 +214,7 @@ MESSAGE_SCHEMAS: dict[str, type[BaseModel]] = {
     "system-status": SystemStatusModel,
     "zone-layout": ZoneLayoutModel,
     "control-state": ControlStateModel,
+    "overlay-snapshot": OverlaySnapshotModel,
 }
 
 

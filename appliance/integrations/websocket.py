@@ -2,7 +2,8 @@
 
 A client authenticates (a token with ``stream:subscribe``, as ``?token=`` or in a first ``auth`` message
 within ``auth_timeout_s``), subscribes to hub topics with MQTT-style filters (``pose``, ``person/+``,
-``zone/kitchen``, ``event/#``, ``alert/#``, ``status``, ``controls``, ``config/zones``), optionally
+``zone/kitchen``, ``event/#``, ``alert/#``, ``status``, ``controls``, ``config/zones``, and the overlay's
+JPEG ``$video/snapshot``, which only a subscription naming it receives: never ``#``), optionally
 filtered by zone, person or confidence, and may cap a topic's rate (``configure``/``max_fps``). Data
 messages carry the hub's JSON untouched (encoded once) in an envelope:
 ``{"type": "pose_update", "topic": "pose", "data": {...}}``.
@@ -39,6 +40,7 @@ from appliance.contracts import Event, PersonUpdate, PoseFrame, ZoneOccupancy
 from appliance.contracts.schemas import (
     ControlStateModel,
     EventModel,
+    OverlaySnapshotModel,
     PersonUpdateModel,
     PoseFrameModel,
     SystemStatusModel,
@@ -51,7 +53,7 @@ from appliance.integrations.base import Sink, SinkStats
 log = logging.getLogger(__name__)
 
 # First levels of the hub's topics; a subscription must start with one of them or a wildcard.
-TOPIC_ROOTS = ("pose", "person", "zone", "status", "controls", "config", "event", "alert")
+TOPIC_ROOTS = ("pose", "person", "zone", "status", "controls", "config", "event", "alert", "$video")
 ZONE_EVENTS = frozenset({"person.entered_zone", "person.left_zone"})
 CLOSE_AUTH_FAILED = 4001
 CLOSE_FORBIDDEN = 4003
@@ -219,6 +221,7 @@ DATA_MESSAGES: dict[str, type[BaseModel]] = {
     "system_status": _data_message("system_status", SystemStatusModel),
     "zone_layout": _data_message("zone_layout", ZoneLayoutModel),
     "control_state": _data_message("control_state", ControlStateModel),
+    "overlay_snapshot": _data_message("overlay_snapshot", OverlaySnapshotModel),
 }
 _KIND_OF_ROOT = {
     "pose": "pose_update",
@@ -229,6 +232,7 @@ _KIND_OF_ROOT = {
     "status": "system_status",
     "config": "zone_layout",
     "controls": "control_state",
+    "$video": "overlay_snapshot",
 }
 
 # The shipped schemas of the protocol (docs/schemas/ws-<name>.schema.json).

@@ -135,7 +135,8 @@ async def test_discovery_is_valid_and_every_state_topic_is_published_and_readabl
         document = await ha.wait(DISCOVERY, lambda m: "link_ap_rx6_motion" in m.text)
         discovered = discover(json.loads(document.text))
         components = {d.key: d.config for d in discovered if d.config is not None}
-        assert len(components) == len(discovered) == 6 + 6 + 2 + 3 * 2 + 5 * 6
+        # 6 room, 6 controls, 2 system, the overlay camera (the shipped video is on), 3 per zone, 5 per link
+        assert len(components) == len(discovered) == 6 + 6 + 2 + 1 + 3 * 2 + 5 * 6
         assert len({c["unique_id"] for c in components.values()}) == len(components)
         state_topics = {
             c[k] for c in components.values() for k in ("state_topic", "json_attributes_topic") if k in c

@@ -23,7 +23,7 @@ from referencing import Registry, Resource
 
 from appliance.api.keys import HUB
 from appliance.api.resource_keys import RESOURCES
-from appliance.contracts import Event, EventType, PersonUpdate
+from appliance.contracts import SNAPSHOT_TOPIC, Event, EventType, OverlaySnapshot, PersonUpdate
 from appliance.hub import Hub
 from appliance.integrations.websocket import WebSocketStream
 from tests.app_support import Client, start
@@ -61,6 +61,7 @@ SERVER_SCHEMA = {
     "system_status": "ws-system-status",
     "zone_layout": "ws-zone-layout",
     "control_state": "ws-control-state",
+    "overlay_snapshot": "ws-overlay-snapshot",
 }
 
 
@@ -259,6 +260,27 @@ async def test_every_topic_arrives_in_its_message_type(
     hub.publish(Event(EventType.ALERT_HIGH_OCCUPANCY, {"count": 5}))
     kinds = [(await receive(stream))["type"] for _ in range(4)]
     assert kinds == ["person_update", "zone_event", "event", "system_alert"]
+
+
+async def test_the_overlay_snapshot_reaches_only_a_subscription_that_names_it(
+    app: tuple[Client, dict[str, str]], stream: aiohttp.ClientWebSocketResponse
+) -> None:
+    client, admin = app
+    everything = await client.ws_connect(f"{PATH}?token={await token(client, admin, 'stream:subscribe')}")
+    await receive(everything)
+    await subscribe(everything, "#")
+    await drain(everything)
+    await subscribe(stream, SNAPSHOT_TOPIC)
+    hub = hub_of(client)
+    hub.publish(OverlaySnapshot(time.time(), 2, 2, None, None, base64.b64encode(b"a jpeg").decode()))
+    hub.publish(Event(EventType.PERSON_DETECTED, {"person_id": 1}))
+    # The appliance's own video sink may publish a real one meanwhile: ours is the 2x2 one.
+    while (snapshot := await receive_type(stream, "overlay_snapshot"))["data"]["width"] != 2:
+        pass
+    assert snapshot["topic"] == SNAPSHOT_TOPIC
+    assert base64.b64decode(snapshot["data"]["jpeg_base64"]) == b"a jpeg"
+    assert [m["type"] for m in await drain(everything)] == ["event"]
+    await everything.close()
 
 
 async def test_filters_by_zone_person_and_confidence(

@@ -18,6 +18,7 @@ from appliance.contracts import (
     Event,
     EventType,
     LinkStatus,
+    OverlaySnapshot,
     PersonUpdate,
     SourceStatus,
     SystemStatus,
@@ -59,6 +60,8 @@ EXAMPLES: list[tuple[str, object]] = [
         "zone-layout",
         ZoneLayout(T0, (ZoneShape("sofa", "Sofa", ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0)), False),)),
     ),
+    ("overlay-snapshot", OverlaySnapshot(T0, 640, 360, 9, "simulated", "/9j/4AAQ")),
+    ("overlay-snapshot", OverlaySnapshot(T0, 640, 360, None, None, "/9j/4AAQ")),
 ]
 
 

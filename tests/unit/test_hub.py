@@ -9,8 +9,19 @@ import logging
 
 import pytest
 
-from appliance.contracts import Event, EventType, PersonUpdate, PoseFrame, SystemStatus, ZoneOccupancy
+from appliance.contracts import (
+    SNAPSHOT_TOPIC,
+    Event,
+    EventType,
+    OverlaySnapshot,
+    PersonUpdate,
+    PoseFrame,
+    SystemStatus,
+    ZoneOccupancy,
+)
 from appliance.hub import Hub, topic_matches, valid_filter
+from appliance.integrations.history import TOPICS as HISTORY_TOPICS
+from appliance.integrations.webhooks.sink import TOPICS as WEBHOOK_TOPICS
 from tests.factories import T0, event, frame_at, person_pose
 
 
@@ -70,6 +81,13 @@ def test_topics_follow_the_contract(item: object, topic: str) -> None:
         ("pose", "person/1", False),
         ("person/+", "person/12", True),
         ("+/+", "zone/kitchen", True),
+        # MQTT 3.1.1, 4.7.2: a filter starting with a wildcard never matches a topic starting with $.
+        ("#", "$video/snapshot", False),
+        ("+/snapshot", "$video/snapshot", False),
+        ("+/#", "$video/snapshot", False),
+        ("$video/#", "$video/snapshot", True),
+        ("$video/+", "$video/snapshot", True),
+        ("$video/snapshot", "$video/snapshot", True),
     ],
 )
 def test_topic_filters_have_mqtt_semantics(pattern: str, topic: str, matches: bool) -> None:
@@ -95,6 +113,25 @@ async def test_subscribers_choose_topics() -> None:
     assert events_only.pending == 2
     assert [m.topic for m in events_only.drain()] == ["event/system.started", "alert/system_error"]
     assert frames_only.pending == 1 and isinstance((await frames_only.get()).item, PoseFrame)
+
+
+def test_the_snapshot_reaches_only_those_who_name_it_never_history_webhooks_or_everything() -> None:
+    hub = Hub()
+    history = hub.subscribe("history", HISTORY_TOPICS)
+    webhooks = hub.subscribe("webhooks", WEBHOOK_TOPICS, maxsize=None)
+    everything = hub.subscribe("everything")
+    assert not hub.wanted(SNAPSHOT_TOPIC)  # so the video sink renders none
+    camera = hub.subscribe("mqtt", ("pose", SNAPSHOT_TOPIC))
+    assert hub.wanted(SNAPSHOT_TOPIC)
+    snapshot = OverlaySnapshot(T0, 2, 2, None, None, "anBlZw==")
+    message = hub.publish(snapshot)
+    assert message is not None and message.topic == SNAPSHOT_TOPIC
+    assert json.loads(message.text)["jpeg_base64"] == "anBlZw=="
+    assert hub.latest(SNAPSHOT_TOPIC) is None  # not retained: no stale picture for late subscribers
+    assert [m.item for m in camera.drain()] == [snapshot]
+    assert history.pending == webhooks.pending == everything.pending == 0
+    hub.unsubscribe(camera)
+    assert not hub.wanted(SNAPSHOT_TOPIC)
 
 
 def test_only_retained_topics_are_kept_and_a_forgotten_one_is_gone() -> None:

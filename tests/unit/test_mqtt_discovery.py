@@ -4,6 +4,7 @@ the appliance publishes on its state topic, and zones that are gone removed."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import json
@@ -19,6 +20,7 @@ from appliance.contracts import (
     Keypoint,
     LinkReading,
     LinkStatus,
+    OverlaySnapshot,
     PersonPose,
     SourceStatus,
     SystemStatus,
@@ -111,7 +113,7 @@ def states(component: dict[str, Any], payloads: dict[str, list[str]]) -> list[st
 
 @pytest.fixture
 def components() -> dict[str, dict[str, Any]]:
-    discovered = discover(Discovery(TOPICS, DEVICE, 300).document(ZONES, LINKS))
+    discovered = discover(Discovery(TOPICS, DEVICE, 300, camera=True).document(ZONES, LINKS))
     assert all(d.config is not None for d in discovered)
     return {d.key: d.config for d in discovered if d.config is not None}
 
@@ -121,17 +123,17 @@ def test_home_assistant_accepts_the_document_with_unique_stable_ids(components: 
     entity_ids = [c["default_entity_id"] for c in components.values()]
     assert len(set(unique_ids)) == len(unique_ids) == len(components)
     assert len(set(entity_ids)) == len(entity_ids)
-    # 6 room, 6 controls, 2 system, 3 per zone, 5 per link
-    assert len(components) == 6 + 6 + 2 + 3 * len(ZONES) + 5 * len(LINKS)
+    # 6 room, 6 controls, 2 system, the camera, 3 per zone, 5 per link
+    assert len(components) == 6 + 6 + 2 + 1 + 3 * len(ZONES) + 5 * len(LINKS)
     assert components["occupancy"]["unique_id"] == "box_1_occupancy"
     assert components["occupancy"]["default_entity_id"] == "binary_sensor.box_1_occupancy"
     assert components["zone_sofa_people"]["default_entity_id"] == "sensor.box_1_zone_sofa_people"
-    again = discover(Discovery(TOPICS, DEVICE, 300).document(ZONES, LINKS))
+    again = discover(Discovery(TOPICS, DEVICE, 300, camera=True).document(ZONES, LINKS))
     assert [(d.key, d.config) for d in again] == list(components.items())
 
 
 def test_the_device_origin_and_availability_are_shared(components: dict[str, Any]) -> None:
-    document = Discovery(TOPICS, DEVICE, 300).document(ZONES, LINKS)
+    document = Discovery(TOPICS, DEVICE, 300, camera=True).document(ZONES, LINKS)
     assert document["dev"]["ids"] == ["box_1"] and document["dev"]["cu"] == "http://box.local:8099/"
     assert document["o"] == {"name": "InvisPose", "sw": "1.2.3", "url": "http://box.local:8099/"}
     for component in components.values():
@@ -142,7 +144,7 @@ def test_the_device_origin_and_availability_are_shared(components: dict[str, Any
 
 
 def test_the_oracle_refuses_what_home_assistant_would() -> None:
-    good = Discovery(TOPICS, DEVICE, 300).document(ZONES, LINKS)
+    good = Discovery(TOPICS, DEVICE, 300, camera=True).document(ZONES, LINKS)
     wrong = [
         lambda d: d["cmps"]["occupancy"].update(stat_t="x"),  # a key HA would drop: a typo here
         lambda d: d["cmps"]["people"].update(state_class="sometimes"),
@@ -152,6 +154,8 @@ def test_the_oracle_refuses_what_home_assistant_would() -> None:
         lambda d: d["cmps"]["sensitivity"].update(min=100),
         lambda d: d["cmps"]["motion"].update(default_entity_id="sensor.box_1_motion"),
         lambda d: d["cmps"]["fall_detected"].pop("event_types"),
+        lambda d: d["cmps"]["overlay"].pop("topic"),
+        lambda d: d["cmps"]["overlay"].update(image_encoding="base64"),
         lambda d: d.pop("o"),
         lambda d: d["dev"].pop("ids"),
     ]
@@ -240,7 +244,7 @@ def test_every_rendered_state_is_one_home_assistant_takes(components: dict[str, 
 
 
 def test_a_zone_that_is_gone_is_sent_with_only_its_platform() -> None:
-    discovery = Discovery(TOPICS, DEVICE, 300)
+    discovery = Discovery(TOPICS, DEVICE, 300, camera=True)
     discovery.document(ZONES, LINKS)
     after = discover(discovery.document(ZONES[:1], LINKS))
     removed = {d.key: d.platform for d in after if d.config is None}
@@ -252,9 +256,9 @@ def test_a_zone_that_is_gone_is_sent_with_only_its_platform() -> None:
 
 
 def test_components_of_the_previous_run_that_are_gone_are_removed() -> None:
-    earlier = Discovery(TOPICS, DEVICE, 300).document(ZONES, LINKS)
+    earlier = Discovery(TOPICS, DEVICE, 300, camera=True).document(ZONES, LINKS)
     earlier["cmps"]["zone_old_people"] = {"p": "sensor"}  # already removed back then: not repeated
-    discovery = Discovery(TOPICS, DEVICE, 300)
+    discovery = Discovery(TOPICS, DEVICE, 300, camera=True)
     discovery.remember(json.dumps(earlier))
     now = discover(discovery.document(ZONES[:1], LINKS[:1]))
     removed = sorted(d.key for d in now if d.config is None)
@@ -264,6 +268,31 @@ def test_components_of_the_previous_run_that_are_gone_are_removed() -> None:
     )
     for garbage in ("not json", "[]", '{"cmps": 3}', b"\xff"):
         discovery.remember(garbage)  # ignored, never raised
+
+
+def test_the_camera_shows_the_jpeg_of_the_snapshot_published_on_its_topic(
+    components: dict[str, Any],
+) -> None:
+    camera = components["overlay"]
+    assert camera["default_entity_id"] == "camera.box_1_overlay"
+    assert camera["image_encoding"] == "b64"
+    jpeg = b"\xff\xd8\xff\xe0 a JPEG's first bytes \xff\xd9"
+    snapshot = OverlaySnapshot(T0, 320, 180, 7, "simulated", base64.b64encode(jpeg).decode())
+    publication = TOPICS.route(Message.of(snapshot))
+    assert publication is not None
+    assert topic_matches(camera["topic"], publication.topic)
+    # Home Assistant's camera: b64decode(the whole payload) is the image; qos 0, not retained.
+    assert base64.b64decode(publication.payload) == jpeg
+    assert (publication.qos, publication.retain, publication.reading) == (0, False, True)
+
+
+def test_without_snapshots_there_is_no_camera_and_one_announced_before_is_removed() -> None:
+    without = discover(Discovery(TOPICS, DEVICE, 300, camera=False).document(ZONES, LINKS))
+    assert all(d.platform != "camera" for d in without)
+    discovery = Discovery(TOPICS, DEVICE, 300, camera=False)
+    discovery.remember(json.dumps(Discovery(TOPICS, DEVICE, 300, camera=True).document(ZONES, LINKS)))
+    removed = [(d.key, d.platform) for d in discover(discovery.document(ZONES, LINKS)) if d.config is None]
+    assert removed == [("overlay", "camera")]
 
 
 def test_ids_that_would_share_a_key_are_told_apart_the_same_way_every_time() -> None:

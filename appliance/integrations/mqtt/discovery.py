@@ -9,8 +9,9 @@ twice in another shape.
 Entities: occupancy and motion of the room, people counted, the main person's activity, falls (an event
 entity and a ``safety`` sensor that stays on for ``fall_hold_s``), per zone its occupancy, people and
 entered/left events, per link its motion and diagnostics (packets/s, RSSI, lost packets, link up), the
-estimator in use, whether the source is simulated, and the controls (detection switch, sensitivity,
-detector profile, recalibrate and restart buttons).
+estimator in use, whether the source is simulated, the controls (detection switch, sensitivity,
+detector profile, recalibrate and restart buttons), and, while the video's snapshots are on, a ``camera``
+showing the skeleton overlay (base64 JPEGs on ``camera/overlay``, ``image_encoding: b64``).
 
 A component that existed and no longer does (a deleted zone) is sent with only its ``p``, which Home
 Assistant reads as "remove it". Components announced earlier are known from this process's own documents
@@ -88,10 +89,11 @@ class Discovery:
     """Builds the discovery document, and remembers which components were announced so that the next
     document removes the ones that are gone."""
 
-    def __init__(self, topics: Topics, device: DeviceInfo, fall_hold_s: int) -> None:
+    def __init__(self, topics: Topics, device: DeviceInfo, fall_hold_s: int, *, camera: bool) -> None:
         self.topics = topics
         self.device = device
         self.fall_hold_s = fall_hold_s
+        self.camera = camera
         self._entity_prefix = re.sub(r"[^a-z0-9]+", "_", topics.device_id.lower()).strip("_")
         self._announced: dict[str, str] = {}  # component key -> platform
 
@@ -140,6 +142,8 @@ class Discovery:
 
     def components(self, zones: Sequence[ZoneShape], links: Sequence[str]) -> dict[str, Component]:
         items = [*self._room(), *self._controls(), *self._system()]
+        if self.camera:
+            items.append(self._camera())
         for zone in zones:
             items.extend(self._zone(zone))
         for link, slug in slugs(links).items():
@@ -214,6 +218,14 @@ class Discovery:
                 "'zone_id': value_json.data.zone_id, 'confidence': value_json.data.confidence} | tojson }}",
             ),
         ]  # fmt: skip
+
+    def _camera(self) -> tuple[str, Component]:
+        # Home Assistant's MQTT camera reads the whole payload as the image; b64: it is base64 text.
+        return self._component(
+            "camera", "overlay", "Skeleton overlay",
+            topic=self.topics.camera,
+            image_encoding="b64",
+        )  # fmt: skip
 
     def _zone(self, zone: ZoneShape) -> list[tuple[str, Component]]:
         key = f"zone_{zone.id}"

@@ -10,6 +10,10 @@ or not, and a connection loop keeps one session with the broker:
 4. send what the outbox holds and answer commands, until the connection fails; then wait (``Backoff``,
    with jitter) and start again at 1. A broker that comes back gets availability and states anew.
 
+With ``camera`` on (the video's snapshots are, see ``appliance.app``) discovery lists Home Assistant's MQTT
+camera, and the sink takes the hub's ``$video/snapshot`` only while a session is up: the video sink renders
+snapshots only while someone takes them, so none is made for a broker that is away.
+
 When Home Assistant announces itself (``online`` on ``<discovery_prefix>/status``) the discovery document
 and the readings are sent again after a short random delay, so many devices do not answer at once. On a
 clean stop, events still waiting are sent (briefly) and availability turns ``offline``.
@@ -36,7 +40,7 @@ import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.reasoncodes import ReasonCode
 
-from appliance.contracts import Controls, SystemStatus, ZoneLayout, ZoneShape
+from appliance.contracts import SNAPSHOT_TOPIC, Controls, SystemStatus, ZoneLayout, ZoneShape
 from appliance.hub import Hub, Message, Subscription
 from appliance.integrations.base import Backoff, Sink, SinkStats
 from appliance.integrations.mqtt.commands import CommandHandler
@@ -82,11 +86,13 @@ class MqttSink(Sink):
         device_id: str,
         controls: Controls,
         locate_broker: BrokerLocator | None = None,
+        *,
+        camera: bool = False,
     ) -> None:
         self.hub = hub
         self.settings = settings
         self.topics = Topics(settings.topic_prefix, settings.discovery_prefix, device_id)
-        self.discovery = Discovery(self.topics, device, settings.fall_hold_s)
+        self.discovery = Discovery(self.topics, device, settings.fall_hold_s, camera=camera)
         self.commands = CommandHandler(controls, self.topics)
         self.outbox = Outbox(settings.queue_messages, max_readings=settings.queue_messages)
         self.locate_broker = locate_broker
@@ -242,6 +248,7 @@ class MqttSink(Sink):
         await client.subscribe(topics.commands, qos=1)
         await client.subscribe(topics.ha_status, qos=1)
         await self._publish(client, Publication(topics.availability, AVAILABLE, 1, True, reading=False))
+        self._take_snapshots(True)
         self.connected = True
         self.connections += 1
         self.last_error = None
@@ -275,6 +282,7 @@ class MqttSink(Sink):
             raise
         finally:
             self.connected = False
+            self._take_snapshots(False)
             if self._rediscovery is not None:
                 self._rediscovery.cancel()
         await _cancel(tasks)
@@ -307,6 +315,15 @@ class MqttSink(Sink):
                 self.outbox.put(self.commands.refuse_retained(name))
                 continue
             self.outbox.put(await self.commands.handle(name, payload))
+
+    def _take_snapshots(self, wanted: bool) -> None:
+        """Subscribe to the video's snapshots (which makes them rendered) while the camera can show them."""
+        if self._subscription is None or not self.discovery.camera:
+            return
+        if wanted:
+            self._subscription.topics.add(SNAPSHOT_TOPIC)
+        else:
+            self._subscription.topics.discard(SNAPSHOT_TOPIC)
 
     def _rediscover_soon(self) -> None:
         """Home Assistant (re)started: discovery and the readings again, after a random short delay."""

@@ -9,16 +9,25 @@
 | ``controls`` | ``system/controls`` | 1 | yes |
 | ``alert/<category>`` | ``system/alerts/<category>`` | 2 | no |
 | ``event/<type>`` | ``events/<type>`` | 1 | no |
+| ``$video/snapshot`` | ``camera/overlay`` | 0 | no |
 
-Payloads are the hub's JSON (``Message.text``), the same bytes REST and WebSocket serve. The first five are
-*readings*: only the latest of each topic matters, so a newer one replaces an older one still waiting.
-Alerts and events are *events*: each one is owed, in order.
+Payloads are the hub's JSON (``Message.text``), the same bytes REST and WebSocket serve, except on
+``camera/overlay``: there Home Assistant's MQTT camera wants the image alone, so the payload is the
+snapshot's ``jpeg_base64`` (``image_encoding: b64``), the very string inside the hub's JSON. The camera is
+qos 0 and not retained: the next picture follows within ``video.snapshot_interval_s``, so a lost one costs
+nothing and a late subscriber waits one interval; retained, a picture of the room would stay on the broker
+after the appliance (or the video) is gone, and every client subscribing to ``<prefix>/#`` would be sent
+tens of kilobytes it did not ask for.
+
+The readings (all but alerts and events) matter only as the latest of each topic, so a newer one replaces
+an older one still waiting. Alerts and events are *events*: each one is owed, in order.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from appliance.contracts import SNAPSHOT_TOPIC, OverlaySnapshot
 from appliance.hub import Message
 
 AVAILABLE = "online"
@@ -45,8 +54,10 @@ _ROUTES: dict[str, tuple[str, int, bool, bool]] = {
     "controls": ("system/controls", 1, True, True),
     "alert": ("system/alerts/{0}", 2, False, False),
     "event": ("events/{0}", 1, False, False),
+    SNAPSHOT_TOPIC.partition("/")[0]: ("camera/overlay", 0, False, True),
 }
-# What the sink takes from the hub: every routed topic, and the zones in force (for discovery).
+# What the sink takes from the hub: every routed topic but the camera's, and the zones in force (for
+# discovery). The camera's snapshots are taken only while connected (see ``MqttSink``).
 HUB_TOPICS = ("pose", "person/+", "zone/+", "status", "controls", "alert/#", "event/#", "config/zones")
 # Retained hub topics re-published on every (re)connect, in this order.
 RETAINED_HUB_TOPICS = ("controls", "status", "zone/+", "pose")
@@ -67,6 +78,7 @@ class Topics:
         self.status = f"{self.base}/system/status"
         self.controls = f"{self.base}/system/controls"
         self.all_events = f"{self.base}/events/+"
+        self.camera = f"{self.base}/camera/overlay"
         self.sync = f"{self.base}/sync"
 
     def route(self, message: Message) -> Publication | None:
@@ -76,7 +88,9 @@ class Topics:
         if route is None:
             return None
         template, qos, retain, reading = route
-        return Publication(f"{self.base}/{template.format(rest)}", message.text, qos, retain, reading)
+        item = message.item
+        payload = item.jpeg_base64 if isinstance(item, OverlaySnapshot) else message.text
+        return Publication(f"{self.base}/{template.format(rest)}", payload, qos, retain, reading)
 
     def zone_occupancy(self, zone_id: str) -> str:
         return f"{self.base}/pose/zone/{zone_id}/occupancy"

@@ -7,7 +7,8 @@
 - ``outputs``: an encoded output kept alive: started when wanted, restarted with backoff, stopped;
 - ``segments``: the HLS/DASH files in the data directory and their HTTP viewers;
 - ``webrtc``: WHEP-style WebRTC with aiortc, kept on the configured addresses;
-- ``sink``: ``VideoSink``, which renders only while an output needs frames.
+- ``sink``: ``VideoSink``, which renders only while an output needs frames, and publishes an
+  ``OverlaySnapshot`` every ``snapshot_interval_s`` while a sink takes them (the MQTT camera).
 
 Like every sink it knows the hub, the contracts and ``integrations.base``; the room's floor plan comes
 from the composition root. The HTTP routes are ``appliance.api.video``. Nothing is imported here, so

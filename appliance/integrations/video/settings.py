@@ -146,6 +146,13 @@ class VideoSettings(BaseModel):
     )
     jpeg_quality: int = Field(80, ge=10, le=100, description="JPEG quality of MJPEG and the snapshot.")
     max_mjpeg_viewers: int = Field(10, ge=1, le=100, description="MJPEG viewers at once; more get 503.")
+    snapshot_interval_s: float = Field(
+        5.0,
+        ge=0,
+        le=3600,
+        description="Seconds between overlay snapshots for Home Assistant's MQTT camera (rendered only while "
+        "MQTT is on); 0: no snapshots and no camera entity.",
+    )
     restart_first_s: float = Field(
         1.0, gt=0, le=60, description="First wait before ffmpeg is started again after a failure."
     )

@@ -1,7 +1,9 @@
 """``VideoSink``: renders the overlay while an output needs it and hands each frame to the outputs.
 
 Outputs: RTMP(S) pushes (``video.rtmp_urls`` from start, more through the API), HLS and DASH while HTTP
-viewers ask for them, MJPEG and WebRTC viewers while they are connected, and the snapshot on request.
+viewers ask for them, MJPEG and WebRTC viewers while they are connected, the snapshot on request, and an
+``OverlaySnapshot`` on the hub every ``video.snapshot_interval_s`` while a sink subscribes to it (the MQTT
+camera); each snapshot is rendered and encoded on the render thread, on its own, without the video.
 While none of them needs frames nothing is rendered or encoded; the first one starts the render loop and
 the last one to leave stops it. The loop renders at ``video.fps`` on its own thread, reading the room
 from the hub's retained topics (``pose``, ``config/zones``, ``zone/+``, ``controls``) at each tick, so it
@@ -11,6 +13,7 @@ never queues readings: a tick that finds the thread still busy is skipped and co
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import functools
 import statistics
@@ -23,7 +26,16 @@ from pathlib import Path
 import cv2
 from pydantic import BaseModel, Field
 
-from appliance.contracts import ControlState, Event, EventType, PoseFrame, ZoneLayout, ZoneOccupancy
+from appliance.contracts import (
+    SNAPSHOT_TOPIC,
+    ControlState,
+    Event,
+    EventType,
+    OverlaySnapshot,
+    PoseFrame,
+    ZoneLayout,
+    ZoneOccupancy,
+)
 from appliance.hub import Hub
 from appliance.integrations.base import Sink, SinkStats
 from appliance.integrations.video.ffmpeg import EncodeSettings, Frame
@@ -140,6 +152,8 @@ class VideoSink(Sink):
         self._render_meter = RateMeter()
         self._render_times: deque[float] = deque(maxlen=50)
         self.frames = 0
+        self.snapshots = 0
+        self._snapshot_cpu: deque[float] = deque(maxlen=50)  # render-thread CPU seconds per snapshot
         self.missed_ticks = 0
         self.rendering = False
         self._version = 0
@@ -252,6 +266,8 @@ class VideoSink(Sink):
                 for output in self._encoded_outputs():
                     group.create_task(output.run(), name=f"video:{output.id}")
                 group.create_task(self._render_loop(), name="video:render")
+                if self.settings.snapshot_interval_s > 0:
+                    group.create_task(self._snapshot_loop(), name="video:snapshots")
         except ExceptionGroup as failures:
             # The runner reports the first failure; the rest are what the group cancelled with it.
             raise failures.exceptions[0] from failures
@@ -320,6 +336,35 @@ class VideoSink(Sink):
             now=time.time(),
             fps=fps,
         )
+
+    async def _snapshot_loop(self) -> None:
+        """An ``OverlaySnapshot`` now and every interval after, while some subscriber takes them."""
+        loop = asyncio.get_running_loop()
+        while True:
+            if self.hub.wanted(SNAPSHOT_TOPIC):
+                snapshot = await loop.run_in_executor(self._executor, self._snapshot_of, self._scene())
+                self.hub.publish(snapshot)
+                self.snapshots += 1
+            await asyncio.sleep(self.settings.snapshot_interval_s)
+
+    def _snapshot_of(self, scene: OverlayScene) -> OverlaySnapshot:
+        """On the render thread: the scene as a JPEG, base64-encoded here too (off the event loop)."""
+        started = time.thread_time()
+        jpeg = self._render_jpeg(scene)
+        pose = scene.pose
+        snapshot = OverlaySnapshot(
+            timestamp=scene.now,
+            width=self.settings.width,
+            height=self.settings.height,
+            frame_id=None if pose is None else pose.frame_id,
+            source=None if pose is None else pose.source,
+            jpeg_base64=base64.b64encode(jpeg).decode("ascii"),
+        )
+        self._snapshot_cpu.append(time.thread_time() - started)
+        return snapshot
+
+    def _render_jpeg(self, scene: OverlayScene) -> bytes:
+        return self._encode_jpeg(self.renderer.render(scene))
 
     def _draw(self, scene: OverlayScene, want_jpeg: bool) -> tuple[Frame, bytes | None]:
         """On the render thread: the frame, and its JPEG when someone watches MJPEG."""
@@ -392,9 +437,9 @@ class VideoSink(Sink):
         """A JPEG of the room now (Home Assistant's camera image); rendered afresh on the render thread."""
         if self._executor is None:
             raise RuntimeError("the video sink is not running")
-        loop = asyncio.get_running_loop()
-        frame = await loop.run_in_executor(self._executor, self.renderer.render, self._scene())
-        return await loop.run_in_executor(self._executor, self._encode_jpeg, frame)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._render_jpeg, self._scene()
+        )
 
     # -- reports ------------------------------------------------------------------------------------------
 
@@ -462,6 +507,10 @@ class VideoSink(Sink):
             last_error=failing[0].last_error if failing else None,
             details={
                 "rendering": self.rendering,
+                "snapshots": self.snapshots,
+                "snapshot_cpu_ms": round(statistics.median(self._snapshot_cpu) * 1000, 2)
+                if self._snapshot_cpu
+                else None,
                 "viewers": {
                     "mjpeg": self.mjpeg_viewers,
                     "segments": self.segment_files.viewers() if self.segment_files else 0,
