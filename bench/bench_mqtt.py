@@ -46,6 +46,7 @@ from typing import Any
 
 import aiomqtt
 from aiohttp import web
+from processes import cpu_seconds, free_port
 
 from appliance.api.keys import HUB, PIPELINE
 from appliance.api.resource_keys import RESOURCES
@@ -66,26 +67,13 @@ ZONES = [
     for i in range(5)
 ]
 SAMPLE_S = 0.05
-_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS_PER_S
 
 
 class Broker:
     """Debian's mosquitto in the foreground on a loopback port, anonymous, no persistence."""
 
     def __init__(self, directory: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.config = directory / "mosquitto.conf"
         user = ["user root"] if os.geteuid() == 0 else []
         lines = [*user, "persistence false", "log_type error", f"listener {self.port} 127.0.0.1",
@@ -138,7 +126,7 @@ def _serve(
         DEFAULT_CONFIG,
         overrides={
             "data_dir": data_dir,
-            "sources": [{"type": "esp32_udp", "host": "127.0.0.1", "port": _free_port()}],
+            "sources": [{"type": "esp32_udp", "host": "127.0.0.1", "port": free_port()}],
             "zones": ZONES,
             "mqtt": {"enabled": mqtt_enabled, "host": "127.0.0.1", "port": broker_port,
                      "device_id": DEVICE_ID, "reconnect_min_s": 0.5, "reconnect_max_s": 2.0},

@@ -21,8 +21,6 @@ import asyncio
 import contextlib
 import itertools
 import math
-import os
-import socket
 import statistics
 import tempfile
 import time
@@ -31,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from processes import cpu_seconds, free_port
 
 from appliance.contracts import Keypoint, PersonPose, PoseFrame
 from appliance.contracts.coco import KEYPOINT_NAMES
@@ -46,14 +45,6 @@ SWEEP_S = 4.0  # the latency figure crosses the view in this time
 SWEEP_FROM, SWEEP_SPAN = 0.1, 0.8  # ... from x = 0.1 to x = 0.9
 PUBLISH_HZ = 20.0
 ROOM = RoomPlan(5.0, 4.0)
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _listening(port: int) -> bool:
@@ -120,12 +111,6 @@ async def _publish(hub: Hub, people: People) -> None:
         await asyncio.sleep(1.0 / PUBLISH_HZ)
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
 def _settings(width: int, height: int, fps: int, url: str) -> VideoSettings:
     return VideoSettings.model_validate({"width": width, "height": height, "fps": fps, "rtmp_urls": [url]})
 
@@ -133,7 +118,7 @@ def _settings(width: int, height: int, fps: int, url: str) -> VideoSettings:
 @contextlib.asynccontextmanager
 async def _receiver(argv_tail: list[str]) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
     """An ffmpeg listening for one RTMP push on a free loopback port."""
-    port = _free_port()
+    port = free_port()
     url = f"rtmp://127.0.0.1:{port}/live/bench"
     process = await asyncio.create_subprocess_exec(
         "ffmpeg", "-v", "error", "-listen", "1", "-fflags", "nobuffer", "-flags", "low_delay",
@@ -195,10 +180,10 @@ async def cpu_pipeline(width: int, height: int, fps: int, seconds: float) -> Pip
         encoder = await _running(sink)
         push = sink.pushes["rtmp-1"][1]
         await asyncio.sleep(1.0)  # past the encoder's start
-        own0, enc0, wall0 = time.process_time(), _cpu_s(encoder), time.monotonic()
+        own0, enc0, wall0 = time.process_time(), cpu_seconds(encoder), time.monotonic()
         frames0, dropped0 = sink.frames, push.status().dropped_frames
         await asyncio.sleep(seconds)
-        own1, enc1, wall1 = time.process_time(), _cpu_s(encoder), time.monotonic()
+        own1, enc1, wall1 = time.process_time(), cpu_seconds(encoder), time.monotonic()
         frames1, dropped1 = sink.frames, push.status().dropped_frames
     wall = wall1 - wall0
     rendered = frames1 - frames0
@@ -228,10 +213,10 @@ async def cpu_encode_only(width: int, height: int, fps: int, seconds: float) -> 
             process.offer(frames[index % len(frames)])
             elapsed = time.monotonic() - started
             if measured is None and elapsed >= 1.0:  # past the encoder's start
-                measured = (time.process_time(), _cpu_s(pid), time.monotonic())
+                measured = (time.process_time(), cpu_seconds(pid), time.monotonic())
             if measured is not None and elapsed >= 1.0 + seconds:
                 break
-        own1, enc1, wall1 = time.process_time(), _cpu_s(pid), time.monotonic()
+        own1, enc1, wall1 = time.process_time(), cpu_seconds(pid), time.monotonic()
         await process.stop()
     assert measured is not None
     own0, enc0, wall0 = measured

@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import multiprocessing
 import os
-import socket
 import statistics
 import tempfile
 import time
@@ -32,6 +31,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 from aiohttp import web
+from processes import cpu_seconds, free_port
 
 from appliance.app import build_app
 from appliance.config import load_config
@@ -43,7 +43,6 @@ CLIENT_PROCESSES = 2
 # Seconds the clients have to connect and get past the retained frame before measuring starts.
 SETTLE_S = 2.0
 _MS = 1000.0
-_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
 def _serve(port: int, data_dir: str, rate_hz: float, max_clients: int, ready: Connection) -> None:
@@ -71,18 +70,6 @@ def _serve(port: int, data_dir: str, rate_hz: float, max_clients: int, ready: Co
         await asyncio.Event().wait()
 
     asyncio.run(main())
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS_PER_S
 
 
 def _listen(port: int, token: str, clients: int, seconds: float, out: Connection) -> None:
@@ -197,7 +184,7 @@ def main() -> None:
 
     receive, send = multiprocessing.Pipe(duplex=False)
     with tempfile.TemporaryDirectory() as data_dir:
-        port = _free_port()
+        port = free_port()
         server = multiprocessing.Process(
             target=_serve, args=(port, data_dir, args.rate_hz, max(args.idle, args.clients) + 10, send)
         )
