@@ -59,6 +59,7 @@ def _serve(mode: str, port: int, data_dir: str, ready: Connection) -> None:
         DEFAULT_CONFIG,
         overrides={
             "data_dir": data_dir,
+            "mdns.enabled": False,  # a bench is not an appliance to be found on the network
             "auth.rate_limits.authenticated": NO_THROTTLE,
             "auth.rate_limits.anonymous": NO_THROTTLE,
         },

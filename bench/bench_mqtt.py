@@ -126,6 +126,7 @@ def _serve(
         DEFAULT_CONFIG,
         overrides={
             "data_dir": data_dir,
+            "mdns.enabled": False,  # a bench is not an appliance to be found on the network
             "sources": [{"type": "esp32_udp", "host": "127.0.0.1", "port": free_port()}],
             "zones": ZONES,
             "mqtt": {"enabled": mqtt_enabled, "host": "127.0.0.1", "port": broker_port,

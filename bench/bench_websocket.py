@@ -50,6 +50,7 @@ def _serve(port: int, data_dir: str, rate_hz: float, max_clients: int, ready: Co
         DEFAULT_CONFIG,
         overrides={
             "data_dir": data_dir,
+            "mdns.enabled": False,  # a bench is not an appliance to be found on the network
             "pipeline.rate_hz": rate_hz,
             "auth.rate_limits.authenticated": NO_THROTTLE,
             "auth.rate_limits.anonymous": NO_THROTTLE,

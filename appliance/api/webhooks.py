@@ -380,13 +380,10 @@ async def test_webhook(request: web.Request, query: None, body: None) -> web.Res
 )
 async def webhook_deliveries(request: web.Request, query: LogQuery, body: None) -> web.Response:
     """Kept for ``webhooks.log_retention_days``."""
-    sink = _sink(request)
-    if isinstance(sink, web.Response):
-        return sink
-    webhook_id = request.match_info["id"]
-    found = _known(sink, webhook_id)
-    if found is not None:
-        return found
+    known = _known(request)
+    if isinstance(known, web.Response):
+        return known
+    sink, webhook_id = known
     rows = await sink.outbox.attempts(
         webhook_id, limit=query.limit, before=query.before, delivery_id=query.delivery_id
     )
@@ -405,13 +402,10 @@ async def webhook_deliveries(request: web.Request, query: LogQuery, body: None) 
 )
 async def webhook_dead_letters(request: web.Request, query: PageQuery, body: None) -> web.Response:
     """Kept for ``webhooks.dead_letter_retention_days``."""
-    sink = _sink(request)
-    if isinstance(sink, web.Response):
-        return sink
-    webhook_id = request.match_info["id"]
-    found = _known(sink, webhook_id)
-    if found is not None:
-        return found
+    known = _known(request)
+    if isinstance(known, web.Response):
+        return known
+    sink, webhook_id = known
     rows = await sink.outbox.dead_letters(webhook_id, limit=query.limit, before=query.before)
     items = [DeadLetter.model_validate(row.to_dict()) for row in rows]
     return model_response(DeadLetters(items=items, next_before=_next(items, query.limit)))
@@ -442,14 +436,19 @@ async def replay_dead_letters(request: web.Request, query: None, body: ReplayReq
     return model_response(ReplayResult(replayed=replayed))
 
 
-def _known(sink: WebhookSink, webhook_id: str) -> web.Response | None:
+def _known(request: web.Request) -> tuple[WebhookSink, str] | web.Response:
+    """The sink and the path's webhook id, or the error answer when either is missing."""
+    sink = _sink(request)
+    if isinstance(sink, web.Response):
+        return sink
+    webhook_id = request.match_info["id"]
     try:
         sink.hook(webhook_id)
     except WebhookNotFoundError:
         return _not_found(webhook_id)
     except WebhooksUnavailableError as exc:
         return _unavailable(exc)
-    return None
+    return sink, webhook_id
 
 
 def _next(items: list[LoggedAttempt] | list[DeadLetter], limit: int) -> int | None:
