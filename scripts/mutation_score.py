@@ -74,10 +74,13 @@ def groups() -> list[str]:
 
 
 def chosen(patterns: list[str], wanted: list[str]) -> list[str]:
-    """The groups ``wanted`` names: an entry itself, or a glob matching it (all groups when none)."""
+    """The groups ``wanted`` names: an entry itself, a glob matching it, or a file in it (all groups when
+    none). Files count because make's shell expands ``MODULES="appliance/csi/formats/*.py"`` to them."""
     if not wanted:
         return patterns
-    picked = [p for p in patterns if any(p == w or fnmatch.fnmatch(p, w) for w in wanted)]
+    picked = [
+        p for p in patterns if any(p == w or fnmatch.fnmatch(p, w) or fnmatch.fnmatch(w, p) for w in wanted)
+    ]
     if not picked:
         raise SystemExit(f"--modules {' '.join(wanted)} names no group; groups: {', '.join(patterns)}")
     return picked

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from appliance.csi.formats.atheros import (
     AtherosStreamParser,
     iter_atheros_file,
+    plausible_header,
     read_atheros_batches,
     read_atheros_file,
 )
@@ -126,6 +127,49 @@ def test_golden_literal_record_with_a_signed_noise_floor(record: bytes, big_endi
     assert frame.csi[0, 0, 1] == golden.TONE_1
     assert not frame.csi[0, 0, 2:].any()
     assert frame.subcarriers[:2].tolist() == [-28, -27]
+
+
+@pytest.mark.parametrize(("byte", "dbm"), [(0x01, 1.0), (0x7F, 127.0), (0x80, -128.0)])
+def test_the_noise_byte_is_an_int8_over_its_whole_range(byte: int, dbm: float) -> None:
+    record = bytearray(golden.NOISE_A1_LITTLE_ENDIAN)
+    record[2 + 13] = byte
+    (frame,) = AtherosStreamParser("router").feed(bytes(record))
+    assert (frame.noise_dbm, frame.rssi_dbm) == (dbm, golden.RSSI_ABOVE_FLOOR_DB + dbm)
+
+
+# A record the driver writes without CSI or payload (csi_len 0): its 25-byte header alone.
+HEADER_ONLY = bytes.fromhex("190040420F00000000000000850900000000380101000000000000")
+# The golden record with phyerr 5 and no payload: no 802.11 header, so no sequence number or transmitter.
+NO_PAYLOAD = (
+    bytes.fromhex("A500")  # buf_len: 25 + 140
+    + golden.NOISE_A1_LITTLE_ENDIAN[2:14]
+    + b"\x05"  # phyerr at header byte 12
+    + golden.NOISE_A1_LITTLE_ENDIAN[15:25]
+    + bytes.fromhex("0000")  # payload_len: 0
+    + golden.CSI_BYTES
+)
+
+
+def test_records_say_where_they_are_and_a_payload_without_a_sequence_takes_its_record_count() -> None:
+    """``meta['offset']`` is the record's byte offset in the whole stream, however it was fed; a record
+    whose payload has no 802.11 header is numbered by the records before it (header-only ones count)."""
+    stream = golden.NOISE_A1_LITTLE_ENDIAN + HEADER_ONLY + NO_PAYLOAD + HEADER_ONLY
+    parser = AtherosStreamParser("router")
+    cut = len(golden.NOISE_A1_LITTLE_ENDIAN) + 10
+    frames = parser.feed(stream[:cut]) + parser.feed(stream[cut:])
+    assert not parser.close() and not parser.errors  # a header-only record may end the stream
+    assert [f.meta["offset"] for f in frames] == [0, 191 + 27]
+    assert [f.seq for f in frames] == [golden.SEQUENCE, 2]
+    assert [(f.link, f.host_ts) for f in frames] == [("router", 0.0)] * 2
+    assert (frames[1].meta["mac"], frames[1].meta["phyerr"], frames[1].meta["payload_len"]) == ("", 5, 0)
+    assert frames[1].csi[0, 0, 1] == golden.TONE_1
+
+
+def test_a_plausible_header_is_found_at_its_offset_up_to_the_last_byte() -> None:
+    data = b"\x00\x00\x00" + HEADER_ONLY
+    assert plausible_header(data, 3)
+    assert not plausible_header(data, 0)
+    assert not plausible_header(HEADER_ONLY[:-1])
 
 
 def test_the_atheris_fuzzer_starts_from_the_golden_records() -> None:

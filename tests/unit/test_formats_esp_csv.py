@@ -30,6 +30,12 @@ def test_golden_classic_line() -> None:
     data = [int(v) for v in row[-1].strip("[]").split(",")]
     assert (frame.seq, frame.device_ts_us, frame.rssi_dbm, frame.noise_dbm) == (0, 2751923, -30.0, -93.0)
     assert frame.channel_mhz == 2472  # channel 13
+    assert (frame.link, frame.host_ts, frame.wire_format) == ("esp32", 0.0, "esp32-csv")
+    # What a serial console printed before the line on the same row (a log line whose newline was lost).
+    prefixed = parse_csi_line(
+        "I (2751) wifi: bcn_timeout " + ",".join(row[:-1]) + ',"' + row[-1] + '"', line_no=1
+    )
+    assert prefixed.meta == frame.meta and np.array_equal(prefixed.csi, frame.csi)
     assert frame.meta == {
         "chip": "classic", "layout": "lltf", "first_word_invalid": True, "mac": "94:d9:b3:80:8c:81",
         "rate": 11, "sig_mode": 1, "mcs": 6, "bandwidth": 1, "stbc": 1, "secondary_channel": 2, "ant": 0,
@@ -125,7 +131,7 @@ def test_esp_radar_decimal_and_base64() -> None:
     buf = np.arange(216, dtype=np.int16).astype(np.int8) - 100
     dec = parse_csi_line(_radar_line('"[' + ",".join(map(str, buf.tolist())) + ']"', 216))
     b64 = parse_csi_line(_radar_line(base64.b64encode(buf.tobytes()).decode(), 216))
-    assert dec.meta["layout"] == "ht-ltf"
+    assert (dec.meta["layout"], dec.meta["chip"]) == ("ht-ltf", "esp-radar")
     assert dec.subcarriers.tolist() == [*range(-28, 0), *range(1, 29)]
     assert np.array_equal(dec.csi, b64.csi)
     assert dec.seq == 5

@@ -246,3 +246,37 @@ def test_datagram_files_name_their_links_and_errors(tmp_path: Path) -> None:
         items = list(iter_datagram_file(path))
         assert isinstance(items[0], CsiFrame) and len(items) == 2
         assert (str(items[1]), items[1].offset) == (message, len(good))  # type: ignore[union-attr]
+
+
+def test_adr018_he_tagging_bytes_reach_meta_and_a_zeroed_first_word_is_left_out() -> None:
+    """Bytes 18-19 under CONFIG_CSI_FRAME_HE_TAGGING (csi_collector.c): PPDU type, then flags with bit 4 the
+    mesh sync and bit 5 the first word the firmware zeroed, which in an LLTF holds subcarriers 0 and 1."""
+    tagged = bytearray(ADR018_GOLDEN)
+    tagged[18:20] = b"\x02\x30"  # PPDU type 2; flags: sync valid, first word zeroed
+    frame = parse_adr018(bytes(tagged))
+    assert (frame.meta["ppdu_type"], frame.meta["flags"]) == (2, 0x30)
+    assert (frame.meta["sync_valid"], frame.meta["first_word_invalid"]) == (True, True)
+    assert frame.subcarriers.tolist() == [k for k in range(-32, 32) if k not in (0, 1)]
+    np.testing.assert_array_equal(frame.csi[0, 0], [lltf_value(k) for k in range(-32, 32) if k not in (0, 1)])
+    plain = parse_adr018(ADR018_GOLDEN)
+    assert (plain.meta["ppdu_type"], plain.meta["flags"], plain.meta["sync_valid"]) == (0, 0, False)
+
+
+def test_frames_parsed_without_a_link_prefix_are_named_esp32_and_say_their_wire_format() -> None:
+    adr018, espectre = parse_adr018(ADR018_GOLDEN), parse_espectre(ESPECTRE_GOLDEN)
+    assert (adr018.link, espectre.link) == ("esp32-7", "esp32-esp32s3")
+    assert {adr018.wire_format, espectre.wire_format} == {"esp32-udp"}
+
+
+def test_a_datagram_holding_only_a_magic_is_told_its_header_is_short() -> None:
+    """The magic alone says which protocol the sender speaks: the error names it, not 'unknown datagram'."""
+    assert _error(ADR018_GOLDEN[:4]) == (
+        "byte 0: ADR-018 frame of 4 bytes is shorter than its 20-byte header",
+        0,
+    )
+    assert _error(b"SC") == ("byte 0: Micro-ESPectre packet of 2 bytes is shorter than its header", 0)
+
+
+def test_a_text_datagram_is_named_by_the_link_prefix() -> None:
+    frame = parse_datagram(classic_csv_line(BUF128).encode(), link_prefix="kitchen")
+    assert frame.link == "kitchen"

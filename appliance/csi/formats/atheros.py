@@ -331,9 +331,12 @@ class AtherosStreamParser:
         """Each record's frame, or the error that says why its values make none."""
         out: dict[int, CsiFrame | CsiFormatError] = {}
         groups: dict[tuple[int, int, int, int], list[_Record]] = {}
+        # Numbered in stream order here, as records are decoded grouped by shape (records without CSI too).
+        numbers: dict[int, int] = {}
         for r in records:
+            numbers[id(r)] = self._index
+            self._index += 1
             if r.fields[2] == 0:
-                self._index += 1
                 continue
             groups.setdefault((r.fields[2], r.fields[8], r.fields[9], r.fields[10]), []).append(r)
         data = np.frombuffer(buf, dtype=np.uint8)
@@ -342,24 +345,24 @@ class AtherosStreamParser:
             csi = _decode_csi(data, starts, tones, nr, nc)
             for i, r in enumerate(group):
                 try:
-                    out[id(r)] = self._frame(buf, r, csi[i])
+                    out[id(r)] = self._frame(buf, r, csi[i], numbers[id(r)])
                 except (ValueError, ArithmeticError) as exc:
                     out[id(r)] = CsiFormatError(
                         f"record skipped: its values make no frame ({exc})", offset=self._base + r.offset
                     )
         return out
 
-    def _frame(self, buf: bytes, r: _Record, csi: npt.NDArray[np.complex64]) -> CsiFrame:
+    def _frame(self, buf: bytes, r: _Record, csi: npt.NDArray[np.complex64], number: int) -> CsiFrame:
+        """``number``: the record's place in the stream, its sequence number when the payload has none."""
         (_l, ts, csi_len, channel, phyerr, noise, rate, bw, tones, _nr, _nc, rssi, r0, r1, r2, pl) = r.fields
         start = r.offset + RECORD_HEAD_BYTES + csi_len
-        self._index += 1
         seq, mac = _mac_fields(buf[start : start + min(pl, _MAC_HEADER_BYTES)])
         noise_dbm = float(_signed_byte(noise)) if noise else ATH9K_DEFAULT_NOISE_FLOOR_DBM
         return CsiFrame(
             link=self.link,
             device_ts_us=ts,
             host_ts=0.0,
-            seq=seq if seq is not None else self._index - 1,
+            seq=seq if seq is not None else number,
             rssi_dbm=rssi + noise_dbm,
             noise_dbm=noise_dbm,
             channel_mhz=channel,
