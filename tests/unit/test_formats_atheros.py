@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -242,9 +243,16 @@ def test_resynchronizes_after_garbage_and_truncation() -> None:
     frames = parser.feed(damaged)
     tail = parser.close()
     assert [f.device_ts_us for f in frames] == [0, 2, 3, 4]
-    assert len(parser.errors) == 4
-    assert all(isinstance(e.offset, int) for e in parser.errors)
-    assert any("truncated" in str(e) for e in tail)
+    # Records of 907 bytes (2 + 25 + 840 CSI + 40 payload): record 1 is cut after 500, record 2 starts at
+    # 37 + 907 + 500 = 1444 and the junk after it at 2351; the last 100 bytes are record 5's start.
+    assert [str(e) for e in parser.errors] == [
+        "byte 0: implausible Atheros record header; skipped 37 bytes to the next plausible record",
+        "byte 944: record cut short: the next record starts 500 bytes in, not 907; skipped",
+        "byte 2351: implausible Atheros record header; skipped 36 bytes to the next plausible record",
+        "byte 4201: truncated record: 100 bytes left",
+    ]
+    assert [e.offset for e in parser.errors] == [0, 944, 2351, 4201]
+    assert tail == parser.errors[-1:]
 
 
 def test_a_length_past_the_end_of_the_stream_does_not_hide_the_records_behind_it() -> None:
@@ -260,7 +268,28 @@ def test_a_length_past_the_end_of_the_stream_does_not_hide_the_records_behind_it
     assert parser.feed(bytes(damaged) + records[1] + records[2]) == []  # waiting for the claimed bytes
     tail = parser.close()
     assert [f.device_ts_us for f in tail if isinstance(f, CsiFrame)] == [1, 2]
-    assert "past the end of the stream" in str(tail[0])
+    # Three records of 867 bytes; the first claims 2 + 865 + 4000 bytes.
+    assert (
+        str(tail[0])
+        == f"byte 0: record runs {2 + 865 + grown - 3 * 867} bytes past the end of the stream; skipped"
+    )
+
+
+def test_a_parser_told_the_byte_order_reads_only_that_one() -> None:
+    assert AtherosStreamParser().feed(golden.NOISE_A1_LITTLE_ENDIAN)[0].link == "atheros"
+    assert len(AtherosStreamParser(endian="<").feed(golden.NOISE_A1_LITTLE_ENDIAN)) == 1
+    assert len(AtherosStreamParser(endian=">").feed(golden.NOISE_9C_BIG_ENDIAN)) == 1
+    big_only = AtherosStreamParser(endian=">")
+    assert big_only.feed(golden.NOISE_A1_LITTLE_ENDIAN) == [] and big_only.close()
+    with pytest.raises(ValueError, match=r"^endian must be '<', '>' or None, got 'big'$"):
+        AtherosStreamParser(endian="big")
+
+
+def test_log_files_name_their_link_after_the_file_unless_told(tmp_path: Path) -> None:
+    path = tmp_path / "livingroom.dat"
+    path.write_bytes(golden.NOISE_A1_LITTLE_ENDIAN)
+    assert [f.link for f in read_atheros_file(path)] == ["livingroom"]
+    assert [f.link for f in read_atheros_file(path, link="lab")] == ["lab"]
 
 
 def test_file_reader_reports_errors_in_order(tmp_path: object) -> None:
@@ -358,8 +387,13 @@ def test_bulk_reader_raises_at_the_first_damaged_record() -> None:
     damaged[200 * len(record) + 2 + 17] = 7  # record 200 (inside a guessed run): bandwidth 7
     with pytest.raises(CsiFormatError) as bad:
         read_atheros_batches(bytes(damaged))
-    assert bad.value.offset == 200 * len(record)
+    assert str(bad.value) == f"byte {200 * len(record)}: implausible or truncated record"
     with pytest.raises(CsiFormatError) as cut:
         read_atheros_batches(clean[:-1])
     assert cut.value.offset == 299 * len(record)
     assert len(read_atheros_batches(np.frombuffer(clean, dtype=np.uint8))[0].offsets) == 300
+    with pytest.raises(CsiFormatError) as not_a_log:
+        read_atheros_batches(b"\xff" * 100)
+    assert (
+        str(not_a_log.value) == "byte 0: not an Atheros CSI Tool log: the first record header is implausible"
+    )
