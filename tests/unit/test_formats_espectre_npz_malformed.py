@@ -85,6 +85,19 @@ def test_a_well_formed_file_reads(read_npz: Callable[[bytes], list[CsiFrame]]) -
     assert frames[0].meta == {"chip": "s3", "label": "movement", "first_word_invalid": False}
 
 
+@pytest.mark.parametrize(("version", "fortran"), [((2, 0), False), ((3, 0), False), ((1, 0), True)])
+def test_every_npy_version_and_fortran_order_numpy_writes_reads_alike(
+    read_npz: Callable[[bytes], list[CsiFrame]], version: tuple[int, int], fortran: bool
+) -> None:
+    """numpy writes version 2.0 for headers over 64 KiB and 3.0 for non-Latin-1 field names."""
+    member = io.BytesIO()
+    csi = FIELDS["csi_data"]
+    np.lib.format.write_array(member, np.asfortranarray(csi) if fortran else csi, version=version)
+    expected, frames = read_npz(npz()), read_npz(with_member("csi_data.npy", member.getvalue()))
+    assert len(frames) == len(expected) == 3
+    assert all(np.array_equal(f.csi, e.csi) for f, e in zip(frames, expected, strict=True))
+
+
 def test_the_real_capture_reads_as_before() -> None:
     path = capture("esp32/baseline_s3_64sc_20260117_222606.npz")
     frames = read_espectre_npz(path)
@@ -128,6 +141,17 @@ MALFORMED = {
             npy_member("{'descr': '|i1', 'fortran_order': False, 'shape': (3, 128), }", b"\0" * 100),
         ),
         "more than the",
+    ),
+    "cut-short-within-the-member": (
+        with_member(
+            "csi_data.npy",
+            npy_member("{'descr': '|i1', 'fortran_order': False, 'shape': (3, 128), }", b"\0" * 300),
+        ),
+        "csi_data is cut short (300 of 384 bytes)",
+    ),
+    "npy-version-4": (
+        with_member("csi_data.npy", b"\x93NUMPY\x04\x00" + bytes(120)),
+        "unknown .npy format version 4",
     ),
     "nested-header": (
         with_member(
