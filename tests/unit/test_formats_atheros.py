@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 from pathlib import Path
 
@@ -156,8 +157,8 @@ def test_records_say_where_they_are_and_a_payload_without_a_sequence_takes_its_r
     whose payload has no 802.11 header is numbered by the records before it (header-only ones count)."""
     stream = golden.NOISE_A1_LITTLE_ENDIAN + HEADER_ONLY + NO_PAYLOAD + HEADER_ONLY
     parser = AtherosStreamParser("router")
-    cut = len(golden.NOISE_A1_LITTLE_ENDIAN) + 10
-    frames = parser.feed(stream[:cut]) + parser.feed(stream[cut:])
+    cuts = [0, 191 + 10, 191 + 27 + 10, len(stream)]  # three reads, each ending inside a record
+    frames = [f for a, b in itertools.pairwise(cuts) for f in parser.feed(stream[a:b])]
     assert not parser.close() and not parser.errors  # a header-only record may end the stream
     assert [f.meta["offset"] for f in frames] == [0, 191 + 27]
     assert [f.seq for f in frames] == [golden.SEQUENCE, 2]
@@ -255,6 +256,37 @@ def test_resynchronizes_after_garbage_and_truncation() -> None:
     assert tail == parser.errors[-1:]
 
 
+def test_a_record_whose_payload_holds_a_record_is_one_record() -> None:
+    """A router forwarding another router's log over Wi-Fi captures packets whose payload is a CSI record:
+    the header inside is not where the next record starts, whether or not that one has arrived yet."""
+    carrier = atheros_record(
+        np.ones((1, 1, 56)) * (5 + 5j), timestamp=1, payload=golden.NOISE_A1_LITTLE_ENDIAN
+    )
+    following = atheros_record(np.ones((1, 1, 56)), timestamp=2)
+    for reads in ([carrier + following], [carrier, following]):
+        parser = AtherosStreamParser()
+        frames = [f for data in reads for f in parser.feed(data)]
+        assert [f.device_ts_us for f in frames] == [1, 2]
+        assert not parser.close() and not parser.errors
+
+
+@pytest.mark.parametrize(
+    ("record", "junk"), [(golden.NOISE_A1_LITTLE_ENDIAN, 1), (golden.NOISE_9C_BIG_ENDIAN, 5)]
+)
+def test_stray_bytes_between_records_cost_only_themselves_in_either_byte_order(
+    record: bytes, junk: int
+) -> None:
+    parser = AtherosStreamParser()
+    frames = parser.feed(record + b"\x00" * junk + record + record)
+    assert len(frames) == 3
+    assert [(str(e), e.offset) for e in parser.errors] == [
+        (
+            f"byte 191: implausible Atheros record header; skipped {junk} bytes to the next plausible record",
+            191,
+        )
+    ]
+
+
 def test_a_length_past_the_end_of_the_stream_does_not_hide_the_records_behind_it() -> None:
     """A damaged header whose length and payload_len both grew (still plausible) claims more bytes than
     the stream has left; at the end of the stream the whole records inside it still come out."""
@@ -265,13 +297,15 @@ def test_a_length_past_the_end_of_the_stream_does_not_hide_the_records_behind_it
     struct.pack_into("<H", damaged, 0, struct.unpack_from("<H", damaged)[0] + grown)
     struct.pack_into("<H", damaged, 2 + 23, struct.unpack_from("<H", damaged, 2 + 23)[0] + grown)
     parser = AtherosStreamParser()
-    assert parser.feed(bytes(damaged) + records[1] + records[2]) == []  # waiting for the claimed bytes
+    # ... and the last of which was cut short after 50 bytes.
+    assert parser.feed(bytes(damaged) + records[1] + records[2] + records[0][:50]) == []  # waiting
     tail = parser.close()
     assert [f.device_ts_us for f in tail if isinstance(f, CsiFrame)] == [1, 2]
-    # Three records of 867 bytes; the first claims 2 + 865 + 4000 bytes.
+    assert (str(tail[-1]), tail[-1].offset) == ("byte 2601: truncated record: 50 bytes left", 2601)  # type: ignore[union-attr]
+    # Three records of 867 bytes (and 50); the first claims 2 + 865 + 4000 bytes.
     assert (
         str(tail[0])
-        == f"byte 0: record runs {2 + 865 + grown - 3 * 867} bytes past the end of the stream; skipped"
+        == f"byte 0: record runs {2 + 865 + grown - 3 * 867 - 50} bytes past the end of the stream; skipped"
     )
 
 
