@@ -8,9 +8,11 @@ and responses in the OpenAPI document, README's "Accounts and tokens") and the s
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ from appliance.api.errors import error_middleware
 from appliance.api.onboarding import ONBOARDING, read_setup_code, start_onboarding
 from appliance.api.routing import ApiRouter, Scope, install
 from appliance.api.security import middlewares, setup_security
-from appliance.store.accounts import AccountStore
+from appliance.store.accounts import PASSWORD_RETRY_AFTER_S, AccountStore, PasswordBusyError
 from appliance.store.database import DATABASE_FILE, Database
 from tests.auth_support import ADMIN, bearer, config_in
 
@@ -103,7 +105,7 @@ async def test_the_first_admin_is_created_once_and_logged_in(make_client: MakeCl
 
 
 async def test_a_box_that_lost_its_users_needs_the_setup_code(
-    make_client: MakeClient, tmp_path: Path
+    make_client: MakeClient, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = await make_client(new_box=False)
     code = read_setup_code(tmp_path)
@@ -111,9 +113,25 @@ async def test_a_box_that_lost_its_users_needs_the_setup_code(
     state = await json_of(await client.get("/api/v1/auth/setup"))
     assert state == {"setup_required": True, "setup_code_required": True}
     missing = await client.post("/api/v1/auth/setup", json=ADMIN)
-    assert missing.status == 403 and (await error_of(missing))["code"] == "setup_code_required"
-    wrong = await client.post("/api/v1/auth/setup", json={**ADMIN, "setup_code": "AAAA-BBBB"})
-    assert wrong.status == 403 and (await error_of(wrong))["code"] == "invalid_setup_code"
+    assert missing.status == 403
+    assert await error_of(missing) == {
+        "code": "setup_code_required",
+        "message": "this box was set up before and lost its users: enter the setup code printed in the "
+        "appliance's log, or run 'invispose user setup-code' on the box",
+        "details": None,
+    }
+    with caplog.at_level(logging.WARNING, logger="appliance.api.auth"):
+        wrong = await client.post("/api/v1/auth/setup", json={**ADMIN, "setup_code": "AAAA-BBBB"})
+    assert wrong.status == 403
+    assert await error_of(wrong) == {
+        "code": "invalid_setup_code",
+        "message": "that is not the setup code",
+        "details": None,
+    }
+    # Who tried a wrong code is in the log, for whoever owns the box.
+    assert [(r.getMessage(), r.fields) for r in caplog.records if r.name == auth.__name__] == [  # type: ignore[attr-defined]
+        ("wrong setup code", {"client": "127.0.0.1"})
+    ]
     # Case, spaces and dashes do not matter.
     right = await client.post(
         "/api/v1/auth/setup", json={**ADMIN, "setup_code": code.lower().replace("-", " ")}
@@ -133,6 +151,36 @@ async def test_wrong_setup_codes_count_as_failed_logins(make_client: MakeClient)
     other = await make_client(new_box=False)
     for _ in range(LOGIN_ATTEMPTS + 1):
         assert (await other.post("/api/v1/auth/setup", json=ADMIN)).status == 403
+
+
+async def test_a_right_setup_code_is_forgiven_like_a_right_password(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    client = await make_client(new_box=False)
+    for _ in range(LOGIN_ATTEMPTS - 1):
+        assert (
+            await client.post("/api/v1/auth/setup", json={**ADMIN, "setup_code": "AAAA-BBBB"})
+        ).status == 403
+    right = await client.post("/api/v1/auth/setup", json={**ADMIN, "setup_code": read_setup_code(tmp_path)})
+    assert right.status == 201
+    assert (
+        await client.post("/api/v1/auth/token", json=ADMIN)
+    ).status == 200  # two failures so far, not three
+
+
+def test_a_locked_out_or_busy_client_is_told_whole_seconds_to_wait() -> None:
+    """Retry-After is delay-seconds, a whole number (RFC 9110 10.2.3): a wait is rounded up, never down."""
+    locked = auth._locked_out(29.5)
+    assert (locked.status, locked.headers["Retry-After"]) == (429, "30")
+    busy = auth._busy(PasswordBusyError("password checks are busy"))
+    assert (busy.status, busy.headers["Retry-After"]) == (503, str(PASSWORD_RETRY_AFTER_S))
+    assert json.loads(busy.text or "") == {
+        "error": {
+            "code": "busy",
+            "message": f"password checks are busy; retry in {PASSWORD_RETRY_AFTER_S} s",
+            "details": {"retry_after_s": PASSWORD_RETRY_AFTER_S},
+        }
+    }
 
 
 async def test_failed_logins_lock_the_client_out_and_right_ones_do_not_count(make_client: MakeClient) -> None:
@@ -213,6 +261,15 @@ async def test_an_api_token_is_shown_once_works_and_dies_when_revoked(make_clien
     assert (await json_of(forever))["expires"] is None
     revoked = await client.delete(f"/api/v1/auth/tokens/{created['id']}", headers=admin)
     assert revoked.status == 204
+    # Times are RFC 3339 date-times (docs/schemas' "date-time"), which carry their UTC offset.
+    (listed_revoked,) = [
+        t
+        for t in (await json_of(await client.get("/api/v1/auth/tokens", headers=admin)))["tokens"]
+        if t["id"] == created["id"]
+    ]
+    for moment in (listed_revoked["created"], listed_revoked["revoked"], created["expires"]):
+        assert datetime.fromisoformat(moment).utcoffset() == timedelta(0)
+    assert before <= datetime.fromisoformat(listed_revoked["revoked"]).timestamp() <= time.time()
     refused = await client.get("/api/v1/pose", headers=bearer(created["token"]))
     assert refused.status == 401 and (await error_of(refused))["message"] == "the API token was revoked"
     unknown = await client.delete("/api/v1/auth/tokens/nope", headers=admin)
@@ -230,7 +287,8 @@ async def test_users_are_added_listed_and_removed_but_the_last_admin_stays(make_
     added = await client.post("/api/v1/auth/users", json=VIEWER, headers=admin)
     assert added.status == 201
     info = await json_of(added)
-    assert (info["username"], info["is_admin"]) == ("vic", False) and info["created"]
+    assert (info["username"], info["is_admin"]) == ("vic", False)
+    assert datetime.fromisoformat(info["created"]).utcoffset() == timedelta(0)
     twice = await client.post("/api/v1/auth/users", json=VIEWER, headers=admin)
     assert twice.status == 409 and (await error_of(twice))["code"] == "user_exists"
     listed = (await json_of(await client.get("/api/v1/auth/users", headers=admin)))["users"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import stat
 import time
 from pathlib import Path
@@ -115,8 +116,9 @@ def test_expiry_and_scope_parsing() -> None:
         with pytest.raises(ValueError, match="not like"):
             parse_expiry(bad, 0.0)
     assert parse_scopes(["pose:read", " admin:all "]) == {Scope.POSE_READ, Scope.ADMIN_ALL}
-    with pytest.raises(ValueError, match="unknown scope"):
-        parse_scopes(["pose:write"])
+    known = ", ".join(s.value for s in Scope)
+    with pytest.raises(ValueError, match=re.escape(f"unknown scope(s) pose:write, all; known: {known}")):
+        parse_scopes(["pose:write", "all"])
 
 
 def test_login_guard_slides_over_a_minute() -> None:
@@ -125,7 +127,8 @@ def test_login_guard_slides_over_a_minute() -> None:
         assert guard.attempt("a", t) is None
     assert guard.attempt("a", 30.0) == pytest.approx(30.0)
     assert guard.attempt("b", 30.0) is None
-    assert guard.attempt("a", 60.5) is None
+    assert guard.attempt("a", 60.0) is None  # the attempt at 0 is a minute old: out of the window
+    guard.forgive("nobody", 1.0)  # forgiving a client never seen is nothing
 
 
 def test_login_guard_counts_an_attempt_before_it_is_checked_and_forgives_a_right_one() -> None:
@@ -210,7 +213,7 @@ async def test_api_token_expiry_is_enforced(tmp_path: Path) -> None:
         now = time.time()
         expired, _ = await accounts.create_token("a", ("admin:all",), expires=now - 1, created_by=None)
         lasting, record = await accounts.create_token("b", ("pose:read",), expires=now + 60, created_by=None)
-        with pytest.raises(InvalidTokenError, match="expired"):
+        with pytest.raises(InvalidTokenError, match=r"^the API token expired$"):
             await authenticator.authenticate(expired)
         principal = await authenticator.authenticate(lasting)
         assert (principal.kind, principal.id, principal.scopes) == ("token", record.id, {Scope.POSE_READ})
@@ -254,6 +257,17 @@ def test_rate_limiter_sheds_the_oldest_half_when_every_bucket_is_in_use(
     )
 
 
+def test_login_guard_remembers_no_more_clients_than_its_room(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(auth, "_LOGIN_GUARD_MAX_CLIENTS", 2)
+    guard = LoginGuard(attempts_per_minute=1)
+    guard.attempt("amy", 0.0)
+    guard.attempt("bob", 1.0)
+    assert guard.retry_after("amy", 2.0) == pytest.approx(58.0)
+    guard.attempt("cat", 2.0)  # a third client in room for two: the quietest, amy, is forgotten
+    assert guard.retry_after("amy", 2.0) is None
+    assert guard.retry_after("bob", 2.0) == pytest.approx(59.0)
+
+
 def test_login_guard_forgets_quiet_clients_before_locked_ones(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(auth, "_LOGIN_GUARD_MAX_CLIENTS", 3)
     guard = LoginGuard(attempts_per_minute=2)
@@ -269,3 +283,89 @@ def test_login_guard_forgets_quiet_clients_before_locked_ones(monkeypatch: pytes
     guard.attempt("fifth", 72.0)  # everybody failed within the minute: the longest quiet ("zed") goes
     assert guard.retry_after("zed", 72.0) is None
     assert guard.retry_after("amy", 72.0) == pytest.approx(40.0)
+
+
+def test_the_secret_is_made_private_in_a_data_directory_that_does_not_exist_yet(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data_dir = tmp_path / "new" / "data"
+    with caplog.at_level(logging.INFO, logger="appliance.api.auth"):
+        secret = load_or_create_secret(data_dir)
+    path = data_dir / SECRET_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.read_bytes() == secret
+    # Made private from the start, never narrowed: the only record is the creation, with its file.
+    assert [(r.levelname, r.getMessage(), r.fields) for r in caplog.records] == [  # type: ignore[attr-defined]
+        ("INFO", "created the login signing secret", {"file": str(path)})
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="appliance.api.auth"):
+        assert load_or_create_secret(data_dir) == secret
+    assert not caplog.records  # a private secret is read without a word
+
+
+def test_a_widened_secret_is_logged_with_its_file_and_old_mode(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    load_or_create_secret(tmp_path)
+    (tmp_path / SECRET_FILE).chmod(0o640)
+    with caplog.at_level(logging.WARNING, logger="appliance.api.auth"):
+        load_or_create_secret(tmp_path)
+    (record,) = caplog.records
+    assert record.getMessage() == (
+        "the login signing secret was readable by other users; its mode is now 0600. If anybody else may "
+        "have read it, delete it and restart to rotate it"
+    )
+    assert record.fields == {"file": str(tmp_path / SECRET_FILE), "mode": "0o640"}  # type: ignore[attr-defined]
+
+
+def test_a_secret_of_exactly_256_bits_is_enough_and_a_directory_in_its_place_is_refused(
+    tmp_path: Path,
+) -> None:
+    """RFC 7518 3.2: an HS256 key must be at least as long as the hash, 256 bits."""
+    (tmp_path / SECRET_FILE).write_bytes(b"k" * 32)
+    (tmp_path / SECRET_FILE).chmod(0o600)
+    assert load_or_create_secret(tmp_path) == b"k" * 32
+    other = tmp_path / "other"
+    (other / SECRET_FILE).mkdir(parents=True)
+    with pytest.raises(RuntimeError) as refused:
+        load_or_create_secret(other)
+    assert (
+        str(refused.value)
+        == f"{other / SECRET_FILE} must be a regular file; remove it so that a new secret is made"
+    )
+
+
+async def test_every_refused_token_says_why(tmp_path: Path) -> None:
+    """The reason reaches the client as the challenge's error_description (RFC 6750 3)."""
+    database = await Database.open(tmp_path / DATABASE_FILE)
+    accounts = AccountStore(database)
+    try:
+        user = await accounts.create_user("ann", "password-1", is_admin=False)
+        secret = load_or_create_secret(tmp_path)
+        authenticator = Authenticator(accounts, secret, jwt_ttl_s=600)
+        claims = jwt.decode(
+            authenticator.issue(user, frozenset({Scope.POSE_READ})), secret, algorithms=["HS256"]
+        )
+        assert len(claims["jti"]) == 32  # 128 random bits, hex
+        principal = await authenticator.authenticate(jwt.encode(claims, secret, algorithm="HS256"))
+        assert (principal.kind, principal.id, principal.name) == ("user", user.id, "ann")
+
+        def signed(**changes: Any) -> str:
+            return jwt.encode({k: v for k, v in {**claims, **changes}.items() if v is not None}, secret)
+
+        now = int(time.time())
+        reasons = {
+            signed(exp=now - 10): "the token expired",
+            jwt.encode(claims, b"k" * 64, algorithm="HS256"): "the token's signature is not valid",
+            signed(jti=None): 'the token is not valid: Token is missing the "jti" claim',
+            signed(scopes="pose:read"): "the token's claims are malformed",
+            signed(scopes=["pose:write"]): "the token names an unknown scope",
+            signed(sub="0" * 32): "the token's user no longer exists",
+        }
+        for token, reason in reasons.items():
+            with pytest.raises(InvalidTokenError) as refused:
+                await authenticator.authenticate(token)
+            assert str(refused.value) == reason
+    finally:
+        accounts.close()
+        await database.close()
