@@ -263,8 +263,10 @@ async def test_a_route_added_around_the_router_needs_admin_and_is_logged_once(
         allowed = await gate.client.get("/api/v1/raw", headers=gate.admin)
     assert refused.status == 403 and (await error_of(refused))["details"] == {"required_scope": "admin:all"}
     assert allowed.status == 200
-    warnings = [r for r in caplog.records if "not declared" in r.getMessage()]
-    assert len(warnings) == 1 and getattr(warnings[0], "fields", None) == {"route": "/api/v1/raw"}
+    warnings = [r for r in caplog.records if r.name == "appliance.api.security"]
+    assert [(r.getMessage(), getattr(r, "fields", None)) for r in warnings] == [
+        ("route is not declared with the API router; only admin:all may call it", {"route": "/api/v1/raw"})
+    ]
 
 
 async def test_an_unknown_host_name_is_refused(make_gate: MakeGate) -> None:
@@ -274,8 +276,12 @@ async def test_an_unknown_host_name_is_refused(make_gate: MakeGate) -> None:
     error = await error_of(rebound)
     assert error["code"] == "invalid_host" and error["details"] == {"host": "evil.example"}
     assert "auth.allowed_hosts" in error["message"]
+    assert rate_headers(rebound) == ("3", "3", "0")  # refused before it was charged
     assert (await gate.client.get("/api/v1/ping", headers={"Host": "box.example.lan:8099"})).status == 200
     assert (await gate.client.get("/api/v1/ping", headers={"Host": "192.0.2.7"})).status == 200
+    # A refusal still tells the client what is left in its own bucket, and charges nothing.
+    again = await gate.client.get("/api/v1/ping", headers={"Host": "evil.example"})
+    assert rate_headers(again) == ("3", "1", "120")
 
 
 async def test_foreign_pages_may_read_but_not_change_or_stream(make_gate: MakeGate) -> None:
@@ -450,9 +456,11 @@ async def test_a_trusted_proxy_without_forwarded_for_is_the_client(make_gate: Ma
 
 def test_host_names_as_browsers_send_them() -> None:
     policy = SecurityPolicy.from_config(
-        config_in(Path("/unused"), **{"auth.allowed_hosts": ["box.example.lan"]})
+        config_in(Path("/unused"), **{"auth.allowed_hosts": ["box.example.lan", "invispose-box"]})
     )
     assert policy.host_allowed("box.example.lan.:8099")  # a fully qualified name ends with a dot
+    assert policy.host_allowed("INVISPOSE-BOX.")  # host names ignore case (RFC 4343)
+    assert not policy.host_allowed("invispose-bo")
     assert policy.host_allowed("[::1]:8099") and policy.host_allowed("[::1]")
     assert policy.host_allowed(None)  # HTTP/1.0 sends no Host: no name, nothing to rebind
     assert not policy.host_allowed("[]:8099")
