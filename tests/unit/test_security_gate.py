@@ -9,6 +9,7 @@ service so that each gate rule is pinned by a test that takes milliseconds: the 
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -396,6 +397,10 @@ async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket(m
     assert await remaining("203.0.113.9, 198.51.100.1, 127.0.0.5") == "0"
     # Only trusted proxies in the header: the first one is the client.
     assert await remaining("127.0.0.9, 127.0.0.5") == "2"
+    assert await remaining("127.0.0.9") == "1"
+    # No header: the proxy itself is the client, the same one as a header naming only it.
+    assert (await gate.client.get("/api/v1/ping")).headers["X-RateLimit-Remaining"] == "2"
+    assert await remaining("127.0.0.1") == "1"
 
 
 async def test_a_forwarded_hop_that_is_not_an_address_is_never_trusted(make_gate: MakeGate) -> None:
@@ -452,6 +457,22 @@ async def test_a_trusted_proxy_without_forwarded_for_is_the_client(make_gate: Ma
     gate = await make_gate(trusted_proxies=["127.0.0.0/8"])
     answers = [await gate.client.get("/api/v1/ping") for _ in range(2)]
     assert [(r.status, r.headers["X-RateLimit-Remaining"]) for r in answers] == [(200, "2"), (200, "1")]
+
+
+def test_the_box_answers_to_the_names_the_readme_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    """README, Security: localhost, its hostname, <hostname>.local, an IP address, or auth.allowed_hosts
+    (and server.host when it is a name). The box's name is set here: this machine's has no dots."""
+    monkeypatch.setattr(socket, "gethostname", lambda: "Box.Home.Arpa")
+    monkeypatch.setattr(socket, "getfqdn", lambda: "Box.Home.Arpa.example.net")
+    policy = SecurityPolicy.from_config(
+        config_in(
+            Path("/unused"), **{"server.host": "Invispose.Lan", "auth.allowed_hosts": ["Cam.Example.Lan"]}
+        )
+    )
+    for known in ("localhost", "box.home.arpa", "box", "box.local", "box.home.arpa.example.net"):
+        assert policy.host_allowed(f"{known}:8099"), known
+    assert policy.host_allowed("invispose.lan") and policy.host_allowed("cam.example.lan")
+    assert not policy.host_allowed("none.local") and not policy.host_allowed(".cam.example.lan")
 
 
 def test_host_names_as_browsers_send_them() -> None:
