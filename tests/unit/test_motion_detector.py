@@ -20,6 +20,7 @@ from appliance.pose.motion import (
     MotionSettings,
     RoomMotion,
     detect,
+    tuned,
 )
 from tests.captures import capture
 
@@ -421,3 +422,43 @@ def test_settings_reject_unknown_keys_and_describe_every_field() -> None:
     with pytest.raises(pydantic.ValidationError):
         MotionSettings(window_s=2.0, calibration_s=1.0)
     assert all(field.description for field in MotionSettings.model_fields.values())
+
+
+BASE = MotionSettings(
+    window_s=1.0,
+    calibration_s=10.0,
+    threshold_factor=12.0,
+    exit_ratio=0.5,
+    min_motion_s=1.0,
+    presence_hold_s=30.0,
+)
+
+
+@pytest.mark.parametrize(
+    ("sensitivity", "factor"), [(50, 12.0), (75, 6.0), (100, 3.0), (25, 24.0), (0, 48.0)]
+)
+def test_each_25_points_of_sensitivity_halve_or_double_the_threshold(
+    sensitivity: float, factor: float
+) -> None:
+    """The controls' sensitivity (README: 0-100, 50 as configured): 25 points up halve the threshold."""
+    assert tuned(BASE, "balanced", sensitivity) == BASE.model_copy(update={"threshold_factor": factor})
+
+
+def test_profiles_react_twice_as_fast_or_twice_as_slow() -> None:
+    responsive = tuned(BASE, "responsive", 50)
+    assert (responsive.window_s, responsive.min_motion_s, responsive.presence_hold_s) == (0.5, 0.5, 15.0)
+    assert (responsive.exit_ratio, responsive.threshold_factor, responsive.calibration_s) == (0.5, 12.0, 10.0)
+    steady = tuned(BASE, "steady", 50)
+    assert (steady.window_s, steady.min_motion_s, steady.presence_hold_s) == (2.0, 2.0, 60.0)
+    assert steady.exit_ratio == pytest.approx(0.4)
+    short_calibration = BASE.model_copy(update={"calibration_s": 1.5})
+    assert tuned(short_calibration, "steady", 50).window_s == 1.5  # a window never outlasts calibration
+    assert tuned(BASE.model_copy(update={"threshold_factor": 2.0}), "balanced", 100).threshold_factor == 1.01
+
+
+def test_retuning_applies_to_every_link_and_keeps_what_was_learnt() -> None:
+    room = RoomMotion(MotionSettings(calibration_s=5.0))
+    feeder = Feeder(room.update)
+    feeder.run(6.5, QUIET)
+    room.retune(BASE)
+    assert room.settings == BASE and all(d.settings == BASE and d.calibrated for d in room.links.values())
