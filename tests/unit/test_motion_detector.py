@@ -264,7 +264,10 @@ def test_nothing_is_detected_before_calibration_ends() -> None:
     detector = LinkMotionDetector("a", MotionSettings(calibration_s=5.0))
     readings = Feeder(detector.update).run(4.0, at_score(100.0))
     assert not any(r.calibrated or r.motion or r.presence for r in readings)
-    assert {r.score for r in readings} == {0.0}
+    assert {(r.score, r.threshold) for r in readings} == {(0.0, 0.0)}  # as contracts/pose.py says
+    room = RoomMotion(MotionSettings(calibration_s=5.0))
+    Feeder(room.update).run(1.0, at_score(100.0))
+    assert (room.reading().score, room.reading().motion) == (0.0, False)  # no calibrated link votes
 
 
 def test_hysteresis_holds_motion_between_exit_and_enter_and_does_not_flicker() -> None:
@@ -462,3 +465,12 @@ def test_retuning_applies_to_every_link_and_keeps_what_was_learnt() -> None:
     feeder.run(6.5, QUIET)
     room.retune(BASE)
     assert room.settings == BASE and all(d.settings == BASE and d.calibrated for d in room.links.values())
+
+
+def test_after_a_silent_gap_a_link_waits_for_a_full_window_again() -> None:
+    """A window of 5 packets after a gap would be noise: the score waits until window_s has passed."""
+    _, feeder = calibrated(MotionSettings(calibration_s=5.0, window_s=1.0))
+    feeder.t_s += 5.0  # the node was silent for 5 s
+    waiting = feeder.run(0.9, at_score(100.0))
+    assert not any(r.motion for r in waiting) and {r.score for r in waiting} == {0.0}
+    assert feeder.run(0.2, at_score(100.0))[-1].motion
