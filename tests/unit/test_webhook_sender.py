@@ -9,6 +9,7 @@ Status lines are RFC 9110's reason phrases, as aiohttp sends them.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -107,6 +108,42 @@ async def test_an_error_answer_without_a_body_is_its_status_line() -> None:
     async with receiving(answer(404)) as receiver:
         attempt = await send(webhook(receiver.url()))
     assert attempt.error == "HTTP 404 Not Found"
+    assert 0.0 <= attempt.latency_ms < 5000.0
+
+
+@pytest.mark.parametrize(
+    ("status", "location", "error"),
+    [
+        (200, None, None),
+        (299, None, None),
+        (300, "/pick", "HTTP 300 Multiple Choices to /pick: not followed (a POST would become a GET); "
+         "give the webhook the final URL"),
+        (399, None, "HTTP 399: a redirect without Location"),  # no reason phrase: none is shown
+        (400, None, "HTTP 400 Bad Request"),
+    ],
+)  # fmt: skip
+async def test_2xx_is_success_and_3xx_a_redirect_at_both_ends_of_each_class(
+    status: int, location: str | None, error: str | None
+) -> None:
+    async with receiving(answer(status, **({"Location": location} if location else {}))) as receiver:
+        attempt = await send(webhook(receiver.url()))
+    assert (attempt.status, attempt.error) == (status, error)
+
+
+async def test_an_answer_that_is_not_utf8_is_shown_with_replacement_characters() -> None:
+    async def latin1(received: Received) -> web.StreamResponse:
+        return web.Response(status=502, body="Passerelle défaillante".encode("latin-1"))
+
+    async with receiving(latin1) as receiver:
+        attempt = await send(webhook(receiver.url()))
+    assert attempt.error == "HTTP 502 Bad Gateway: Passerelle d\ufffdfaillante"
+
+
+async def test_retry_after_as_an_http_date_is_counted_from_now() -> None:
+    later = email.utils.formatdate(time.time() + 120, usegmt=True)  # RFC 9110 IMF-fixdate
+    async with receiving(answer(503, **{"Retry-After": later})) as receiver:
+        attempt = await send(webhook(receiver.url()))
+    assert attempt.retry_after_s is not None and 100.0 <= attempt.retry_after_s <= 120.0
 
 
 async def test_retry_after_comes_back_with_the_attempt() -> None:
@@ -180,6 +217,7 @@ async def test_a_redirect_away_from_http_is_final() -> None:
         attempt = await send(webhook(receiver.url()))
     assert attempt.status == 307 and attempt.final
     assert attempt.error == "redirected to ftp://files.example/drop: not HTTP"
+    assert 0.0 <= attempt.latency_ms < 5000.0
 
 
 async def test_a_forbidden_address_is_refused_without_a_connection() -> None:
@@ -191,6 +229,7 @@ async def test_a_forbidden_address_is_refused_without_a_connection() -> None:
         attempt.error
         == "target refused: 127.0.0.1 is loopback; set webhooks.allow_loopback: true to allow it"
     )
+    assert 0.0 <= attempt.latency_ms < 5000.0
 
 
 async def test_a_redirect_to_a_forbidden_address_is_refused() -> None:
@@ -210,6 +249,7 @@ async def test_a_name_resolving_to_a_forbidden_address_is_refused_by_the_resolve
     assert receiver.received == []
     assert attempt.status is None and attempt.final
     assert attempt.error is not None and attempt.error.startswith("target refused: localhost (")
+    assert 0.0 <= attempt.latency_ms < 5000.0
 
 
 async def test_a_closed_port_is_retried() -> None:
@@ -218,6 +258,7 @@ async def test_a_closed_port_is_retried() -> None:
     attempt = await send(webhook(receiver.url()))
     assert attempt.status is None and not attempt.final
     assert attempt.error is not None and attempt.error.startswith("cannot connect: ")
+    assert 0.0 <= attempt.latency_ms < 5000.0
 
 
 async def test_no_answer_within_the_timeout_is_retried() -> None:
@@ -246,6 +287,7 @@ async def test_a_connection_dropped_mid_answer_is_retried() -> None:
         attempt = await send(webhook(f"http://127.0.0.1:{port}/hook"))
     assert attempt.status is None and not attempt.final
     assert attempt.error is not None and attempt.error.startswith("ServerDisconnectedError: ")
+    assert 0.0 <= attempt.latency_ms < 5000.0
 
 
 @pytest.fixture
