@@ -220,6 +220,18 @@ async def test_a_redirect_away_from_http_is_final() -> None:
     assert 0.0 <= attempt.latency_ms < 5000.0
 
 
+async def test_a_redirect_to_https_is_followed() -> None:
+    # The receiver speaks plain HTTP, so the TLS handshake the redirect leads to fails: a retry.
+    async with (
+        receiving(answer(204)) as plain,
+        receiving(answer(308, Location=f"https://127.0.0.1:{plain.port}/tls")) as receiver,
+    ):
+        attempt = await send(webhook(receiver.url()))
+    assert len(receiver.received) == 1 and plain.received == []
+    assert attempt.status is None and not attempt.final
+    assert attempt.error is not None and "not HTTP" not in attempt.error
+
+
 async def test_a_forbidden_address_is_refused_without_a_connection() -> None:
     async with receiving(answer(204)) as receiver:
         attempt = await send(webhook(receiver.url()), policy=TargetPolicy())
