@@ -1,5 +1,7 @@
-"""MQTT commands without a broker: what each command does to the running appliance and the answer it
-publishes, with the appliance's real controls (the whole app in process on a silent source).
+"""MQTT commands without a broker: what each command does to the appliance and the answer it publishes,
+with the appliance's real controls wired as the app wires them (pipeline, live configuration, settings
+store on SQLite, hub), without its HTTP side: the mutation run pays these tests for every mutant they
+reach.
 
 The payloads are those Home Assistant's MQTT entities send (its switch ``ON``/``OFF``, its number the
 value as text, its select the option, its button ``PRESS``); the answers are checked against the shipped
@@ -10,19 +12,26 @@ same commands through Mosquitto.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 
-from appliance.api.keys import CONFIG, DATABASE, HUB, PIPELINE
-from appliance.api.resource_keys import RESOURCES
+from appliance.config import AppConfig
 from appliance.control import ApplianceControls
+from appliance.csi.sources.factory import build_source
+from appliance.hub import Hub
 from appliance.integrations.mqtt.commands import CommandHandler
 from appliance.integrations.mqtt.topics import Publication, Topics
+from appliance.live_config import LiveConfig
+from appliance.pipeline import Pipeline
+from appliance.pose.motion import RoomMotion
+from appliance.store.database import Database
 from appliance.store.settings import SettingsStore
-from tests.app_support import start
+from tests.auth_support import config_in
 from tests.conftest import REPO
 
 SCHEMA = json.loads((REPO / "docs" / "schemas" / "mqtt-command-response.schema.json").read_text())
@@ -31,15 +40,29 @@ HALL = {"name": "Hall", "polygon": [[3.0, 0.2], [4.5, 0.2], [4.5, 1.5], [3.0, 1.
 
 
 class Commands:
-    """A command handler on the app's controls, answering as the MQTT sink would publish."""
+    """A command handler on the appliance's controls, answering as the MQTT sink would publish."""
 
-    def __init__(self, handler: CommandHandler, app: Any) -> None:
+    def __init__(self, handler: CommandHandler, parts: Parts) -> None:
         self.handler = handler
-        self.app = app
+        self.parts = parts
 
     async def send(self, name: str, payload: str | bytes) -> dict[str, Any]:
         published = await self.handler.handle(name, payload.encode() if isinstance(payload, str) else payload)
         return answer_of(published, name)
+
+
+@dataclass
+class Parts:
+    pipeline: Pipeline
+    live_config: LiveConfig
+    hub: Hub
+    store: SettingsStore
+    config: AppConfig
+
+    async def controls(self, restart: Callable[[], None] | None = None) -> ApplianceControls:
+        return await ApplianceControls.load(
+            self.pipeline, self.live_config, self.hub, self.store, self.config.detector, restart
+        )
 
 
 def answer_of(published: Publication, name: str) -> dict[str, Any]:
@@ -51,16 +74,30 @@ def answer_of(published: Publication, name: str) -> dict[str, Any]:
     return answer
 
 
+def handler(controls: ApplianceControls) -> CommandHandler:
+    return CommandHandler(controls, Topics("invispose", "homeassistant", "box"))
+
+
 @pytest.fixture
-async def commands(aiohttp_client: Any, tmp_path: Path) -> Commands:
-    client, _ = await start(aiohttp_client, tmp_path / "data", silent=True)
-    controls = client.app[RESOURCES].controls
-    assert controls is not None
-    return Commands(CommandHandler(controls, Topics("invispose", "homeassistant", "box")), client.app)
+async def commands(tmp_path: Path) -> AsyncIterator[Commands]:
+    config = config_in(tmp_path)
+    database = await Database.open(tmp_path / "invispose.sqlite3")
+    hub = Hub()
+    # pyserial's loopback port, which nobody writes to (the pipeline is never run here anyway).
+    silent = build_source("esp32_serial", {"url": "loop://"})
+    pipeline = Pipeline([silent], RoomMotion(config.detector), hub, rate_hz=10, link_timeout_s=3.0)
+    store = SettingsStore(database)
+    parts = Parts(pipeline, await LiveConfig.load(config, store, pipeline, hub), hub, store, config)
+    controls = await parts.controls()
+    try:
+        yield Commands(handler(controls), parts)
+    finally:
+        await controls.close()
+        await database.close()
 
 
 async def test_home_assistants_switch_turns_detection_off_and_on(commands: Commands) -> None:
-    pipeline = commands.app[PIPELINE]
+    pipeline = commands.parts.pipeline
     for payload, enabled in [("OFF", False), ("ON", True), ("false", False), ("true", True), ("0", False),
                              ("1", True), (" off\n", False), ("On", True)]:  # fmt: skip
         answer = await commands.send("system/detection", payload)
@@ -83,14 +120,14 @@ async def test_a_switch_payload_that_is_neither_on_nor_off_is_refused_and_change
             "field": "detection_enabled",
         },
     }
-    assert commands.app[PIPELINE].detection_enabled is True
+    assert commands.parts.pipeline.detection_enabled is True
 
 
 async def test_the_number_sets_the_sensitivity_and_the_select_the_profile(commands: Commands) -> None:
     answer = await commands.send("system/sensitivity", "75")
     assert answer["result"]["sensitivity"] == 75.0
     # 50 is the configured threshold factor (12, appliance.yaml's default) and each 25 up halves it.
-    assert commands.app[PIPELINE].detector.settings.threshold_factor == pytest.approx(6.0)
+    assert commands.parts.pipeline.detector.settings.threshold_factor == pytest.approx(6.0)
     answer = await commands.send("system/profile", "steady")
     assert answer["ok"] and answer["result"]["profile"] == "steady"
     assert answer["result"]["sensitivity"] == 75.0
@@ -126,20 +163,13 @@ async def test_the_button_starts_a_calibration(commands: Commands) -> None:
     assert isinstance(result["timestamp"], float)
 
 
-async def test_restart_is_answered_before_the_appliance_stops(commands: Commands, tmp_path: Path) -> None:
-    app = commands.app
+async def test_restart_is_answered_before_the_appliance_stops(commands: Commands) -> None:
     asked: list[str] = []
-    resources = app[RESOURCES]
-    assert resources.live_config is not None
-    restartable = ApplianceControls(
-        app[PIPELINE], resources.live_config, app[HUB], SettingsStore(app[DATABASE]), app[CONFIG].detector,
-        lambda: asked.append("restart"),
-    )  # fmt: skip
-    handler = CommandHandler(restartable, Topics("invispose", "homeassistant", "box"))
-    answer = answer_of(await handler.handle("system/restart", b"PRESS"), "system/restart")
+    restartable = await commands.parts.controls(lambda: asked.append("restart"))
+    answer = answer_of(await handler(restartable).handle("system/restart", b"PRESS"), "system/restart")
     assert answer == {"command": "system/restart", "ok": True, "result": {"restarting": True}}
     assert asked == ["restart"]
-    # In process, as here, the appliance cannot restart itself, and says so.
+    # An appliance not started by 'invispose run' (a test, a development server) cannot restart itself.
     assert (await commands.send("system/restart", "PRESS"))["error"] == {
         "code": "refused",
         "field": "restart",
@@ -151,8 +181,7 @@ async def test_a_zone_is_created_from_its_json_with_the_rest_apis_validation(com
     answer = await commands.send("zone/hall/configure", json.dumps(HALL))
     assert answer["ok"] is True
     assert answer["result"]["id"] == "hall" and answer["result"]["polygon"] == HALL["polygon"]
-    live = commands.app[RESOURCES].live_config
-    assert live is not None and [z.id for z in live.zones if z.id == "hall"] == ["hall"]
+    assert [z.id for z in commands.parts.live_config.zones if z.id == "hall"] == ["hall"]
     outside = await commands.send(
         "zone/hall/configure", json.dumps({**HALL, "polygon": [[9, 9], [9, 8], [8, 8]]})
     )
