@@ -12,6 +12,7 @@ same commands through Mosquitto.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -251,3 +252,20 @@ async def test_counts_of_commands_handled_and_refused(commands: Commands) -> Non
         "without the retain flag, and clear this one by publishing an empty retained message",
     }
     assert (commands.handler.handled, commands.handler.refused) == (3, 2)
+
+
+async def test_a_control_that_fails_is_answered_and_logged_and_the_next_command_still_runs(
+    commands: Commands, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The settings can no longer be saved (as with a database file damaged under the appliance).
+    await commands.parts.store.database.execute("DROP TABLE settings")
+    with caplog.at_level(logging.ERROR, logger="appliance.integrations.mqtt.commands"):
+        answer = await commands.send("system/detection", "OFF")
+    assert answer["error"]["code"] == "failed"
+    assert answer["error"]["message"] == "OperationalError: no such table: settings"
+    [logged] = caplog.records
+    assert (logged.getMessage(), logged.exc_info is not None) == ("mqtt command failed", True)
+    assert logged.fields == {"command": "system/detection"}  # type: ignore[attr-defined]
+    assert (await commands.send("system/sensitivity", "x" * 50))["error"]["message"] == (
+        f"send a number, got {'x' * 40!r}"
+    )

@@ -227,8 +227,10 @@ async def test_retention_keeps_what_is_exactly_at_its_cutoff_and_counts_what_it_
 async def test_discarding_every_webhook_empties_the_outbox(tmp_path: Path) -> None:
     database = await Database.open(tmp_path / "db.sqlite3")
     outbox = WebhookOutbox(database)
-    await outbox.enqueue([item(1, "a", "b"), item(2, "c")])
-    assert await outbox.discard(["a"]) == 2
+    await outbox.enqueue([item(1, "a", "b"), item(2, "c"), item(3, "d")])
+    assert await outbox.discard(["a", "b"]) == 2
+    assert await outbox.counts() == {"a": {"pending": 1}, "b": {"pending": 1}}
+    assert await outbox.discard(["a"]) == 1
     assert await outbox.counts() == {"a": {"pending": 1}}
     assert await outbox.discard([]) == 1
     assert await outbox.counts() == {}
