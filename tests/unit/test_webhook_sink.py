@@ -33,6 +33,10 @@ from appliance.store.webhooks import WebhookOutbox
 from tests.factories import event
 from tests.webhook_support import SECRET, Received, Receiver, until
 
+# Loopback deliveries take milliseconds; a condition not met within this is a failure. Short, because
+# the mutation run waits this long for every mutant that breaks delivery.
+WITHIN_S = 5.0
+
 
 def endpoint(receiver: Receiver, hook_id: str, **fields: Any) -> dict[str, Any]:
     return {"id": hook_id, "url": receiver.url(f"/{hook_id}"), "secret": SECRET, **fields}
@@ -97,8 +101,8 @@ async def test_each_webhook_gets_the_events_it_asked_for_in_order_in_the_documen
         sent = [event(EventType.PERSON_DETECTED, person_id=i) for i in range(3)]
         alert = event(EventType.ALERT_SYSTEM_ERROR, message="disk full")
         box.publish(sent[0], alert, sent[1], event(EventType.ROUTER_CONNECTED), sent[2])
-        await until(lambda: len(receiver.received) == 4, "four deliveries")
-        await until(lambda: box.sink.stats().details["backlog"] == 0, "the backlog written down")
+        await until(lambda: len(receiver.received) == 4, "four deliveries", WITHIN_S)
+        await until(lambda: box.sink.stats().details["backlog"] == 0, "the backlog written down", WITHIN_S)
         stats = box.sink.stats()
     assert receiver.bad_signatures == []
     people = [r for r in receiver.received if r.path == "/people"]
@@ -139,13 +143,15 @@ async def test_a_failed_attempt_waits_its_retry_after_and_is_logged(tmp_path: Pa
     async with receiving(busy_then_fine) as receiver, running(tmp_path, endpoint(receiver, "r")) as box:
         box.publish(event(EventType.PERSON_DETECTED))
         await until(
-            lambda: box.sink.stats().details["endpoints"]["r"]["next_attempt_at"] is not None, "a retry"
+            lambda: box.sink.stats().details["endpoints"]["r"]["next_attempt_at"] is not None,
+            "a retry",
+            WITHIN_S,
         )
         waiting = box.sink.stats().details["endpoints"]["r"]
         assert (waiting["failed_attempts"], waiting["last_status"], waiting["backlog"]) == (1, 503, 1)
         assert waiting["last_error"] == "HTTP 503 Service Unavailable"
         assert waiting["next_attempt_at"] - waiting["last_attempt_at"] == pytest.approx(1.0, abs=0.5)
-        await until(lambda: box.sink.stats().delivered == 1, "the retry delivered")
+        await until(lambda: box.sink.stats().delivered == 1, "the retry delivered", WITHIN_S)
         log = await box.outbox.attempts("r")
         final = box.sink.stats().details["endpoints"]["r"]
     assert [(a.record.attempt, a.record.status, a.record.outcome) for a in log] == [
@@ -173,7 +179,7 @@ async def test_without_retry_after_the_backoff_decides_and_the_last_attempt_make
         ) as box,
     ):
         box.publish(event(EventType.PERSON_DETECTED))
-        await until(lambda: box.sink.stats().details["dead_letters"] == 1, "a dead letter")
+        await until(lambda: box.sink.stats().details["dead_letters"] == 1, "a dead letter", WITHIN_S)
         [dead] = await box.outbox.dead_letters("r")
         status = box.sink.stats().details["endpoints"]["r"]
     assert len(receiver.received) == 3 and dead.attempts == 3
@@ -189,11 +195,11 @@ async def test_a_dead_letter_replayed_goes_out_again_with_its_delivery_id(tmp_pa
 
     async with receiving(gone_then_back) as receiver, running(tmp_path, endpoint(receiver, "r")) as box:
         box.publish(event(EventType.PERSON_DETECTED))
-        await until(lambda: box.sink.stats().details["dead_letters"] == 1, "a dead letter")
+        await until(lambda: box.sink.stats().details["dead_letters"] == 1, "a dead letter", WITHIN_S)
         [dead] = await box.outbox.dead_letters("r")
         assert await box.sink.replay("r", ["some-other-id"]) == []
         assert await box.sink.replay("r") == [dead.id]
-        await until(lambda: box.sink.stats().delivered == 1, "the replay delivered")
+        await until(lambda: box.sink.stats().delivered == 1, "the replay delivered", WITHIN_S)
         status = box.sink.stats().details["endpoints"]["r"]
         with pytest.raises(WebhookNotFoundError):
             await box.sink.replay("nobody")
@@ -212,7 +218,7 @@ async def test_webhooks_created_replaced_and_deleted_while_running(tmp_path: Pat
         with pytest.raises(WebhookNotFoundError):
             await sink.put(WebhookConfig.model_validate(endpoint(receiver, "ghost")), create=False)
         box.publish(event(EventType.ALERT_SYSTEM_ERROR, message="x"))
-        await until(lambda: len(receiver.received) == 2, "both webhooks")
+        await until(lambda: len(receiver.received) == 2, "both webhooks", WITHIN_S)
         assert sorted(r.path for r in receiver.received) == ["/new", "/seed"]
 
         # Replacing the seed webhook moves it to the API, and its next deliveries to its new URL.
@@ -220,7 +226,7 @@ async def test_webhooks_created_replaced_and_deleted_while_running(tmp_path: Pat
         await sink.put(moved, create=False)
         assert sink.hook("seed")[:2] == (moved, "api")
         box.publish(event(EventType.PERSON_DETECTED))
-        await until(lambda: [r.path for r in receiver.received][2:] == ["/moved"], "the new URL")
+        await until(lambda: [r.path for r in receiver.received][2:] == ["/moved"], "the new URL", WITHIN_S)
 
         # Deleting one takes its deliveries with it; the other's stay.
         paused = WebhookConfig.model_validate({**endpoint(receiver, "new"), "active": False})
@@ -245,7 +251,9 @@ async def test_a_restart_keeps_the_apis_webhooks_and_drops_deliveries_owed_to_no
         ) as box:
             await box.sink.put(WebhookConfig.model_validate(endpoint(receiver, "api", **slow)), create=True)
             box.publish(event(EventType.PERSON_DETECTED), event(EventType.PERSON_LOST))
-            await until(lambda: box.sink.stats().details["failed_attempts"] == 3, "one attempt each")
+            await until(
+                lambda: box.sink.stats().details["failed_attempts"] == 3, "one attempt each", WITHIN_S
+            )
         # Restarted with "gone" removed from the seed: its deliveries go; the others' wait, counted.
         async with running(tmp_path, endpoint(receiver, "seed", **slow)) as box:
             hooks = {h.id: origin for h, origin, _ in box.sink.hooks()}
