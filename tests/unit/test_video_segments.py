@@ -99,6 +99,8 @@ async def test_waiting_for_a_playlist_returns_it_once_written_and_keeps_the_view
     waiting = asyncio.create_task(files.wait_for("index.m3u8", 10.0, "viewer-1"))
     await asyncio.sleep(0)
     assert not waiting.done() and files.viewers() == 1
+    files.seen("viewer-1")  # the same viewer, by its name
+    assert files.viewers() == 1
     (tmp_path / "index.m3u8").write_text("#EXTM3U\n")
     assert await asyncio.wait_for(waiting, 5.0) == tmp_path / "index.m3u8"
 
