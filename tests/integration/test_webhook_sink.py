@@ -4,6 +4,10 @@ on loopback whose signature checks are written from the scheme's definition (tes
 What users see of it: which events reach which webhook, in order and in the documented envelope; retries,
 dead letters and replays; webhooks created, replaced and deleted while it runs and after a restart; the
 status the API and /metrics show.
+
+An integration test, not a unit test: real receivers, retries that wait a real second. In tests/unit it
+would be run for every mutant of each module it reaches (the outbox, the hub, delivery, the guard), and a
+mutant that breaks delivery costs its full wait, which made ``make mutate`` on the outbox take an hour.
 """
 
 from __future__ import annotations
