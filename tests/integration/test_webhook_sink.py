@@ -37,8 +37,7 @@ from appliance.store.webhooks import WebhookOutbox
 from tests.factories import event
 from tests.webhook_support import SECRET, Received, Receiver, until
 
-# Loopback deliveries take milliseconds; a condition not met within this is a failure. Short, because
-# the mutation run waits this long for every mutant that breaks delivery.
+# Loopback deliveries take milliseconds; a condition not met within this is a failure.
 WITHIN_S = 5.0
 
 
