@@ -334,9 +334,11 @@ class WebhookOutbox:
         kept = list(keep)
 
         def write(connection: sqlite3.Connection) -> int:
+            # With nothing kept, SQLite's empty "NOT IN ()" holds for every row.
             marks = ", ".join("?" * len(kept))
-            where = f"webhook_id NOT IN ({marks})" if kept else "1"
-            deleted = connection.execute(f"DELETE FROM webhook_deliveries WHERE {where}", kept).rowcount
+            deleted = connection.execute(
+                f"DELETE FROM webhook_deliveries WHERE webhook_id NOT IN ({marks})", kept
+            ).rowcount
             _delete_unowed_events(connection)
             return int(deleted)
 

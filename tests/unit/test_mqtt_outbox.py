@@ -108,3 +108,57 @@ async def test_take_waits_for_the_next_message() -> None:
 def test_an_outbox_needs_room() -> None:
     with pytest.raises(ValueError, match="room"):
         Outbox(max_events=0, max_readings=1)
+
+
+def test_the_smallest_outbox_holds_one_event_and_one_reading() -> None:
+    outbox = Outbox(max_events=1, max_readings=1)
+    assert outbox.high_water == 0
+    outbox.put(event(1))
+    outbox.put(reading("pose/current"))
+    assert (outbox.events, outbox.readings, outbox.dropped, outbox.superseded) == (1, 1, 0, 0)
+    for events, readings in ((1, 0), (0, 1)):
+        with pytest.raises(
+            ValueError, match=r"^the outbox needs room for at least one event and one reading$"
+        ):
+            Outbox(max_events=events, max_readings=readings)
+
+
+def test_a_reading_put_back_goes_before_the_readings_that_came_after_it() -> None:
+    outbox = Outbox(max_events=2, max_readings=5)
+    outbox.put(reading("pose/current", "sent"))
+    failed = outbox.take_nowait()
+    assert failed is not None
+    outbox.put(reading("system/status"))
+    outbox.put_back(failed)
+    assert [(p.topic, p.payload) for p in drain(outbox)] == [
+        ("pose/current", "sent"),
+        ("system/status", "{}"),
+    ]
+
+
+def test_putting_back_into_a_queue_with_room_drops_nothing_and_each_overflow_counts() -> None:
+    outbox = Outbox(max_events=2, max_readings=2)
+    outbox.put(event(1))
+    failed = outbox.take_nowait()
+    assert failed is not None
+    outbox.put(event(2))
+    outbox.put_back(failed)  # two waiting, two allowed
+    assert (outbox.events, outbox.dropped) == (2, 0)
+    taken = [outbox.take_nowait(), outbox.take_nowait()]
+    outbox.put(event(3))
+    outbox.put(event(4))
+    for publication in reversed(taken):
+        assert publication is not None
+        outbox.put_back(publication)
+    assert outbox.dropped == 2
+    assert [p.payload for p in drain(outbox)] == ['{"n": 1}', '{"n": 2}']
+
+
+def test_take_readings_gives_every_waiting_reading_oldest_first_and_leaves_the_events() -> None:
+    outbox = Outbox(max_events=5, max_readings=5)
+    outbox.put(reading("pose/current"))
+    outbox.put(event(1))
+    outbox.put(reading("system/status"))
+    assert [p.topic for p in outbox.take_readings()] == ["pose/current", "system/status"]
+    assert (outbox.readings, outbox.events) == (0, 1)
+    assert outbox.take_readings() == []

@@ -19,6 +19,7 @@ from appliance.integrations.webhooks.guard import (
     GuardedResolver,
     TargetPolicy,
     TargetRefusedError,
+    check_address,
     check_target,
     check_url,
     refusal,
@@ -104,16 +105,42 @@ def test_a_setting_named_in_the_refusal_is_the_one_that_allows_it() -> None:
     check_url(URL("http://127.0.0.1/"), TargetPolicy(allow_loopback=True))
 
 
+@pytest.mark.parametrize(
+    ("address", "policy", "why"),
+    [
+        ("0.0.0.0", EVERYTHING, "the unspecified address, which reaches this machine; never allowed"),
+        ("ff02::fb", EVERYTHING, "a multicast address; never allowed"),
+        ("240.0.0.1", EVERYTHING, "a reserved address; never allowed"),
+        ("169.254.169.254", DEFAULT,
+         "a cloud metadata endpoint; set webhooks.allow_cloud_metadata: true to allow it"),
+        ("127.0.0.1", DEFAULT, "loopback; set webhooks.allow_loopback: true to allow it"),
+        ("fe80::1%eth0", DEFAULT, "link-local; set webhooks.allow_link_local: true to allow it"),
+        ("10.0.0.5", TargetPolicy(allow_private=False),
+         "private; set webhooks.allow_private: true to allow it"),
+    ],
+)  # fmt: skip
+def test_a_refusal_says_what_the_address_is_and_the_setting_that_allows_it(
+    address: str, policy: TargetPolicy, why: str
+) -> None:
+    # The text a user reads in the delivery log and in the API's answer to a new webhook.
+    assert refusal(ip(address), policy) == why
+    with pytest.raises(TargetRefusedError) as refused:
+        check_address("hooks.example", address, policy)
+    assert str(refused.value) == f"target refused: hooks.example ({address}) is {why}"
+
+
 class FixedResolver(AbstractResolver):
     """Answers every name with fixed addresses: what a hostile DNS server could return (no such server
-    can run here, and tests must not query real ones)."""
+    can run here, and tests must not query real ones). Records what it was asked."""
 
     def __init__(self, *addresses: str) -> None:
         self.addresses = addresses
+        self.asked: list[tuple[str, int, socket.AddressFamily]] = []
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
+        self.asked.append((host, port, family))
         return [
             ResolveResult(
                 hostname=host, host=a, port=port, family=socket.AF_INET6 if ":" in a else socket.AF_INET,
@@ -139,6 +166,15 @@ async def test_a_name_is_refused_if_any_of_its_addresses_is() -> None:
     ]
 
 
+async def test_the_guard_resolves_exactly_what_aiohttp_asks_for() -> None:
+    inner = FixedResolver("2606:4700::1111")
+    resolved = await GuardedResolver(DEFAULT, inner).resolve("hooks.example", 8443, socket.AF_INET6)
+    assert inner.asked == [("hooks.example", 8443, socket.AF_INET6)]
+    assert [(r["hostname"], r["host"], r["port"]) for r in resolved] == [
+        ("hooks.example", "2606:4700::1111", 8443)
+    ]
+
+
 @pytest.mark.parametrize("host", ["localhost", "2130706433", "0x7f.1", "127.1"])
 async def test_names_and_numeric_spellings_resolving_to_loopback_are_refused(host: str) -> None:
     # The system resolver turns these into 127.0.0.1 (or ::1) without any query leaving the machine.
@@ -153,3 +189,5 @@ async def test_check_target_refuses_names_early() -> None:
     await check_target(URL("http://localhost:8123/hook"), TargetPolicy(allow_loopback=True))
     with pytest.raises(TargetRefusedError, match="unspecified"):
         await check_target(URL("http://0.0.0.0/hook"), EVERYTHING)
+    with pytest.raises(TargetRefusedError, match="loopback"):
+        await check_target(URL("http://127.0.0.1:8123/hook"), DEFAULT)

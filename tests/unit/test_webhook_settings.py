@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from appliance.config import ConfigError, load_config
+from appliance.contracts import EventType
 from appliance.integrations.webhooks.delivery import Attempt, retry_after_s, verdict
 from appliance.integrations.webhooks.settings import RetryPolicy, WebhookConfig, event_matches
 from tests.conftest import DEFAULT_CONFIG
@@ -127,3 +129,52 @@ def test_retry_after_in_seconds_and_as_an_http_date() -> None:
     assert retry_after_s("soon", now) is None
     assert retry_after_s(None, now) is None
     assert retry_after_s("9999999", now) == 86_400.0
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://hooks.example:99999/", "not a URL: Port out of range 0-65535"),
+        ("ftp://hooks.example/", "the URL must start with http:// or https://"),
+        ("https:///nohost", "the URL has no host"),
+        ("https://user@hooks.example/", "put credentials in headers (Authorization), not in the URL"),
+        ("https://:pw@hooks.example/", "put credentials in headers (Authorization), not in the URL"),
+        ("https://hooks.example/x#top", "a URL fragment (#...) is never sent; remove it"),
+    ],
+)
+def test_a_bad_url_gets_the_whole_reason(url: str, message: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        webhook(url=url)
+    [error] = refused.value.errors()
+    assert (error["loc"], error["msg"]) == (("url",), f"Value error, {message}")
+
+
+def test_an_unknown_event_pattern_lists_only_patterns_that_are_accepted() -> None:
+    with pytest.raises(ValidationError) as refused:
+        webhook(events=["person.detect"])
+    message = refused.value.errors()[0]["msg"]
+    events = message.split("one of ", 1)[1].split(", or a category wildcard", 1)[0].split(", ")
+    categories = message.rsplit("(", 1)[1].rstrip(")").split(", ")
+    assert set(events) == {t.value for t in EventType}
+    assert set(categories) == {"alert.*", "analytics.*", "person.*", "router.*", "system.*"}
+    assert webhook(events=categories + events).events == (*categories, *events)
+
+
+def test_a_category_wildcard_stops_at_the_dot() -> None:
+    assert not event_matches(("alert.*",), "analytics.report_generated")
+    assert event_matches(("alert.*",), "alert.system_error")
+
+
+def test_5xx_means_500_to_599() -> None:  # RFC 9110 section 15.6
+    policy = RetryPolicy()
+    assert policy.retries(500) and policy.retries(599)
+    assert not policy.retries(499) and not policy.retries(600)
+
+
+def test_what_the_database_keeps_is_json_with_the_secret() -> None:
+    stored = webhook(events=["person.*"], headers={"Authorization": "Bearer x"}).stored()
+    assert json.loads(json.dumps(stored)) == stored  # lists, not tuples: what comes back from the database
+    assert stored["secret"] == GOOD["secret"]
+    assert WebhookConfig.model_validate(stored) == webhook(
+        events=["person.*"], headers={"Authorization": "Bearer x"}
+    )

@@ -10,7 +10,6 @@ any other redirect is a final answer, since following it would turn the POST int
 from __future__ import annotations
 
 import email.utils
-import math
 import time
 from dataclasses import dataclass
 from datetime import UTC
@@ -78,7 +77,7 @@ def retry_after_s(value: str | None, now: float) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     seconds = when.timestamp() - now
-    return min(max(seconds, 0.0), RETRY_AFTER_CAP_S) if math.isfinite(seconds) else None
+    return min(max(seconds, 0.0), RETRY_AFTER_CAP_S)
 
 
 class WebhookSender:
@@ -155,11 +154,13 @@ class WebhookSender:
         error = f"HTTP {status} {response.reason or ''}".rstrip()
         if 300 <= status <= 399:
             location = response.headers.get("Location")
-            error += f" to {location}: not followed" if location else ": a redirect without Location"
-            if status in _FOLLOWED_REDIRECTS:
-                error += f" after {self.max_redirects} redirects"
+            if not location:
+                error += ": a redirect without Location"
+            elif status in _FOLLOWED_REDIRECTS:
+                error += f" to {location}: not followed after {self.max_redirects} redirects"
             else:
-                error += " (a POST would become a GET); give the webhook the final URL"
+                error += f" to {location}: not followed (a POST would become a GET); "
+                error += "give the webhook the final URL"
         elif excerpt:
             error += f": {excerpt}"
         return Attempt(

@@ -62,9 +62,6 @@ class TargetRefusedError(OSError):
     """A webhook target the policy does not allow; says which setting would allow it, if any."""
 
     def __init__(self, host: str, address: str, reason: str) -> None:
-        self.host = host
-        self.address = address
-        self.reason = reason
         shown = host if host == address else f"{host} ({address})"
         super().__init__(f"target refused: {shown} is {reason}")
 
@@ -96,17 +93,16 @@ def refusal(address: IpAddress, policy: TargetPolicy) -> str | None:
 
 def check_address(host: str, address: str, policy: TargetPolicy) -> None:
     """Raise ``TargetRefusedError`` unless ``address`` (one of ``host``'s) may be reached."""
-    why = refusal(ipaddress.ip_address(address.split("%", 1)[0]), policy)
+    why = refusal(ipaddress.ip_address(address), policy)  # a zone (fe80::1%eth0) is part of the syntax
     if why is not None:
         raise TargetRefusedError(host, address, why)
 
 
 def literal_address(url: URL) -> str | None:
     """The URL's host when it is an IP address (aiohttp connects to those without resolving), else
-    None."""
-    host = url.raw_host or ""
+    None. yarl gives an IPv6 host without its brackets."""
     try:
-        return str(ipaddress.ip_address(host.strip("[]")))
+        return str(ipaddress.ip_address(url.raw_host or ""))
     except ValueError:
         return None
 
@@ -147,7 +143,7 @@ async def check_target(url: URL, policy: TargetPolicy) -> None:
         return
     resolver = GuardedResolver(policy)
     try:
-        await resolver.resolve(host, url.port or 0, socket.AF_UNSPEC)
+        await resolver.resolve(host, 0, socket.AF_UNSPEC)  # the port changes no address
     except TargetRefusedError:
         raise
     except OSError:
