@@ -15,7 +15,7 @@ from appliance.pose.sensing.cues import (
     N_CUE_FEATURES,
     LinkCueExtractor,
     RoomCueExtractor,
-    cue_vector,
+    cue_vectors,
 )
 
 RATE_HZ = 100.0
@@ -83,7 +83,7 @@ def test_a_body_beating_at_a_known_frequency_lights_that_doppler_bin() -> None:
     assert cues is not None
     assert int(np.argmax(cues.doppler[2:])) + 2 == round(frequency)
     assert cues.beat > 5.0  # the one bin against the whole band's noise
-    vector = cue_vector(cues)
+    vector = cue_vectors([cues])[0]
     assert vector.shape == (N_CUE_FEATURES,)
     # The band holding 9 Hz is the strongest of the Doppler bands.
     bands = vector[5 : 5 + len(DOPPLER_BANDS_HZ)]

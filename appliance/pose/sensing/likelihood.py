@@ -49,7 +49,7 @@ DEFAULT_LIKELIHOOD = MODELS_DIR / "link-likelihood-v1.json"
 # Student-t degrees of freedom of every term.
 DEGREES_OF_FREEDOM = 4.0
 
-# Columns of ``cues.cue_vector`` and ``geometry.state_features`` this model reads.
+# Columns of ``cues.cue_vectors`` and ``geometry.state_features`` this model reads.
 _RSSI_CHANGE, _BEAT, _ECHO, _F50 = 0, 2, 3, 9
 _EXCESS, _LOG_TX, _LOG_RX, _DOPPLER = 0, 3, 4, 6
 
