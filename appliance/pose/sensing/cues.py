@@ -153,6 +153,8 @@ class LinkCueExtractor:
         self._valid = np.zeros(self._capacity, bool)
         self._next = 0
         self._filled = 0
+        # Samples pushed but not yet settled (``_settle``): per-sample work is done per reading, in bulk.
+        self._pending = 0
         slow = round(BREATHING_WINDOW_S / SLOW_STEP_S)
         self._slow = np.full((slow, N_TONES), np.nan, np.float32)
         self._slow_next = 0
@@ -172,7 +174,7 @@ class LinkCueExtractor:
         self._log_shape = np.zeros((self._capacity, n_pairs, N_TONES), np.float32)
         self._channel = np.zeros((self._capacity, n_pairs, N_TONES), np.complex64)
         self._valid[:] = False
-        self._filled = 0
+        self._filled = self._pending = 0
         self.reference = EmptyRoom()
 
     def push(self, sample: PreparedSample) -> None:
@@ -186,21 +188,38 @@ class LinkCueExtractor:
         if sample.valid:
             self._rssi[i] = sample.rssi_dbm
             self._amplitude[i] = sample.amplitude
-            # The log shape once per sample, here, rather than over whole windows at every reading.
-            shape = self._log_shape[i] = np.log(np.maximum(self._amplitude[i], AMPLITUDE_FLOOR))
             if pairs > 1:
                 # One gain for all pairs: the packet's AGC is common, the chains' relative gains are not.
                 gain = sample.gain / np.sqrt(np.mean(sample.gain**2))
                 self._channel[i] = (sample.amplitude * gain[:, None]) * np.exp(1j * sample.phase)
-            self._slow_sum += shape.mean(axis=0)
-            self._slow_count += 1
-        if self._slow_started is None:
-            self._slow_started = sample.t_s
-        if sample.t_s - self._slow_started >= SLOW_STEP_S - 1e-9:
-            self._close_slow_step()
-            self._slow_started = sample.t_s
         self._next = (i + 1) % self._capacity
         self._filled = min(self._filled + 1, self._capacity)
+        self._pending += 1
+        if self._pending == self._capacity:
+            self._settle()
+
+    def _settle(self) -> None:
+        """The pending samples' log shapes, and the slow steps they close, in one go."""
+        n, self._pending = self._pending, 0
+        if n == 0:
+            return
+        index = (self._next - n + np.arange(n)) % self._capacity
+        shapes = self._log_shape[index] = np.log(np.maximum(self._amplitude[index], AMPLITUDE_FLOOR))
+        # Invalid samples add nothing to a slow step (their amplitudes are stale).
+        rows = np.where(self._valid[index][:, None], shapes.mean(axis=1, dtype=np.float64), 0.0)
+        valid = self._valid[index]
+        start = 0
+        for k, t in enumerate(self._times[index].tolist()):
+            if self._slow_started is None:
+                self._slow_started = t
+            if t - self._slow_started >= SLOW_STEP_S - 1e-9:
+                self._slow_sum += rows[start : k + 1].sum(axis=0)
+                self._slow_count += int(valid[start : k + 1].sum())
+                self._close_slow_step()
+                self._slow_started = t
+                start = k + 1
+        self._slow_sum += rows[start:].sum(axis=0)
+        self._slow_count += int(valid[start:].sum())
 
     def _close_slow_step(self) -> None:
         row = self._slow_sum / self._slow_count if self._slow_count else np.full(N_TONES, np.nan)
@@ -267,6 +286,7 @@ class LinkCueExtractor:
     def learn(self, seconds: float, *, adapt: bool = False) -> None:
         """Fold the latest ``seconds`` into the empty-room reference: by plain averaging while calibrating,
         with ``ADAPT_TIME_CONSTANT_S`` when ``adapt`` (the room is confidently empty, long after)."""
+        self._settle()
         recent = self._recent(seconds)
         window = self._recent(WINDOW_S)
         doppler = self._doppler(window)
@@ -418,6 +438,8 @@ def link_cues(extractors: Sequence[LinkCueExtractor]) -> list[LinkCues | None]:
     if not extractors:
         return []
     rate_hz = extractors[0].rate_hz
+    for extractor in extractors:
+        extractor._settle()
     windows = [e._recent(WINDOW_S) if e._last_t is not None else None for e in extractors]
     amplitudes = [
         e._doppler_window(w) if w is not None else None for e, w in zip(extractors, windows, strict=True)
