@@ -332,7 +332,7 @@ class LinkCueExtractor:
             )
         noise = np.maximum(ref.doppler.value, NOISE_FLOOR)
         ratio = doppler / noise
-        motion = np.arange(N_DOPPLER) >= MOTION_BAND_HZ
+        motion = slice(math.ceil(MOTION_BAND_HZ), None)
         still = self._recent(STILL_WINDOW_S)
         profile = self._profile(still)
         profile_change = 0.0
@@ -344,7 +344,9 @@ class LinkCueExtractor:
         breathing_ratio = 1.0
         if breathing is not None and ref.breathing.value is not None:
             breathing_ratio = breathing / max(float(ref.breathing.value[0]), NOISE_FLOOR)
-        rssi = float(np.nanmean(self._rssi[window]))
+        rssi_window = self._rssi[window]
+        known = rssi_window[~np.isnan(rssi_window)]
+        rssi = float(known.mean()) if known.size else math.nan
         # The normalized amplitude's power is a share of the received power: as dBm, the echo's own power.
         echo_dbm = 10 * math.log10(max(float(doppler[motion].sum()), NOISE_FLOOR)) + rssi
         return LinkCues(
