@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from appliance.pose.sensing import tracker
 from appliance.pose.sensing.cues import RoomCues
-from appliance.pose.sensing.episodes import Kind, episode
+from appliance.pose.sensing.episodes import EpisodeData, Kind, episode
 from appliance.pose.sensing.evaluation import MOVING_M_S
 from appliance.pose.sensing.geometry import RoomGeometry
 from appliance.pose.sensing.likelihood import LinkLikelihood
@@ -38,7 +38,18 @@ def replay(path: Path, likelihood: LinkLikelihood, errors: dict[str, list[float]
     setup, kind, seconds, index = match.group(1), match.group(2), float(match.group(3)), int(match.group(4))
     kind_name: Kind = "moving" if kind == "moving" else "still"
     geometry = RoomGeometry.from_room_spec(episode("train", setup, kind_name, index, seconds).room)
-    data = load(path)
+    replay_data(load(path), geometry, likelihood, errors, index)
+
+
+def replay_data(
+    data: EpisodeData,
+    geometry: RoomGeometry,
+    likelihood: LinkLikelihood,
+    errors: dict[str, list[float]],
+    index: int,
+) -> None:
+    """The trackers over one episode's cues with the true count; each person's error into ``errors``
+    under "moving" or "still", and the room centre's under "moving centre" and "still centre"."""
     trackers = tracker.MultiTracker(geometry, likelihood, seed=index)
     centre = geometry.centre
     for i, t in enumerate(data.times):
