@@ -5,10 +5,11 @@ the shipped link likelihood (shadow, echo, Doppler; ``LinkLikelihood.terms``) an
 on a floor grid (``--cell`` m), and the grid cell it likes best, and its likelihood-weighted mean at the
 tracker's temperature, are compared with the truth, beside the room-centre guess for the same readings.
 The Doppler term needs a velocity: it is given the true one (an upper bound on what that term can say).
-Also printed per cue: its rank correlation with the geometry it is modelled on, over all links and
-readings. Training rooms only (3-8 m, outside the held-out size band): this is for finding where the
-tracker loses, never for claims; those come from ``invispose eval sensing``. Needs the cache:
-``python -m appliance.pose.training data``.
+Also printed per cue: how well it alone tells a link with the body near its line of sight (path via
+the body at most ``NEAR_M`` longer) from one with the body far from it (over ``FAR_M``), as the area
+under the ROC curve (0.5: not at all), over all links and readings. Training rooms only (3-8 m,
+outside the held-out size band): this is for finding where the tracker loses, never for claims; those
+come from ``invispose eval sensing``. Needs the cache: ``python -m appliance.pose.training data``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import spearmanr
+from scipy.stats import mannwhitneyu
 from tqdm import tqdm
 
 from appliance.pose.sensing import tracker
@@ -29,9 +30,18 @@ from appliance.pose.sensing.geometry import state_features
 from appliance.pose.sensing.likelihood import LinkLikelihood
 from appliance.pose.training.data import load
 
+NEAR_M, FAR_M = 0.3, 1.0
 _NAME = re.compile(r"-train-(.+)-(moving|still)-([\d.]+)s-(\d+)\.npz$")
 TERMS = ("shadow", "echo", "doppler", "all")
 WAVELENGTH_M = 299_792_458.0 / 2.437e9
+
+
+CUES = ("|RSSI change|", "RSSI drop", "log beat", "log profile change")
+
+
+def auc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """Area under the ROC curve: the chance a positive scores above a negative (Mann-Whitney U)."""
+    return float(mannwhitneyu(positive, negative).statistic / (positive.size * negative.size))
 
 
 def grid(width: float, depth: float, cell: float) -> np.ndarray:
@@ -54,11 +64,8 @@ def main() -> int:
         return 1
     likelihood = LinkLikelihood.load()
     errors: dict[str, list[float]] = {}
-    pairs: dict[str, tuple[list[float], list[float]]] = {
-        "shadow: RSSI change vs exp(-excess / scale)": ([], []),
-        "beat: log beat vs -excess path": ([], []),
-        "beat: log beat vs -log(d_tx d_rx)": ([], []),
-    }
+    # Per state: each link's excess path and its cues.
+    links: dict[str, list[np.ndarray]] = {"moving": [], "still": []}
     for path in tqdm(paths, desc="episodes"):
         data = load(path)
         width, depth = float(data.room_size[0]), float(data.room_size[1])
@@ -84,16 +91,19 @@ def main() -> int:
                 errors.setdefault(f"{state} {name} mean", []).append(float(np.linalg.norm(mean - truth)))
             errors.setdefault(f"{state} centre", []).append(float(np.linalg.norm(centre - truth)))
             at_truth = state_features(truth[None], velocity[None], tx, rx, WAVELENGTH_M)[0]
-            shadow_x, shadow_y = pairs["shadow: RSSI change vs exp(-excess / scale)"]
-            shadow_x += list(vectors[:, 0] * RSSI_SCALE_DB)
-            shadow_y += list(np.exp(-at_truth[:, 0] / likelihood.shadow_scale_m))
-            if state == "moving":
-                for key, predictor in (
-                    ("beat: log beat vs -excess path", -at_truth[:, 0]),
-                    ("beat: log beat vs -log(d_tx d_rx)", -(at_truth[:, 3] + at_truth[:, 4])),
-                ):
-                    pairs[key][0].extend(vectors[:, 2] * LOG_SCALE)
-                    pairs[key][1].extend(predictor)
+            rssi_change = vectors[:, 0] * RSSI_SCALE_DB
+            links[state].append(
+                np.stack(
+                    [
+                        at_truth[:, 0],
+                        np.abs(rssi_change),
+                        -rssi_change,
+                        vectors[:, 2] * LOG_SCALE,
+                        vectors[:, 4] * LOG_SCALE,
+                    ],
+                    axis=1,
+                )
+            )
     print(f"*** SIMULATED training rooms of {args.setup}, one person, single readings ***")
     for state in ("moving", "still"):
         n = len(errors.get(f"{state} centre", []))
@@ -106,10 +116,16 @@ def main() -> int:
                 f"  {name:8} best cell median {np.median(best):.2f} / p90 {np.percentile(best, 90):.2f} m,"
                 f" weighted mean median {np.median(mean):.2f} m"
             )
-    print("rank correlations (all links, readings):")
-    for key, (x, y) in pairs.items():
-        rho = spearmanr(x, y).statistic if len(x) > 2 else float("nan")
-        print(f"  {key:45} {rho:+.3f} ({len(x)} pairs)")
+    print(f"near (excess <= {NEAR_M} m) or far (> {FAR_M} m) from a link, ROC AUC of each cue alone:")
+    for state, rows in links.items():
+        if not rows:
+            continue
+        table = np.concatenate(rows)
+        near, far = table[table[:, 0] <= NEAR_M], table[table[:, 0] > FAR_M]
+        aucs = ", ".join(
+            f"{name} {auc(near[:, column], far[:, column]):.3f}" for column, name in enumerate(CUES, start=1)
+        )
+        print(f"  {state} ({len(near)} near, {len(far)} far link readings): {aucs}")
     return 0
 
 
