@@ -7,29 +7,50 @@ median position error of moving (faster than 0.2 m/s) and still people, beside t
 the same people, and how many readings each rests on. ``--temperature`` replaces the tracker's likelihood
 temperature. These are training rooms (3-8 m, outside the held-out size band): for tuning only; claims
 come from ``invispose eval sensing``. Multi-antenna links' angle term needs the live cues and is left
-out, so this is for ESP32 setups. Needs the cache: ``python -m appliance.pose.training data``.
+out, so this is for ESP32 setups. ``--terms`` keeps only some of the likelihood's terms (what each
+alone gives the trackers). Needs the cache: ``python -m appliance.pose.training data``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 from tqdm import tqdm
 
 from appliance.pose.sensing import tracker
 from appliance.pose.sensing.cues import RoomCues
-from appliance.pose.sensing.episodes import Kind, episode
+from appliance.pose.sensing.episodes import EpisodeData, Kind, episode
 from appliance.pose.sensing.evaluation import MOVING_M_S
 from appliance.pose.sensing.geometry import RoomGeometry
 from appliance.pose.sensing.likelihood import LinkLikelihood
 from appliance.pose.training.data import load
 
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
 _NAME = re.compile(r"-train-(.+)-(moving|still)-([\d.]+)s-(\d+)\.npz$")
+
+
+TERMS = ("shadow", "echo", "doppler")
+
+
+@dataclass(frozen=True)
+class SomeTerms(LinkLikelihood):
+    """The likelihood with only ``kept`` of its terms."""
+
+    kept: tuple[str, ...] = TERMS
+
+    def score(self, cue_vectors: F32, state_features: F32) -> F64:
+        terms = dict(zip(TERMS, self.terms(cue_vectors, state_features), strict=True))
+        total: F64 = sum((terms[name] for name in self.kept), np.zeros(state_features.shape[0]))
+        return total
 
 
 def replay(path: Path, likelihood: LinkLikelihood, errors: dict[str, list[float]]) -> None:
@@ -38,7 +59,18 @@ def replay(path: Path, likelihood: LinkLikelihood, errors: dict[str, list[float]
     setup, kind, seconds, index = match.group(1), match.group(2), float(match.group(3)), int(match.group(4))
     kind_name: Kind = "moving" if kind == "moving" else "still"
     geometry = RoomGeometry.from_room_spec(episode("train", setup, kind_name, index, seconds).room)
-    data = load(path)
+    replay_data(load(path), geometry, likelihood, errors, index)
+
+
+def replay_data(
+    data: EpisodeData,
+    geometry: RoomGeometry,
+    likelihood: LinkLikelihood,
+    errors: dict[str, list[float]],
+    index: int,
+) -> None:
+    """The trackers over one episode's cues with the true count; each person's error into ``errors``
+    under "moving" or "still", and the room centre's under "moving centre" and "still centre"."""
     trackers = tracker.MultiTracker(geometry, likelihood, seed=index)
     centre = geometry.centre
     for i, t in enumerate(data.times):
@@ -67,6 +99,9 @@ def main() -> int:
         default=tracker.LIKELIHOOD_TEMPERATURE,
         help="the trackers' likelihood temperature (default: the shipped %(default)s)",
     )
+    parser.add_argument(
+        "--terms", default=",".join(TERMS), help="likelihood terms to keep (default: %(default)s)"
+    )
     args = parser.parse_args()
     paths = sorted(p for p in args.cache_dir.glob(f"*-train-{args.setup}-*.npz") if _NAME.search(p.name))
     if not paths:
@@ -77,11 +112,19 @@ def main() -> int:
         )
         return 1
     tracker.LIKELIHOOD_TEMPERATURE = args.temperature
-    likelihood = LinkLikelihood.load()
+    shipped = LinkLikelihood.load()
+    kept = tuple(t for t in args.terms.split(",") if t)
+    if set(kept) - set(TERMS):
+        print(f"error: unknown terms in {args.terms!r}; known: {', '.join(TERMS)}", file=sys.stderr)
+        return 2
+    likelihood = SomeTerms(**{**dataclasses.asdict(shipped), "provenance": shipped.provenance}, kept=kept)
     errors: dict[str, list[float]] = {k: [] for k in ("moving", "moving centre", "still", "still centre")}
     for path in tqdm(paths, desc="replaying episodes"):
         replay(path, likelihood, errors)
-    print(f"*** SIMULATED training rooms, true count, temperature {args.temperature:g} ***")
+    print(
+        f"*** SIMULATED training rooms, true count, temperature {args.temperature:g}, "
+        f"terms {','.join(kept)} ***"
+    )
     print(f"{args.setup}: {len(paths)} episodes")
     for state in ("moving", "still"):
         print(

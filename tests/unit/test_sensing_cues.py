@@ -4,6 +4,7 @@ when it is told to."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -15,7 +16,8 @@ from appliance.pose.sensing.cues import (
     N_CUE_FEATURES,
     LinkCueExtractor,
     RoomCueExtractor,
-    cue_vector,
+    cue_vectors,
+    link_cues,
 )
 
 RATE_HZ = 100.0
@@ -83,7 +85,7 @@ def test_a_body_beating_at_a_known_frequency_lights_that_doppler_bin() -> None:
     assert cues is not None
     assert int(np.argmax(cues.doppler[2:])) + 2 == round(frequency)
     assert cues.beat > 5.0  # the one bin against the whole band's noise
-    vector = cue_vector(cues)
+    vector = cue_vectors([cues])[0]
     assert vector.shape == (N_CUE_FEATURES,)
     # The band holding 9 Hz is the strongest of the Doppler bands.
     bands = vector[5 : 5 + len(DOPPLER_BANDS_HZ)]
@@ -156,3 +158,30 @@ def test_a_calibration_shorter_than_a_reference_needs_still_makes_every_link_rea
         for stream in streams:
             room.push(stream.sample())
     assert room.room(6.0).links == ("a-b", "a-c")
+
+
+def test_a_room_of_links_read_together_gives_each_link_its_own_cues() -> None:
+    # The room's spectra are computed in one go for links whose windows share a shape; a link with
+    # three pairs, one that lost packets and one beating at 9 Hz must each read as they do alone.
+    streams = [Stream("a-b"), Stream("a-c", pairs=3), Stream("a-d")]
+    extractors = [LinkCueExtractor(s.link, RATE_HZ) for s in streams]
+    for step in range(800):
+        for stream, extractor in zip(streams, extractors, strict=True):
+            beating = stream.link == "a-d" and step >= 600  # after the empty room was learnt
+            modulation = 0.05 * math.cos(2 * math.pi * 9.0 * step / RATE_HZ) if beating else 0.0
+            sample = stream.sample(modulation=modulation)
+            if stream.link == "a-c" and step % 7 == 0:
+                sample = dataclasses.replace(sample, valid=False)
+            extractor.push(sample)
+        if step % 100 == 99 and step < 600:
+            for extractor in extractors:
+                extractor.learn(1.0)
+    together = link_cues(extractors)
+    for extractor, cues in zip(extractors, together, strict=True):
+        alone = extractor.cues()
+        assert cues is not None and alone is not None and cues.ready
+        np.testing.assert_allclose(cues.doppler, alone.doppler, rtol=1e-6)
+        assert (cues.beat, cues.profile_change, cues.rssi_change_db) == pytest.approx(
+            (alone.beat, alone.profile_change, alone.rssi_change_db)
+        )
+    assert int(np.argmax(together[2].doppler[2:])) + 2 == 9

@@ -104,3 +104,24 @@ def test_shadow_term_prefers_states_on_the_shadowed_link() -> None:
     features = state_features(states, np.zeros_like(states), tx, rx, WAVELENGTH)
     shadow, _, _ = likelihood.terms(cues, features)
     assert int(np.argmax(shadow)) == 0
+
+
+def test_shipped_shadow_term_reads_a_raised_link_as_a_body_near_it() -> None:
+    # Near its line of sight a body changes a link's RSSI either way by several dB (it blocks one path
+    # and adds or takes away others); only far from every link does the RSSI stay as in the empty room.
+    # A model that expects only a drop reads a 3 dB rise as "nobody near this link".
+    likelihood = LinkLikelihood.load()
+    tx, rx = np.array([[0.0, 2.0], [2.5, 0.0]]), np.array([[5.0, 2.0], [2.5, 4.0]])
+    cues = np.zeros((2, N_CUE_FEATURES), np.float32)
+    cues[0, 0] = 3.0 / RSSI_SCALE_DB  # link 0 up by 3 dB, link 1 as empty
+    on_link, far = np.array([[1.0, 2.0]]), np.array([[4.0, 3.5]])
+    states = np.concatenate([on_link, far])
+    shadow, _, _ = likelihood.terms(cues, state_features(states, np.zeros_like(states), tx, rx, WAVELENGTH))
+    assert shadow[0] > shadow[1]
+
+
+def test_shadow_spread_grows_towards_the_line_of_sight() -> None:
+    likelihood = LinkLikelihood(shadow_sigma_db=0.2, shadow_near_db=2.0, shadow_spread_m=0.5)
+    spread = likelihood.shadow_spread(np.array([0.0, 0.5, 1e9]))
+    # sigma_r + sigma_n s / (excess + s), by hand.
+    assert spread == pytest.approx([2.2, 1.2, 0.2])

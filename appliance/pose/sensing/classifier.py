@@ -1,6 +1,6 @@
 """The int8 model for what learning is good at here: how many people, and what they are doing.
 
-Input: the last ``STEPS`` readings, ``STEP_S`` apart, of every link's cue vector (``cues.cue_vector``)
+Input: the last ``STEPS`` readings, ``STEP_S`` apart, of every link's cue vector (``cues.cue_vectors``)
 beside that link's length over ``LENGTH_SCALE_M`` and whether an Atheros receiver measures it; up to
 ``MAX_LINKS`` links, the rest masked. Inside, one small network embeds each link at each step, the links
 are pooled (masked mean and max: any number of links, in any order), and a short convolution over the

@@ -32,8 +32,9 @@ never becomes part of the room.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -57,6 +58,9 @@ BREATHING_BAND_HZ = (0.1, 0.5)
 BREATHING_WINDOW_S = 30.0
 # The slow signals (profile, breathing) are kept as means over this many seconds.
 SLOW_STEP_S = 0.1
+# The breathing power is recomputed once a second, not at every reading: over a 30 s window a tenth of a
+# second changes it by nothing a reading could tell, and its spectrum is the costliest cue.
+BREATHING_EVERY_STEPS = 10
 # Amplitudes below this (normalized units, RMS = 1) are deep fades: floor them before the log.
 AMPLITUDE_FLOOR = 1e-2
 # A reference is usable after this many seconds of samples (the motion detector calibrates 10 s).
@@ -144,10 +148,13 @@ class LinkCueExtractor:
         self._times = np.full(self._capacity, np.nan)
         self._rssi = np.full(self._capacity, np.nan)
         self._amplitude = np.zeros((self._capacity, 1, N_TONES), np.float32)
+        self._log_shape = np.zeros((self._capacity, 1, N_TONES), np.float32)
         self._channel = np.zeros((self._capacity, 1, N_TONES), np.complex64)
         self._valid = np.zeros(self._capacity, bool)
         self._next = 0
         self._filled = 0
+        # Samples pushed but not yet settled (``_settle``): per-sample work is done per reading, in bulk.
+        self._pending = 0
         slow = round(BREATHING_WINDOW_S / SLOW_STEP_S)
         self._slow = np.full((slow, N_TONES), np.nan, np.float32)
         self._slow_next = 0
@@ -155,15 +162,19 @@ class LinkCueExtractor:
         self._slow_sum = np.zeros(N_TONES, np.float64)
         self._slow_count = 0
         self._slow_started: float | None = None
+        self._slow_steps = 0
+        self._breathing_power: float | None = None
+        self._breathing_at = 0
         self.reference = EmptyRoom()
         self._last_t: float | None = None
 
     def _reset(self, n_pairs: int) -> None:
         self._n_pairs = n_pairs
         self._amplitude = np.zeros((self._capacity, n_pairs, N_TONES), np.float32)
+        self._log_shape = np.zeros((self._capacity, n_pairs, N_TONES), np.float32)
         self._channel = np.zeros((self._capacity, n_pairs, N_TONES), np.complex64)
         self._valid[:] = False
-        self._filled = 0
+        self._filled = self._pending = 0
         self.reference = EmptyRoom()
 
     def push(self, sample: PreparedSample) -> None:
@@ -177,26 +188,45 @@ class LinkCueExtractor:
         if sample.valid:
             self._rssi[i] = sample.rssi_dbm
             self._amplitude[i] = sample.amplitude
-            shape = np.log(np.maximum(sample.amplitude, AMPLITUDE_FLOOR))
             if pairs > 1:
                 # One gain for all pairs: the packet's AGC is common, the chains' relative gains are not.
                 gain = sample.gain / np.sqrt(np.mean(sample.gain**2))
                 self._channel[i] = (sample.amplitude * gain[:, None]) * np.exp(1j * sample.phase)
-            self._slow_sum += shape.mean(axis=0)
-            self._slow_count += 1
-        if self._slow_started is None:
-            self._slow_started = sample.t_s
-        if sample.t_s - self._slow_started >= SLOW_STEP_S - 1e-9:
-            self._close_slow_step()
-            self._slow_started = sample.t_s
         self._next = (i + 1) % self._capacity
         self._filled = min(self._filled + 1, self._capacity)
+        self._pending += 1
+        if self._pending == self._capacity:
+            self._settle()
+
+    def _settle(self) -> None:
+        """The pending samples' log shapes, and the slow steps they close, in one go."""
+        n, self._pending = self._pending, 0
+        if n == 0:
+            return
+        index = (self._next - n + np.arange(n)) % self._capacity
+        shapes = self._log_shape[index] = np.log(np.maximum(self._amplitude[index], AMPLITUDE_FLOOR))
+        # Invalid samples add nothing to a slow step (their amplitudes are stale).
+        rows = np.where(self._valid[index][:, None], shapes.mean(axis=1, dtype=np.float64), 0.0)
+        valid = self._valid[index]
+        start = 0
+        for k, t in enumerate(self._times[index].tolist()):
+            if self._slow_started is None:
+                self._slow_started = t
+            if t - self._slow_started >= SLOW_STEP_S - 1e-9:
+                self._slow_sum += rows[start : k + 1].sum(axis=0)
+                self._slow_count += int(valid[start : k + 1].sum())
+                self._close_slow_step()
+                self._slow_started = t
+                start = k + 1
+        self._slow_sum += rows[start:].sum(axis=0)
+        self._slow_count += int(valid[start:].sum())
 
     def _close_slow_step(self) -> None:
         row = self._slow_sum / self._slow_count if self._slow_count else np.full(N_TONES, np.nan)
         self._slow[self._slow_next] = row
         self._slow_next = (self._slow_next + 1) % self._slow.shape[0]
         self._slow_filled = min(self._slow_filled + 1, self._slow.shape[0])
+        self._slow_steps += 1
         self._slow_sum[:] = 0.0
         self._slow_count = 0
 
@@ -207,51 +237,56 @@ class LinkCueExtractor:
         return index[self._valid[index]]
 
     def _shape(self, index: npt.NDArray[np.intp]) -> F64:
-        shape: F64 = np.log(np.maximum(self._amplitude[index], AMPLITUDE_FLOOR)).astype(np.float64)
+        shape: F64 = self._log_shape[index].astype(np.float64)
         return shape
 
-    def _doppler(self, index: npt.NDArray[np.intp]) -> F64 | None:
-        """Mean over pairs and tones of each 1 Hz bin's power, 0..DOPPLER_MAX_HZ, of the spectrum of the
-        gain-normalized amplitude (RMS 1 per packet, so a bin's power is a share of the received power;
-        linear rather than log, so that a tone in a deep fade does not outweigh the others)."""
-        n = round(WINDOW_S * self.rate_hz)
-        if index.size < 0.8 * n:
+    def _doppler_window(self, index: npt.NDArray[np.intp]) -> F32 | None:
+        """The amplitudes ``doppler_spectra`` reads, or None when too many of the window's were lost."""
+        if index.size < 0.8 * round(WINDOW_S * self.rate_hz):
             return None
-        shape = self._amplitude[index].astype(np.float64)
-        shape -= shape.mean(axis=0)
-        taper = np.hanning(index.size)[:, None, None]
-        # Zero-padded to one second at the nominal rate: bins land on whole hertz whatever was lost.
-        spectrum = np.fft.rfft(shape * taper, n=max(n, 2 * N_DOPPLER), axis=0)
-        power = np.mean(np.abs(spectrum) ** 2, axis=(1, 2)) / np.sum(taper**2)
-        freqs = np.fft.rfftfreq(max(n, 2 * N_DOPPLER), 1.0 / self.rate_hz)
-        bins: F64 = np.interp(np.arange(N_DOPPLER), freqs, power)
-        return bins
+        window: F32 = self._amplitude[index]
+        return window
 
-    def _breathing(self) -> float | None:
+    def _doppler(self, index: npt.NDArray[np.intp]) -> F64 | None:
+        window = self._doppler_window(index)
+        return None if window is None else doppler_spectra(window[None], self.rate_hz)[0]
+
+    def _slow_rows(self) -> F64 | None:
+        """The slow shape's last ``BREATHING_WINDOW_S``, oldest first (what ``breathing_powers`` reads),
+        or None before there are that many."""
         if self._slow_filled < self._slow.shape[0]:
             return None
-        rows = np.roll(self._slow, -self._slow_next, axis=0).astype(np.float64)
+        rows: F64 = np.roll(self._slow, -self._slow_next, axis=0).astype(np.float64)
         if np.isnan(rows).any():
             rows = np.where(np.isnan(rows), np.nanmean(rows, axis=0), rows)
-        steps = np.arange(rows.shape[0], dtype=np.float64)
-        # Remove each tone's straight-line trend: drift is slower than breathing.
-        centred = steps - steps.mean()
-        rows -= rows.mean(axis=0)
-        rows -= np.outer(centred, centred @ rows / (centred @ centred))
-        spectrum = np.abs(np.fft.rfft(rows * np.hanning(rows.shape[0])[:, None], axis=0)) ** 2
-        freqs = np.fft.rfftfreq(rows.shape[0], SLOW_STEP_S)
-        band = (freqs >= BREATHING_BAND_HZ[0]) & (freqs <= BREATHING_BAND_HZ[1])
-        return float(spectrum[band].mean())
+        return rows
+
+    def _breathing_due(self) -> F64 | None:
+        """The slow rows when the breathing power is due to be recomputed, else None."""
+        fresh = self._slow_steps - self._breathing_at < BREATHING_EVERY_STEPS
+        if self._breathing_power is not None and fresh:
+            return None
+        return self._slow_rows()
+
+    def _set_breathing(self, power: float) -> None:
+        self._breathing_power, self._breathing_at = power, self._slow_steps
+
+    def _breathing(self) -> float | None:
+        rows = self._breathing_due()
+        if rows is not None:
+            self._set_breathing(float(breathing_powers(rows[None])[0]))
+        return self._breathing_power
 
     def _profile(self, index: npt.NDArray[np.intp]) -> F64 | None:
         if index.size < 0.5 * STILL_WINDOW_S * self.rate_hz:
             return None
-        profile: F64 = self._shape(index).mean(axis=0)
+        profile: F64 = self._log_shape[index].mean(axis=0, dtype=np.float64)
         return profile
 
     def learn(self, seconds: float, *, adapt: bool = False) -> None:
         """Fold the latest ``seconds`` into the empty-room reference: by plain averaging while calibrating,
         with ``ADAPT_TIME_CONSTANT_S`` when ``adapt`` (the room is confidently empty, long after)."""
+        self._settle()
         recent = self._recent(seconds)
         window = self._recent(WINDOW_S)
         doppler = self._doppler(window)
@@ -274,12 +309,11 @@ class LinkCueExtractor:
 
     def cues(self) -> LinkCues | None:
         """The cues over the latest samples; None before there is a full window."""
-        if self._last_t is None:
-            return None
-        window = self._recent(WINDOW_S)
-        doppler = self._doppler(window)
-        if doppler is None:
-            return None
+        return link_cues([self])[0]
+
+    def _cues(self, window: npt.NDArray[np.intp], doppler: F64, breathing: float | None) -> LinkCues:
+        """The cues, given the window's Doppler spectrum and the breathing power (``link_cues``)."""
+        assert self._last_t is not None
         ref = self.reference
         if not ref.ready or ref.doppler.value is None or ref.rssi.value is None or ref.shape.value is None:
             return LinkCues(
@@ -298,7 +332,7 @@ class LinkCueExtractor:
             )
         noise = np.maximum(ref.doppler.value, NOISE_FLOOR)
         ratio = doppler / noise
-        motion = np.arange(N_DOPPLER) >= MOTION_BAND_HZ
+        motion = slice(math.ceil(MOTION_BAND_HZ), None)
         still = self._recent(STILL_WINDOW_S)
         profile = self._profile(still)
         profile_change = 0.0
@@ -307,11 +341,12 @@ class LinkCueExtractor:
             # at these rates in an empty room; correlated noise only makes this conservative).
             z2 = (profile - ref.shape.value) ** 2 / (ref.shape_noise() / still.size)
             profile_change = float(np.mean(z2))
-        breathing = self._breathing()
         breathing_ratio = 1.0
         if breathing is not None and ref.breathing.value is not None:
             breathing_ratio = breathing / max(float(ref.breathing.value[0]), NOISE_FLOOR)
-        rssi = float(np.nanmean(self._rssi[window]))
+        rssi_window = self._rssi[window]
+        known = rssi_window[~np.isnan(rssi_window)]
+        rssi = float(known.mean()) if known.size else math.nan
         # The normalized amplitude's power is a share of the received power: as dBm, the echo's own power.
         echo_dbm = 10 * math.log10(max(float(doppler[motion].sum()), NOISE_FLOOR)) + rssi
         return LinkCues(
@@ -351,6 +386,77 @@ class LinkCueExtractor:
         return covariance
 
 
+def doppler_spectra(amplitude: F32, rate_hz: float) -> F64:
+    """(B, N_DOPPLER): for B windows of amplitudes (B, n, pairs, tones), the mean over pairs and tones of
+    each 1 Hz bin's power, 0..DOPPLER_MAX_HZ, of the spectrum of the gain-normalized amplitude (RMS 1 per
+    packet, so a bin's power is a share of the received power; linear rather than log, so that a tone in
+    a deep fade does not outweigh the others)."""
+    n = round(WINDOW_S * rate_hz)
+    shape = amplitude.astype(np.float64)
+    shape -= shape.mean(axis=1, keepdims=True)
+    taper = np.hanning(shape.shape[1])[:, None, None]
+    # Zero-padded to one second at the nominal rate: bins land on whole hertz whatever was lost.
+    spectrum = np.fft.rfft(shape * taper, n=max(n, 2 * N_DOPPLER), axis=1)
+    power = np.mean(np.abs(spectrum) ** 2, axis=(2, 3)) / np.sum(taper**2)
+    freqs = np.fft.rfftfreq(max(n, 2 * N_DOPPLER), 1.0 / rate_hz)
+    bins: F64 = np.stack([np.interp(np.arange(N_DOPPLER), freqs, p) for p in power])
+    return bins
+
+
+def breathing_powers(rows: F64) -> F64:
+    """(B,): the breathing band's mean power in B slow shapes (B, steps, tones), each tone's straight-line
+    trend removed first (drift is slower than breathing)."""
+    steps = np.arange(rows.shape[1], dtype=np.float64)
+    centred = steps - steps.mean()
+    rows = rows - rows.mean(axis=1, keepdims=True)
+    rows -= centred[None, :, None] * (np.einsum("s,bst->bt", centred, rows) / (centred @ centred))[:, None]
+    spectrum = np.abs(np.fft.rfft(rows * np.hanning(rows.shape[1])[:, None], axis=1)) ** 2
+    freqs = np.fft.rfftfreq(rows.shape[1], SLOW_STEP_S)
+    band = (freqs >= BREATHING_BAND_HZ[0]) & (freqs <= BREATHING_BAND_HZ[1])
+    powers: F64 = spectrum[:, band].mean(axis=(1, 2))
+    return powers
+
+
+def _by_shape(
+    compute: Callable[[npt.NDArray[Any]], F64], inputs: Sequence[npt.NDArray[Any] | None]
+) -> list[F64 | None]:
+    """``compute`` over the inputs stacked, once per shape among them: one FFT for the room's links
+    rather than one per link. None stays None."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, x in enumerate(inputs):
+        if x is not None:
+            groups.setdefault(x.shape, []).append(i)
+    results: list[F64 | None] = [None] * len(inputs)
+    for members in groups.values():
+        stacked = np.stack([x for i in members if (x := inputs[i]) is not None])
+        for i, result in zip(members, compute(stacked), strict=True):
+            results[i] = result
+    return results
+
+
+def link_cues(extractors: Sequence[LinkCueExtractor]) -> list[LinkCues | None]:
+    """Each extractor's cues now (None before it has a full window), the spectra of all of them computed
+    together. Their rate is one (a room's links are prepared at one rate)."""
+    if not extractors:
+        return []
+    rate_hz = extractors[0].rate_hz
+    for extractor in extractors:
+        extractor._settle()
+    windows = [e._recent(WINDOW_S) if e._last_t is not None else None for e in extractors]
+    amplitudes = [
+        e._doppler_window(w) if w is not None else None for e, w in zip(extractors, windows, strict=True)
+    ]
+    dopplers = _by_shape(lambda x: doppler_spectra(x, rate_hz), amplitudes)
+    due = [e._breathing_due() if d is not None else None for e, d in zip(extractors, dopplers, strict=True)]
+    for extractor, power in zip(extractors, _by_shape(breathing_powers, due), strict=True):
+        if power is not None:
+            extractor._set_breathing(float(power))
+    return [
+        None if d is None or w is None else e._cues(w, d, e._breathing_power)
+        for e, w, d in zip(extractors, windows, dopplers, strict=True)
+    ]
+
+
 # Doppler bands of the cue vector, hertz: a drift/sway floor, gait, brisk limbs, fast swings and falls.
 DOPPLER_BANDS_HZ = ((2, 4), (4, 8), (8, 16), (16, DOPPLER_MAX_HZ + 1))
 N_CUE_FEATURES = 12
@@ -365,32 +471,41 @@ ABSOLUTE_CENTRE_DBM = -60.0
 ABSOLUTE_SCALE_DB = 20.0
 
 
-def cue_vector(cues: LinkCues) -> F32:
-    """``[N_CUE_FEATURES]`` of one link, for the likelihood and the classifier: RSSI change, the empty
+def cue_vectors(cues: Sequence[LinkCues]) -> F32:
+    """``[L, N_CUE_FEATURES]`` of L links, for the likelihood and the classifier: RSSI change, the empty
     room's RSSI, log beat, the echo's power, log profile change, log power in each of
     ``DOPPLER_BANDS_HZ``, the frequencies below which half and nine tenths of the Doppler excess lie (the
     torso's and the limbs' bistatic Doppler), log breathing power, each scaled."""
-    bands = [float(np.mean(cues.doppler[low:high])) for low, high in DOPPLER_BANDS_HZ]
-    excess = np.maximum(cues.doppler.astype(np.float64) - DOPPLER_EXCESS, 0.0)
-    excess[: int(MOTION_BAND_HZ)] = 0.0
-    total = float(excess.sum())
-    if total > 0:
-        cumulative = np.cumsum(excess) / total
-        edges = [float(np.searchsorted(cumulative, q)) for q in (0.5, 0.9)]
-    else:
-        edges = [0.0, 0.0]
-    values = [
-        float(np.clip(cues.rssi_change_db / RSSI_SCALE_DB, -3.0, 3.0)),
-        (cues.rssi_empty_dbm - ABSOLUTE_CENTRE_DBM) / ABSOLUTE_SCALE_DB,
-        math.log(max(cues.beat, 1e-3)) / LOG_SCALE,
-        (cues.echo_dbm - ABSOLUTE_CENTRE_DBM) / ABSOLUTE_SCALE_DB,
-        math.log1p(max(cues.profile_change, 0.0)) / LOG_SCALE,
-        *(math.log(max(b, 1e-3)) / LOG_SCALE for b in bands),
-        *(edge / DOPPLER_SCALE_HZ for edge in edges),
-        math.log(max(cues.breathing, 1e-3)) / LOG_SCALE,
+    if not cues:
+        return np.zeros((0, N_CUE_FEATURES), np.float32)
+    doppler = np.stack([c.doppler for c in cues]).astype(np.float64)
+    scalars = np.array(
+        [
+            (c.rssi_change_db, c.rssi_empty_dbm, c.beat, c.echo_dbm, c.profile_change, c.breathing)
+            for c in cues
+        ]
+    )
+    rssi_change, rssi_empty, beat, echo, profile_change, breathing = scalars.T
+    bands = np.stack([doppler[:, low:high].mean(axis=1) for low, high in DOPPLER_BANDS_HZ], axis=1)
+    excess = np.maximum(doppler - DOPPLER_EXCESS, 0.0)
+    excess[:, : int(MOTION_BAND_HZ)] = 0.0
+    total = excess.sum(axis=1, keepdims=True)
+    cumulative = np.cumsum(excess, axis=1) / np.where(total > 0, total, 1.0)
+    # The first bin where the cumulative share reaches q (searchsorted's left side); 0 without excess.
+    edges = np.stack([np.sum(cumulative < q, axis=1) for q in (0.5, 0.9)], axis=1).astype(np.float64)
+    edges[total[:, 0] <= 0] = 0.0
+    columns = [
+        np.clip(rssi_change / RSSI_SCALE_DB, -3.0, 3.0),
+        (rssi_empty - ABSOLUTE_CENTRE_DBM) / ABSOLUTE_SCALE_DB,
+        np.log(np.maximum(beat, 1e-3)) / LOG_SCALE,
+        (echo - ABSOLUTE_CENTRE_DBM) / ABSOLUTE_SCALE_DB,
+        np.log1p(np.maximum(profile_change, 0.0)) / LOG_SCALE,
+        *(np.log(np.maximum(bands, 1e-3)) / LOG_SCALE).T,
+        *(edges / DOPPLER_SCALE_HZ).T,
+        np.log(np.maximum(breathing, 1e-3)) / LOG_SCALE,
     ]
-    vector: F32 = np.clip(np.asarray(values, np.float32), -3.0, 3.0)
-    return vector
+    vectors: F32 = np.clip(np.stack(columns, axis=1).astype(np.float32), -3.0, 3.0)
+    return vectors
 
 
 @dataclass(frozen=True, slots=True)
@@ -456,12 +571,6 @@ class RoomCueExtractor:
 
     def room(self, t_s: float) -> RoomCues:
         """The cues of every link whose reference is ready, in link-id order."""
-        ready = []
-        for link in sorted(self.extractors):
-            cues = self.extractors[link].cues()
-            if cues is not None and cues.ready:
-                ready.append(cues)
-        vectors = (
-            np.stack([cue_vector(c) for c in ready]) if ready else np.zeros((0, N_CUE_FEATURES), np.float32)
-        )
-        return RoomCues(t_s, tuple(c.link for c in ready), vectors, tuple(ready))
+        measured = link_cues([self.extractors[link] for link in sorted(self.extractors)])
+        ready = [c for c in measured if c is not None and c.ready]
+        return RoomCues(t_s, tuple(c.link for c in ready), cue_vectors(ready), tuple(ready))

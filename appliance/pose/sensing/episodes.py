@@ -146,16 +146,22 @@ def _pelvis(truth: SceneTruth) -> dict[int, F64]:
 
 
 def ticks(
-    ep: Episode, extractor: RoomCueExtractor | None = None, settings: PrepSettings | None = None
+    ep: Episode,
+    extractor: RoomCueExtractor | None = None,
+    settings: PrepSettings | None = None,
+    impairments: Impairments | None = None,
 ) -> Iterator[Tick]:
     """Every ``TICK_S`` of the episode after calibration: the room's cues and the truth.
 
     ``extractor`` may be the one a ``RoomSensing`` owns, so that its reference adaptation takes part.
+    ``impairments`` default to every realism switch on; others are for measuring what each one costs.
     """
     settings = settings or PrepSettings()
     n_rx = {f"{tx.id}-{rx.id}": rx.antennas for tx, rx in ep.room.links}
     extractor = extractor or RoomCueExtractor(settings.rate_hz, CALIBRATION_S, n_rx)
-    simulator = RoomSimulator(ep.room, ep.scenario, seed=ep.seed, snr_db=ep.snr_db, impairments=Impairments())
+    simulator = RoomSimulator(
+        ep.room, ep.scenario, seed=ep.seed, snr_db=ep.snr_db, impairments=impairments or Impairments()
+    )
     preparers: dict[str, LinkPreparer] = {}
     falling_until: dict[int, float] = {}
     while simulator.t_s < ep.duration_s - 1e-9:
@@ -215,11 +221,11 @@ class EpisodeData:
     static_covariances: npt.NDArray[np.complex64]
 
 
-def collect(ep: Episode) -> EpisodeData:
-    """Run an episode and keep its ticks as arrays."""
+def collect(ep: Episode, impairments: Impairments | None = None) -> EpisodeData:
+    """Run an episode and keep its ticks as arrays (``impairments``: see ``ticks``)."""
     links = tuple(ep.room.link_ids)
     column = {link: i for i, link in enumerate(links)}
-    rows = list(ticks(ep))
+    rows = list(ticks(ep, impairments=impairments))
     t = len(rows)
     cues = np.full((t, len(links), N_CUE_FEATURES), np.nan, np.float32)
     positions = np.full((t, MAX_PERSONS, 2), np.nan)

@@ -5,9 +5,12 @@ states at once (the tracker's particles). It is a physical model with a handful 
 by regression on simulated training rooms (``appliance.pose.training.likelihood``), never on the rooms
 the evaluation uses:
 
-- **Shadow.** A body near a link's line of sight takes power off it: the RSSI change against the empty
-  room is -A exp(-excess / lambda) dB, with spread sigma_r (fading makes the rest of the room a few tenths
-  of a dB either way).
+- **Shadow.** A body near a link's line of sight changes its power: the RSSI change against the empty
+  room is -A exp(-excess / lambda) dB on average, but either way by several dB near the link (the body
+  blocks one path and adds or takes away others), so its spread is sigma_r + sigma_n s / (excess + s):
+  a few tenths of a dB for a body far from the link, several on its line of sight. Measured on the
+  training rooms (``bench/cue_localisation.py``), the size of the change says how near a body is far
+  better than its sign.
 - **Echo.** A moving body's echo arrives with power proportional to 1 / (d_tx^2 d_rx^2) (bistatic radar
   equation). Its absolute level depends on the body and how it moves, so only the pattern across links
   counts: the links' echo powers (dBm) less a * 10 log10(1 / (d_tx^2 d_rx^2)), each less their mean over
@@ -49,7 +52,7 @@ DEFAULT_LIKELIHOOD = MODELS_DIR / "link-likelihood-v1.json"
 # Student-t degrees of freedom of every term.
 DEGREES_OF_FREEDOM = 4.0
 
-# Columns of ``cues.cue_vector`` and ``geometry.state_features`` this model reads.
+# Columns of ``cues.cue_vectors`` and ``geometry.state_features`` this model reads.
 _RSSI_CHANGE, _BEAT, _ECHO, _F50 = 0, 2, 3, 9
 _EXCESS, _LOG_TX, _LOG_RX, _DOPPLER = 0, 3, 4, 6
 
@@ -65,6 +68,8 @@ class LinkLikelihood:
     shadow_db: float = 1.5
     shadow_scale_m: float = 0.15
     shadow_sigma_db: float = 1.0
+    shadow_near_db: float = 0.0
+    shadow_spread_m: float = 0.1
     echo_slope: float = 1.0
     echo_sigma_db: float = 4.0
     # Links whose beat power is at least this many times the empty room's hear the echo.
@@ -92,8 +97,11 @@ class LinkLikelihood:
         cues = cue_vectors.astype(np.float64)
         states = state_features.astype(np.float64)
         rssi_change = cues[:, _RSSI_CHANGE] * RSSI_SCALE_DB
-        expected = -self.shadow_db * np.exp(-states[..., _EXCESS] / self.shadow_scale_m)
-        shadow = _student(rssi_change - expected, self.shadow_sigma_db).sum(axis=-1)
+        excess = states[..., _EXCESS]
+        expected = -self.shadow_db * np.exp(-excess / self.shadow_scale_m)
+        sigma = self.shadow_spread(excess)
+        # The spread depends on the state, so its normalization does too.
+        shadow = (_student(rssi_change - expected, sigma) - np.log(sigma)).sum(axis=-1)
 
         beat = np.exp(cues[:, _BEAT] * LOG_SCALE)
         hears = beat >= self.echo_min_beat
@@ -112,6 +120,13 @@ class LinkLikelihood:
             predicted = self.doppler_slope * states[:, measured, _DOPPLER] * DOPPLER_SCALE_HZ
             doppler = _student(f50[measured] - predicted, self.doppler_sigma_hz).sum(axis=-1)
         return shadow, echo, doppler
+
+    def shadow_spread(self, excess: F64) -> F64:
+        """The RSSI change's spread (dB) for a body whose path via it is ``excess`` m longer."""
+        spread: F64 = self.shadow_sigma_db + self.shadow_near_db * self.shadow_spread_m / (
+            excess + self.shadow_spread_m
+        )
+        return spread
 
     def score(self, cue_vectors: F32, state_features: F32) -> F64:
         """(N,) log-likelihood (up to a constant) of N states; see ``terms``."""
@@ -168,7 +183,7 @@ def beam_power(
     return power
 
 
-def _student(residual: F64, sigma: float) -> F64:
+def _student(residual: F64, sigma: float | F64) -> F64:
     """Log density of a Student-t residual, up to a constant."""
     z2 = (residual / sigma) ** 2
     log_density: F64 = -0.5 * (DEGREES_OF_FREEDOM + 1) * np.log1p(z2 / DEGREES_OF_FREEDOM)

@@ -2,7 +2,8 @@
 
 ``data`` simulates the training episodes of every setup into a cache (one ``.npz`` per episode; what is
 there already is kept). ``build --out appliance/pose/models/`` fits the link likelihood's constants,
-trains the count/activity classifier, exports it as int8 TFLite, and writes provenance beside each.
+trains the count/activity classifier (unless ``--likelihood-only``), exports it as int8 TFLite, and
+writes provenance beside each.
 The held-out evaluation is a command of the appliance: ``invispose eval sensing``.
 """
 
@@ -47,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--scale", type=float, default=1.0, help="multiply every episode count (%(default)s)")
     data.add_argument("--workers", type=int, default=2, help="simulation processes (%(default)s)")
     build.add_argument("--out", type=Path, required=True, help="folder for the model files")
+    build.add_argument(
+        "--likelihood-only",
+        action="store_true",
+        help="fit the link likelihood only and keep the classifier (its cues are unchanged)",
+    )
     build.add_argument("--epochs", type=int, default=15, help="classifier epochs (%(default)s)")
     build.add_argument("--seed", type=int, default=20261204, help="training seed (%(default)s)")
     build.add_argument("--falling-weight", type=float, default=4.0, help="weight of 'falling' (%(default)s)")
@@ -117,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     fitted.save(out / LIKELIHOOD_FILE)
     print(f"likelihood: {fitted}")
+    if args.likelihood_only:
+        return 0
 
     import tensorflow as tf
 

@@ -1,8 +1,9 @@
 """Fitting ``LinkLikelihood``'s constants by regression on simulated training episodes.
 
 Every tick with exactly one person in the room gives, per ready link, the cues beside what the true state
-is to that link; each term's constants are the least-squares fit of the cue on its physical predictor,
-and each spread the robust standard deviation (1.4826 MAD) of what is left.
+is to that link; the echo and Doppler terms' constants are the least-squares fit of the cue on its
+physical predictor, and each spread the robust standard deviation (1.4826 MAD) of what is left. The
+shadow term, whose spread depends on the state, is fitted by maximum likelihood under its own Student-t.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from scipy.optimize import minimize
+from scipy.stats import spearmanr
 
 from appliance.csi.simulator.room import HALF_WAVELENGTH_2G4_M
 from appliance.pose.sensing.cues import (
@@ -23,12 +26,16 @@ from appliance.pose.sensing.cues import (
 )
 from appliance.pose.sensing.episodes import MAX_CHAINS, EpisodeData
 from appliance.pose.sensing.geometry import array_axis, state_features, steering
-from appliance.pose.sensing.likelihood import AOA_FLOOR, LinkLikelihood, beam_power
+from appliance.pose.sensing.likelihood import (
+    AOA_FLOOR,
+    DEGREES_OF_FREEDOM,
+    LinkLikelihood,
+    beam_power,
+)
 
 F64 = npt.NDArray[np.float64]
 
 WAVELENGTH_M = 0.1229  # 2437 MHz, the channel of every simulated room
-SHADOW_SCALES_M = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
 MOVING_M_S = 0.3
 ECHO_MIN_BEAT = 2.0
 MIN_ECHO_LINKS = 3
@@ -99,6 +106,35 @@ def fit_aoa_weight(episodes: Sequence[EpisodeData]) -> tuple[float, int]:
     return best, sum(len(logs) for logs, _ in readings)
 
 
+def fit_shadow(rssi_change: F64, excess: F64) -> LinkLikelihood:
+    """A likelihood whose shadow term (the ``shadow_*`` constants; the rest default) maximizes its
+    likelihood of the RSSI changes ``rssi_change`` (dB) of links whose path via the body is ``excess`` m
+    longer."""
+
+    def constants(theta: F64) -> LinkLikelihood:
+        amplitude, *logs = (float(v) for v in theta)
+        scale, sigma, near, spread = np.exp(logs)
+        return LinkLikelihood(
+            shadow_db=amplitude,
+            shadow_scale_m=float(scale),
+            shadow_sigma_db=float(sigma),
+            shadow_near_db=float(near),
+            shadow_spread_m=float(spread),
+        )
+
+    def negative_log_likelihood(theta: F64) -> float:
+        model = constants(theta)
+        expected = -model.shadow_db * np.exp(-excess / model.shadow_scale_m)
+        sigma = model.shadow_spread(excess)
+        z2 = ((rssi_change - expected) / sigma) ** 2
+        log_density = -np.log(sigma) - 0.5 * (DEGREES_OF_FREEDOM + 1) * np.log1p(z2 / DEGREES_OF_FREEDOM)
+        return -float(np.mean(log_density))
+
+    start = np.array([1.0, np.log(0.1), np.log(0.5), np.log(2.0), np.log(0.05)])
+    result = minimize(negative_log_likelihood, start, method="Nelder-Mead", options={"maxiter": 4000})
+    return constants(result.x)
+
+
 def fit(episodes: Sequence[EpisodeData]) -> LinkLikelihood:
     """The constants that best explain the single-person ticks of ``episodes``."""
     rssi, excess = [], []
@@ -131,16 +167,7 @@ def fit(episodes: Sequence[EpisodeData]) -> LinkLikelihood:
             f50.append(cues[measured, 9] * DOPPLER_SCALE_HZ)
             doppler.append(states[measured, 6] * DOPPLER_SCALE_HZ)
     r, e = np.concatenate(rssi), np.concatenate(excess)
-    best: tuple[float, float, float] | None = None
-    for scale in SHADOW_SCALES_M:
-        x = np.exp(-e / scale)
-        amplitude = -float(x @ r / (x @ x))
-        residual = r + amplitude * x
-        sigma = _robust_sigma(residual)
-        if best is None or float(np.mean(residual**2)) < best[2]:
-            best = (amplitude, scale, float(np.mean(residual**2)))
-            shadow_sigma = sigma
-    assert best is not None
+    shadow = fit_shadow(r, e)
     p, s = np.concatenate(echo_power), np.concatenate(echo_spreading)
     echo_slope = float(s @ p / (s @ s))
     f, d = np.concatenate(f50), np.concatenate(doppler)
@@ -153,9 +180,11 @@ def fit(episodes: Sequence[EpisodeData]) -> LinkLikelihood:
         "aoa_samples": aoa_samples,
     }
     return LinkLikelihood(
-        shadow_db=max(best[0], 0.0),
-        shadow_scale_m=best[1],
-        shadow_sigma_db=max(shadow_sigma, 0.1),
+        shadow_db=shadow.shadow_db,
+        shadow_scale_m=shadow.shadow_scale_m,
+        shadow_sigma_db=shadow.shadow_sigma_db,
+        shadow_near_db=shadow.shadow_near_db,
+        shadow_spread_m=shadow.shadow_spread_m,
         echo_slope=echo_slope,
         echo_sigma_db=max(_robust_sigma(p - echo_slope * s), 0.5),
         echo_min_beat=ECHO_MIN_BEAT,
@@ -165,7 +194,8 @@ def fit(episodes: Sequence[EpisodeData]) -> LinkLikelihood:
         provenance={
             "fitted_on": counts,
             "correlations": {
-                "shadow": round(float(np.corrcoef(r, np.exp(-e / best[1]))[0, 1]), 3),
+                "shadow": round(float(np.corrcoef(r, np.exp(-e / shadow.shadow_scale_m))[0, 1]), 3),
+                "shadow_size": round(float(spearmanr(np.abs(r), -e).statistic), 3),
                 "echo": round(float(np.corrcoef(p, s)[0, 1]), 3),
                 "doppler": round(float(np.corrcoef(f, d)[0, 1]), 3),
             },
